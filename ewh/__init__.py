@@ -1,0 +1,1 @@
+"""engagement_warehouse: ingestion, the collector and the `ewh` command line."""

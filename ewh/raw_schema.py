@@ -1,0 +1,62 @@
+"""The raw layer's tables. The loader owns them; dbt reads them as sources.
+
+All timestamps are naive TIMESTAMP values in UTC (portable to Spark).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+RAW_DDL = """
+create schema if not exists raw;
+
+-- One row per accepted event. message_id is unique (the loader guarantees it).
+create table if not exists raw.events (
+    message_id      varchar not null,   -- Segment messageId, the idempotency key
+    message_type    varchar not null,   -- track | identify | page | screen | alias | group
+    event_name      varchar,            -- track: event; page/screen: name
+    user_id         varchar,
+    anonymous_id    varchar,
+    occurred_at     timestamp,          -- the client's timestamp, UTC, as sent (not skew-corrected)
+    sent_at         timestamp,          -- the client's sentAt, UTC
+    received_at     timestamp not null, -- when the collector received it, UTC
+    payload         varchar not null,   -- the original JSON message
+    source          varchar not null,   -- 'file:<path>:<line>' or 'http:<request id>'
+    file_checksum   varchar,            -- sha256 of the source file
+    load_id         varchar not null,
+    loaded_at       timestamp not null
+);
+
+-- One row per refused record: nothing is silently dropped.
+create table if not exists raw.events_rejected (
+    source          varchar not null,   -- 'file:<path>:<line>' or 'http:<request id>'
+    line_number     bigint,
+    message_id      varchar,            -- when it could be read
+    reason          varchar not null,   -- machine code, e.g. missing_field, invalid_timestamp
+    field           varchar,            -- the offending field, e.g. messageId, timestamp
+    detail          varchar not null,   -- human sentence naming record, field and expectation
+    raw_text        varchar not null,   -- the record exactly as read
+    file_checksum   varchar,
+    load_id         varchar not null,
+    rejected_at     timestamp not null
+);
+
+-- One row per loaded file. rows_read = rows_loaded + rows_duplicate + rows_rejected.
+create table if not exists raw.load_manifest (
+    load_id         varchar not null,
+    file_path       varchar not null,
+    file_checksum   varchar not null,
+    file_bytes      bigint not null,
+    rows_read       bigint not null,
+    rows_loaded     bigint not null,
+    rows_duplicate  bigint not null,
+    rows_rejected   bigint not null,
+    started_at      timestamp not null,
+    finished_at     timestamp not null
+);
+"""
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw schema and its tables when missing (idempotent)."""
+    con.execute(RAW_DDL)
