@@ -1,0 +1,23 @@
+"""The Dagster code location: `dagster dev -m orchestration.definitions`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.defs.ingest import build_landing_sensor, raw_load
+from orchestration.defs.quality import quality_checks
+from orchestration.defs.schedules import hourly_refresh_schedule, refresh_job
+from orchestration.defs.segments import export_assets
+from orchestration.defs.transform import warehouse_dbt_models
+from orchestration.resources import build_resources
+
+defs = dg.Definitions(
+    assets=[raw_load, warehouse_dbt_models, *export_assets],
+    asset_checks=quality_checks,
+    jobs=[refresh_job],
+    schedules=[hourly_refresh_schedule],
+    sensors=[build_landing_sensor(refresh_job)],
+    resources=build_resources(),
+    # One DuckDB file has one writer: run every step of a run in one process, in order.
+    executor=dg.in_process_executor,
+)

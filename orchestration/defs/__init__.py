@@ -1,0 +1,1 @@
+"""Definitions by area: ingest, transform, segments, quality, schedules."""
