@@ -186,6 +186,9 @@ def parse_timestamp(value: str) -> datetime | None:
     if len(value) < 16 or len(value) > 40:
         return None
     try:
+        if value[-1] == "Z":  # the common case, and the cheapest: already UTC
+            parsed = datetime.fromisoformat(value[:-1])
+            return parsed if parsed.tzinfo is None else None
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None

@@ -196,14 +196,24 @@ class _World:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
 
+_MINUTE_PREFIX: dict[int, str] = {}  # minute -> "YYYY-MM-DDTHH:MM"; strftime is the hot spot
+
+
 def _iso(ms: int, offset_min: int | None = None) -> str:
+    """ISO-8601 with milliseconds: `...Z`, or local time with a `+HH:MM` offset."""
+    local = ms if offset_min is None else ms + offset_min * MINUTE
+    minute, rest = divmod(local, MINUTE)
+    prefix = _MINUTE_PREFIX.get(minute)
+    if prefix is None:
+        if len(_MINUTE_PREFIX) > 1_000_000:
+            _MINUTE_PREFIX.clear()
+        prefix = _MINUTE_PREFIX[minute] = f"{_EPOCH + timedelta(minutes=minute):%Y-%m-%dT%H:%M}"
     if offset_min is None:
-        dt = _EPOCH + timedelta(milliseconds=ms)
-        return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
-    dt = _EPOCH + timedelta(milliseconds=ms + offset_min * MINUTE)
-    sign = "+" if offset_min >= 0 else "-"
-    hh, mm = divmod(abs(offset_min), 60)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}{sign}{hh:02d}:{mm:02d}"
+        suffix = "Z"
+    else:
+        hh, mm = divmod(abs(offset_min), 60)
+        suffix = f"{'+' if offset_min >= 0 else '-'}{hh:02d}:{mm:02d}"
+    return f"{prefix}:{rest // 1000:02d}.{rest % 1000:03d}{suffix}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,8 +99,10 @@ def expand_paths(patterns: Iterable[str | Path]) -> list[Path]:
 
 def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run: bool = False,
                *, chunk_lines: int = CHUNK_LINES) -> list[FileLoadResult]:
-    """Load each file in its own transaction; a dry run does the same work, then rolls back.
+    """Load each file in its own transaction, in the order given.
 
+    A dry run does the same work inside one transaction that is rolled back at the end, so its
+    counts (duplicates across files included) match a real run and nothing is written.
     Raises on operational errors (unreadable file, database failure); that file's transaction
     is rolled back and files already loaded stay loaded.
     """
@@ -111,33 +113,43 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
         warehouse.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(warehouse))
     try:
-        if not dry_run:
-            ensure_raw_tables(con)
-        return [_load_one(con, Path(p).resolve(), dry_run, chunk_lines) for p in paths]
+        files = [Path(p).resolve() for p in paths]
+        if dry_run:
+            con.execute("begin transaction")
+            try:
+                ensure_raw_tables(con)
+                return [_load_one(con, path, chunk_lines, "dry_run") for path in files]
+            finally:
+                con.execute("rollback")
+        ensure_raw_tables(con)
+        return [_load_in_transaction(con, path, chunk_lines) for path in files]
     finally:
         con.close()
 
 
-def _load_one(con: duckdb.DuckDBPyConnection, path: Path, dry_run: bool,
-              chunk_lines: int) -> FileLoadResult:
-    checksum, size = file_checksum(path)
+def _load_in_transaction(con: duckdb.DuckDBPyConnection, path: Path,
+                         chunk_lines: int) -> FileLoadResult:
     con.execute("begin transaction")
     try:
-        if dry_run:
-            ensure_raw_tables(con)  # inside the transaction, so rolled back with the rest
-        if _already_loaded(con, checksum):
-            con.execute("rollback")
-            return FileLoadResult(path, checksum, "skipped", file_bytes=size)
-        ctx = _FileContext(path, checksum, str(uuid.uuid4()), utc_now())
-        counts = _Counts()
-        for chunk in _chunks(path, chunk_lines):
-            _load_chunk(con, ctx, chunk, counts)
-        _write_manifest(con, ctx, size, counts)
-        con.execute("rollback" if dry_run else "commit")
+        result = _load_one(con, path, chunk_lines, "loaded")
     except BaseException:
         con.execute("rollback")
         raise
-    status: LoadStatus = "dry_run" if dry_run else "loaded"
+    con.execute("commit" if result.status == "loaded" else "rollback")
+    return result
+
+
+def _load_one(con: duckdb.DuckDBPyConnection, path: Path, chunk_lines: int,
+              status: LoadStatus) -> FileLoadResult:
+    """Load one file on an open transaction: events, rejections and its manifest row."""
+    checksum, size = file_checksum(path)
+    if _already_loaded(con, checksum):
+        return FileLoadResult(path, checksum, "skipped", file_bytes=size)
+    ctx = _FileContext(path, checksum, str(uuid.uuid4()), utc_now())
+    counts = _Counts()
+    for chunk in _chunks(path, chunk_lines):
+        _load_chunk(con, ctx, chunk, counts)
+    _write_manifest(con, ctx, size, counts)
     return FileLoadResult(path, checksum, status, counts.read, counts.loaded, counts.duplicate,
                           counts.rejected, size, ctx.load_id)
 

@@ -29,14 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
-    from ewh.generator import generate_dataset
+    from ewh.generator import generate
     from ewh.paths import exports_dir, landing_dir, warehouse_path
 
     os.environ["EWH_WAREHOUSE"] = str(warehouse_path())
     _reset([warehouse_path(), landing_dir(), exports_dir()])
     started = time.monotonic()
     print(f"1/3 generating {args.events:,} events (seed {args.seed}) into {landing_dir()}")
-    generate_dataset(events=args.events, seed=args.seed, out_dir=landing_dir())
+    generate(landing_dir(), events=args.events, seed=args.seed)
 
     print("2/3 running the refresh_warehouse job: load -> dbt build -> checks -> exports")
     import dagster as dg
@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     open(os.path.join(home, "dagster.yaml"), "a").close()
     with dg.DagsterInstance.get() as instance:
         job = defs.resolve_job_def("refresh_warehouse")
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False,
+            # Step-by-step debug lines drown the summary; the UI keeps the full log.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
 
     print("3/3 summary\n")
     print(render_summary(result))

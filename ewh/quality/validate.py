@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from great_expectations.core import ExpectationValidationResult
 from great_expectations.data_context import FileDataContext
 
+from ewh import paths
 from ewh.quality import project
 from ewh.quality.results import (
     ExpectationOutcome,
@@ -26,25 +27,31 @@ from ewh.quality.results import (
 )
 from ewh.quality.suites import SEVERITIES, SUITES, Severity, SuiteSpec, suite_parameters
 
-__all__ = ["SuiteResult", "ExpectationOutcome", "has_error_failures", "validate_warehouse"]
-__all__ += ["data_docs_index"]
+__all__ = [
+    "ExpectationOutcome",
+    "SuiteResult",
+    "data_docs_index",
+    "has_error_failures",
+    "validate_warehouse",
+]
 
 data_docs_index = project.data_docs_index
 
 
 def validate_warehouse(
-    warehouse_path: Path | str,
+    warehouse_path: Path | str | None = None,
     suites: Iterable[str] | None = None,
     build_docs: bool = True,
     *,
     as_of: datetime | None = None,
 ) -> list[SuiteResult]:
-    """Run the named suites (default: all) against the DuckDB file at ``warehouse_path``.
+    """Run the named suites (default: all) against the DuckDB file at ``warehouse_path``
+    (default: ``EWH_WAREHOUSE``, else data/warehouse.duckdb), opened read-only.
 
     ``as_of`` (naive UTC, default now) anchors the time-window expectations.
     Data Docs are (re)built at ``data_docs_index()`` when ``build_docs``.
     """
-    path = Path(warehouse_path)
+    path = Path(warehouse_path) if warehouse_path is not None else paths.warehouse_path()
     if not path.exists():
         raise FileNotFoundError(f"warehouse file not found: {path}")
     specs = _select(suites)

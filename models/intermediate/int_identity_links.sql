@@ -58,7 +58,7 @@ link_evidence as (
 ranked as (
 
     select
-        link_evidence.*,
+        *,
         row_number() over (
             partition by anonymous_id, user_id
             order by occurred_at, message_id

@@ -11,7 +11,7 @@ ranked as (
     -- conflict rule: when one anonymous_id links to several user_ids, the earliest
     -- link wins (ties broken by the linking message_id, then user_id)
     select
-        links.*,
+        *,
         row_number() over (
             partition by anonymous_id
             order by first_linked_at, first_link_message_id, user_id

@@ -13,7 +13,7 @@ events as (
 with_gaps as (
 
     select
-        events.*,
+        *,
         {{ seconds_between(
             'lag(occurred_at) over (partition by device_id order by occurred_at, message_id)',
             'occurred_at'
@@ -26,7 +26,7 @@ flagged as (
 
     -- a gap strictly greater than the timeout starts a new session (exact seconds)
     select
-        with_gaps.*,
+        *,
         case
             when seconds_since_previous_event is null then 1
             when seconds_since_previous_event > {{ var('session_timeout_seconds') }} then 1
@@ -39,7 +39,7 @@ flagged as (
 numbered as (
 
     select
-        flagged.*,
+        *,
         sum(is_session_start) over (
             partition by device_id
             order by occurred_at, message_id
@@ -52,7 +52,7 @@ numbered as (
 with_session_first as (
 
     select
-        numbered.*,
+        *,
         first_value(message_id) over (
             partition by device_id, device_session_number
             order by occurred_at, message_id

@@ -32,7 +32,7 @@ stitched as (
 ranked as (
 
     select
-        stitched.*,
+        *,
         row_number() over (
             partition by user_key
             order by occurred_at desc, message_id desc

@@ -39,9 +39,9 @@ event_features as (
             when events.occurred_at > as_of.window_30d_start then cast(events.occurred_at as date)
         end) as active_days_30d,
         count(*) as events,
-        {%- for event_type in canonical_event_types() %}
-        sum(case when events.event_type = '{{ event_type }}' then 1 else 0 end) as {{ event_type }}_count,
-        {%- endfor %}
+        {% for event_type in canonical_event_types() -%}
+            sum(case when events.event_type = '{{ event_type }}' then 1 else 0 end) as {{ event_type }}_count,
+        {% endfor -%}
         count(distinct case
             when events.event_type = 'purchase' then coalesce(events.order_id, events.message_id)
         end) as orders,
@@ -111,9 +111,9 @@ final as (
         event_features.active_days,
         coalesce(session_features.sessions, 0) as sessions,
         event_features.events,
-        {%- for event_type in canonical_event_types() %}
-        event_features.{{ event_type }}_count,
-        {%- endfor %}
+        {% for event_type in canonical_event_types() -%}
+            event_features.{{ event_type }}_count,
+        {% endfor -%}
         event_features.orders,
         cast(event_features.revenue as double) as revenue,
         event_features.last_order_at,

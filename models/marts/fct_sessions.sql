@@ -39,7 +39,7 @@ session_totals as (
         max(occurred_at) as ended_at,
         count(*) as event_count,
         sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
-        sum(case when event_type in ('page_view', 'screen_view') then 1 else 0 end) as views,
+        sum(case when event_type in ('page_view', 'screen_view') then 1 else 0 end) as screen_or_page_views,
         sum(
             case when event_type in {{ sql_list(interaction_event_types()) }} then 1 else 0 end
         ) as interactions,
@@ -82,7 +82,7 @@ final as (
         session_totals.utm_campaign,
         session_totals.channel,
         session_totals.device_type,
-        session_totals.views <= 1 and session_totals.interactions = 0 as is_bounce,
+        session_totals.screen_or_page_views <= 1 and session_totals.interactions = 0 as is_bounce,
         session_totals.add_to_cart_flag = 1 as has_add_to_cart,
         session_totals.purchase_flag = 1 as has_purchase,
         cast(session_totals.revenue as double) as revenue

@@ -7,7 +7,8 @@
     )
 }}
 
--- Every segment model reads dim_users; its rule is rendered inline below.
+-- The segments are found in the graph (meta.segment) and their rules rendered inline,
+-- so this model reads what they read. Every segment model reads dim_users.
 -- depends_on: {{ ref('dim_users') }}
 
 with
@@ -18,22 +19,19 @@ current_members as (
 
 ),
 
-observed as (
-
-    select
-        user_key,
-        segment,
-        {{ as_of() }} as observed_at
-    from current_members
-
-),
-
-{% if is_incremental() %}
-
 open_memberships as (
 
-    select * from {{ this }}
-    where is_current
+    {% if is_incremental() %}
+        select * from {{ this }}
+        where is_current
+    {% else %}
+        select
+            cast(null as {{ dbt.type_string() }}) as membership_id,
+            cast(null as {{ dbt.type_string() }}) as user_key,
+            cast(null as {{ dbt.type_string() }}) as segment,
+            cast(null as {{ dbt.type_timestamp() }}) as entered_at
+        where 1 = 0
+    {% endif %}
 
 ),
 
@@ -48,56 +46,29 @@ exits as (
         {{ as_of() }} as exited_at,
         false as is_current
     from open_memberships
-    left join observed
+    left join current_members
         on
-            open_memberships.user_key = observed.user_key
-            and open_memberships.segment = observed.segment
-    where observed.user_key is null
+            open_memberships.user_key = current_members.user_key
+            and open_memberships.segment = current_members.segment
+    where current_members.user_key is null
 
 ),
 
 entries as (
 
-    -- members without an open membership: a new row entered at this as_of
+    -- members without an open membership: a new spell entered at this as_of
     select
-        observed.user_key,
-        observed.segment,
-        observed.observed_at as entered_at
-    from observed
+        current_members.user_key,
+        current_members.segment,
+        {{ as_of() }} as entered_at
+    from current_members
     left join open_memberships
         on
-            observed.user_key = open_memberships.user_key
-            and observed.segment = open_memberships.segment
+            current_members.user_key = open_memberships.user_key
+            and current_members.segment = open_memberships.segment
     where open_memberships.user_key is null
 
 ),
-
-{% else %}
-
-exits as (
-
-    select
-        cast(null as {{ dbt.type_string() }}) as membership_id,
-        cast(null as {{ dbt.type_string() }}) as user_key,
-        cast(null as {{ dbt.type_string() }}) as segment,
-        cast(null as {{ dbt.type_timestamp() }}) as entered_at,
-        cast(null as {{ dbt.type_timestamp() }}) as exited_at,
-        false as is_current
-    where 1 = 0
-
-),
-
-entries as (
-
-    select
-        user_key,
-        segment,
-        observed_at as entered_at
-    from observed
-
-),
-
-{% endif %}
 
 new_memberships as (
 

@@ -19,10 +19,10 @@ event_type_map as (
 deduplicated as (
 
     select
-        events.*,
+        *,
         row_number() over (
-            partition by events.message_id
-            order by events.received_at, events.loaded_at
+            partition by message_id
+            order by received_at, loaded_at
         ) as message_rank
     from events
 

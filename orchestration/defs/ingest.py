@@ -1,6 +1,5 @@
 """The raw load as an asset, and the landing-zone sensor that triggers it."""
 
-from __future__ import annotations
 
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def raw_load(context: dg.AssetExecutionContext):
     totals = {"read": 0, "loaded": 0, "duplicate": 0, "rejected": 0}
     skipped = 0
     for result in results:
-        if result.skipped:
+        if result.status == "skipped":
             skipped += 1
             continue
         totals["read"] += result.rows_read
@@ -58,7 +57,7 @@ def raw_load(context: dg.AssetExecutionContext):
                                metadata={"files_loaded": len(results) - skipped})
 
 
-def build_landing_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def build_landing_sensor(job) -> dg.SensorDefinition:
     @dg.sensor(job=job, minimum_interval_seconds=30,
                default_status=dg.DefaultSensorStatus.RUNNING)
     def landing_zone_sensor(context: dg.SensorEvaluationContext):

@@ -1,6 +1,5 @@
 """One export asset per segment, discovered from `meta.segment` in the dbt models."""
 
-from __future__ import annotations
 
 import duckdb
 import dagster as dg

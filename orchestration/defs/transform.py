@@ -1,6 +1,5 @@
 """Every dbt model, seed and test as Dagster assets and asset checks."""
 
-from __future__ import annotations
 
 import json
 import os
