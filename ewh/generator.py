@@ -170,9 +170,10 @@ class User:
 class _Event:
     received: int
     seq: int
-    message: dict[str, Any]
+    line: bytes  # serialized at once: a million dicts would cost gigabytes
     droppable: bool
-    kind: str
+    kind: str  # event or page name, or the message type
+    message_type: str
 
 
 class _World:
@@ -317,7 +318,7 @@ class _Session:
             self.t += rng.randint(2 * MINUTE, 8 * MINUTE)
 
     def emit(self, mtype: str, name: str | None, body: dict[str, Any] | None, *,
-             droppable: bool = False, extra_context: dict[str, Any] | None = None) -> bool:
+             droppable: bool = False, fields: dict[str, Any] | None = None) -> bool:
         """Build and record one message at the session clock; False once past the dataset end."""
         if not self.alive:
             return False
@@ -335,8 +336,6 @@ class _Session:
         context = dict(device.context_base)
         if mtype == "page":
             context["page"] = body
-        if extra_context:
-            context.update(extra_context)
         if self.campaign is not None and self.count == 0:
             context["campaign"] = self.campaign
         if _carries_consent(rng, user):
@@ -352,6 +351,8 @@ class _Session:
             message["event"] = name
         elif name is not None:
             message["name"] = name
+        if fields:
+            message.update(fields)
         if body is not None:
             message["traits" if mtype in ("identify", "group") else "properties"] = body
         message["context"] = context
@@ -402,7 +403,8 @@ def _carries_consent(rng: random.Random, user: User) -> bool:
 
 
 def _record(w: _World, received: int, message: dict[str, Any], droppable: bool, kind: str) -> None:
-    w.events.append(_Event(received, w.seq, message, droppable, kind))
+    line = orjson.dumps(message)
+    w.events.append(_Event(received, w.seq, line, droppable, kind, message["type"]))
     w.seq += 1
 
 
@@ -474,8 +476,7 @@ def _signup(s: _Session) -> None:
     s.track("Signed Up", {"method": w.rng.choice(("email", "email", "google", "apple"))})
     if w.rng.random() < 0.05:  # some installs also alias the anonymous id explicitly
         s.think(1, 2)
-        s.emit("alias", None, None, extra_context=None)
-        w.events[-1].message["previousId"] = s.device.anonymous_id
+        s.emit("alias", None, None, fields={"previousId": s.device.anonymous_id})
     w.stats["signups"] += 1
 
 
@@ -487,8 +488,8 @@ def _maybe_group(s: _Session) -> None:
     s.think(1, 5)
     company = rng.choice(_COMPANIES)
     s.emit("group", None, {"name": company, "plan": "business",
-                           "employees": rng.choice((12, 40, 250, 1200))})
-    s.w.events[-1].message["groupId"] = "grp_" + company.lower().replace(" ", "_")
+                           "employees": rng.choice((12, 40, 250, 1200))},
+           fields={"groupId": "grp_" + company.lower().replace(" ", "_")})
 
 
 def _funnel(s: _Session, first: Product) -> None:
@@ -746,21 +747,23 @@ def _plant_duplicates(w: _World, n: int) -> list[_Event]:
         delay = rng.randint(1 * SECOND, 2 * MINUTE) if rng.random() < 0.7 else rng.randint(
             2 * HOUR, 30 * HOUR)
         received = min(original.received + delay, w.end - 1)
-        message = dict(original.message)
-        message["receivedAt"] = _iso(received)
-        duplicates.append(_Event(received, w.seq, message, False, "duplicate"))
+        # receivedAt is the last key the generator writes: swap just that value.
+        cut = original.line.rindex(b'"receivedAt":"')
+        line = original.line[:cut] + b'"receivedAt":"' + _iso(received).encode() + b'"}'
+        duplicates.append(_Event(received, w.seq, line, False, "duplicate",
+                                 original.message_type))
         w.seq += 1
     return duplicates
 
 
 def _plant_malformed(w: _World, n: int) -> tuple[list[tuple[int, int, bytes]], Counter[str]]:
     rng = w.rng
-    tracks = [e for e in w.events if e.message["type"] == "track"]
+    tracks = [e for e in w.events if e.message_type == "track"]
     lines, kinds = [], Counter[str]()
     for i in range(n):
         kind = MALFORMED_KINDS[i % len(MALFORMED_KINDS)]
         base = rng.choice(tracks if kind == "track_without_event" else w.events)
-        message = dict(base.message)
+        message = orjson.loads(base.line)
         message["messageId"] = w.new_id()
         if kind == "missing_message_id":
             del message["messageId"]
@@ -855,7 +858,7 @@ def _write_files(out: Path, events: list[_Event],
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("events-*.ndjson"):
         stale.unlink()  # a previous dataset in the same folder would mix with this one
-    rows = [(e.received, e.seq, orjson.dumps(e.message)) for e in events] + malformed
+    rows = [(e.received, e.seq, e.line) for e in events] + malformed
     rows.sort(key=lambda r: (r[0], r[1]))
     by_day: dict[int, list[bytes]] = {}
     for received, _, line in rows:
@@ -883,8 +886,8 @@ def _summary(w: _World, people: list[User], seed: int, days: int, files: list[di
     return {
         "generator": "ewh.generator",
         "seed": seed,
-        "start": _iso(start).replace(".000Z", "Z"),
-        "end": _iso(end).replace(".000Z", "Z"),
+        "start": _iso_seconds(start),
+        "end": _iso_seconds(end),
         "days": days,
         "events_written": valid + n_dup + bad,
         "unique_valid_events": valid,
@@ -911,18 +914,22 @@ def _summary(w: _World, people: list[User], seed: int, days: int, files: list[di
         },
         "experiment": {
             "experiment_id": EXPERIMENT_ID,
-            "starts": _iso(w.experiment_start),
+            "starts": _iso_seconds(w.experiment_start),
             "exposed_users": dict(sorted(exposed.items())),
             "converted_users": dict(sorted(converted.items())),
         },
         "campaigns": [
-            {"campaign_id": cid, "campaign_name": name, "sent_at": _iso(at),
+            {"campaign_id": cid, "campaign_name": name, "sent_at": _iso_seconds(at),
              **{k: w.campaign_stats[cid][k] for k in ("delivered", "opened", "clicked")}}
             for cid, name, at in w.campaign_sends
         ],
         "events_by_name": dict(sorted(by_event.items())),
         "files": files,
     }
+
+
+def _iso_seconds(ms: int) -> str:
+    return f"{_EPOCH + timedelta(milliseconds=ms):%Y-%m-%dT%H:%M:%S}Z"
 
 
 def _user_key(user: User) -> str:
