@@ -1,6 +1,7 @@
 """The `ewh` command line. The only module that prints.
 
-Add a subcommand by writing one function decorated with `@command(...)`: it receives its
+Add a subcommand by writing one function decorated with `@command(...)` (here, or in a
+module of its own under `ewh/commands/`): it receives its
 argparse parser, declares its arguments, and returns the handler that runs it (exit code).
 Heavy imports stay inside the handlers so `ewh --help` is fast.
 """
@@ -87,7 +88,9 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 @command("load", "load NDJSON files (paths or glob patterns) into raw.events")
 def _load(parser: argparse.ArgumentParser) -> Handler:
-    parser.add_argument("paths", nargs="+", help="files, folders or glob patterns")
+    parser.add_argument("paths", nargs="*",
+                        help="files, folders or glob patterns (default: the landing zone, "
+                             "EWH_LANDING_DIR or data/landing)")
     parser.add_argument("--dry-run", action="store_true", help="validate and count, write nothing")
     parser.add_argument("--warehouse", type=Path, default=None,
                         help="DuckDB file (EWH_WAREHOUSE or data/warehouse.duckdb)")
@@ -96,10 +99,10 @@ def _load(parser: argparse.ArgumentParser) -> Handler:
 
 def _run_load(args: argparse.Namespace) -> int:
     from ewh.loader import expand_paths, load_files
-    from ewh.paths import warehouse_path
+    from ewh.paths import landing_dir, warehouse_path
 
     try:
-        paths = expand_paths(args.paths)
+        paths = expand_paths(args.paths or [landing_dir()])
     except FileNotFoundError as exc:
         raise OperationalError(str(exc)) from exc
     if not paths:
@@ -126,6 +129,9 @@ def _run_load(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ewh import commands
+
+    commands.load_all()  # modules in ewh/commands/ register more subcommands
     parser = argparse.ArgumentParser(prog="ewh", description="engagement_warehouse jobs")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for cmd in COMMANDS:

@@ -403,7 +403,8 @@ def _carries_consent(rng: random.Random, user: User) -> bool:
 
 
 def _record(w: _World, received: int, message: dict[str, Any], droppable: bool, kind: str) -> None:
-    line = orjson.dumps(message)
+    # orjson's bytes keep an over-sized buffer (~8 KiB); an exact copy keeps memory ~1x the data.
+    line = bytes(memoryview(orjson.dumps(message)))
     w.events.append(_Event(received, w.seq, line, droppable, kind, message["type"]))
     w.seq += 1
 

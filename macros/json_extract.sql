@@ -27,3 +27,57 @@
 {% macro duckdb__json_number(column, path) -%}
     try_cast(json_extract_string({{ column }}, '{{ path }}') as double)
 {%- endmacro %}
+
+
+{#-
+  Several JSON string fields from one column, parsed once where the engine can:
+  returns an array expression whose n-th element (1-based, see list_item) is the value
+  at paths[n-1]. DuckDB extracts a list of paths in a single parse; Spark builds an
+  array of get_json_object calls. Use this for wide extractions from a big document.
+-#}
+{% macro json_string_list(column, paths) -%}
+    {{ return(adapter.dispatch('json_string_list', 'engagement_warehouse')(column, paths)) }}
+{%- endmacro %}
+
+{% macro default__json_string_list(column, paths) -%}
+    array(
+        {%- for path in paths %}
+        get_json_object({{ column }}, '{{ path }}'){% if not loop.last %},{% endif %}
+        {%- endfor %}
+    )
+{%- endmacro %}
+
+{% macro duckdb__json_string_list(column, paths) -%}
+    json_extract_string({{ column }}, [
+        {%- for path in paths -%}
+            '{{ path }}'{% if not loop.last %}, {% endif %}
+        {%- endfor -%}
+    ])
+{%- endmacro %}
+
+
+{#- The 1-based n-th element of an array expression. -#}
+{% macro list_item(array_expression, n) -%}
+    {{ return(adapter.dispatch('list_item', 'engagement_warehouse')(array_expression, n)) }}
+{%- endmacro %}
+
+{% macro default__list_item(array_expression, n) -%}
+    element_at({{ array_expression }}, {{ n }})
+{%- endmacro %}
+
+{% macro duckdb__list_item(array_expression, n) -%}
+    {{ array_expression }}[{{ n }}]
+{%- endmacro %}
+
+
+{#-
+  A string expression as double, null when it is not a number (never an error, also
+  under Spark's ANSI mode where a plain cast of bad input fails).
+-#}
+{% macro safe_double(expression) -%}
+    {{ return(adapter.dispatch('safe_double', 'engagement_warehouse')(expression)) }}
+{%- endmacro %}
+
+{% macro default__safe_double(expression) -%}
+    try_cast({{ expression }} as double)
+{%- endmacro %}

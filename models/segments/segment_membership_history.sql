@@ -3,7 +3,8 @@
         materialized='incremental',
         incremental_strategy='merge',
         unique_key='membership_id',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        full_refresh=false
     )
 }}
 

@@ -1,3 +1,35 @@
+{#- Payload fields read by staging: output name -> JSONPath. -#}
+{%- set json_fields = {
+    'previous_id': '$.previousId',
+    'properties': '$.properties',
+    'consent_preferences': '$.context.consent.categoryPreferences',
+    'traits_email': '$.traits.email',
+    'context_traits_email': '$.context.traits.email',
+    'properties_path': '$.properties.path',
+    'context_page_path': '$.context.page.path',
+    'properties_url': '$.properties.url',
+    'context_page_url': '$.context.page.url',
+    'properties_referrer': '$.properties.referrer',
+    'context_page_referrer': '$.context.page.referrer',
+    'properties_title': '$.properties.title',
+    'context_page_title': '$.context.page.title',
+    'utm_source': '$.context.campaign.source',
+    'utm_medium': '$.context.campaign.medium',
+    'utm_campaign': '$.context.campaign.name',
+    'device_type': '$.context.device.type',
+    'channel': '$.context.channel',
+    'product_id': '$.properties.product_id',
+    'category': '$.properties.category',
+    'price_text': '$.properties.price',
+    'order_id': '$.properties.order_id',
+    'revenue_text': '$.properties.revenue',
+    'currency': '$.properties.currency',
+    'campaign_id': '$.properties.campaign_id',
+    'campaign_name': '$.properties.campaign_name',
+    'experiment_id': '$.properties.experiment_id',
+    'variation': '$.properties.variation_name',
+} -%}
+
 with
 
 events as (
@@ -30,7 +62,7 @@ deduplicated as (
 
 unpacked as (
 
-    -- pull the nested objects out once, so each field lookup parses a small document
+    -- one parse of the payload for every field (see json_string_list)
     select
         message_id,
         lower(trim(message_type)) as message_type,
@@ -43,11 +75,7 @@ unpacked as (
         loaded_at,
         load_id,
         source,
-        {{ json_string('payload', '$.previousId') }} as previous_id,
-        {{ json_string('payload', '$.properties') }} as properties,
-        {{ json_string('payload', '$.context') }} as context,
-        {{ json_string('payload', '$.traits') }} as traits,
-        {{ analytics_consent('payload') }} as has_analytics_consent
+        {{ json_string_list('payload', json_fields.values() | list) }} as json_values
     from deduplicated
     where message_rank = 1
 
@@ -61,53 +89,16 @@ extracted as (
         event_name,
         user_id,
         anonymous_id,
-        previous_id,
         client_occurred_at,
         sent_at,
         received_at,
         loaded_at,
         load_id,
         source,
-        properties,
-        has_analytics_consent,
-        coalesce(
-            {{ json_string('properties', '$.path') }},
-            {{ json_string('context', '$.page.path') }}
-        ) as page_path,
-        coalesce(
-            {{ json_string('properties', '$.url') }},
-            {{ json_string('context', '$.page.url') }}
-        ) as page_url,
-        coalesce(
-            {{ json_string('properties', '$.referrer') }},
-            {{ json_string('context', '$.page.referrer') }}
-        ) as page_referrer,
-        coalesce(
-            {{ json_string('properties', '$.title') }},
-            {{ json_string('context', '$.page.title') }}
-        ) as page_title,
-        case
-            when message_type in ('page', 'screen') then event_name
-        end as page_name,
-        {{ json_string('context', '$.campaign.source') }} as utm_source,
-        {{ json_string('context', '$.campaign.medium') }} as utm_medium,
-        {{ json_string('context', '$.campaign.name') }} as utm_campaign,
-        lower({{ json_string('context', '$.device.type') }}) as device_type,
-        lower({{ json_string('context', '$.channel') }}) as channel,
-        {{ json_string('properties', '$.product_id') }} as product_id,
-        {{ json_string('properties', '$.category') }} as category,
-        {{ json_number('properties', '$.price') }} as price,
-        {{ json_string('properties', '$.order_id') }} as order_id,
-        {{ json_number('properties', '$.revenue') }} as revenue,
-        {{ json_string('properties', '$.currency') }} as currency,
-        {{ json_string('properties', '$.campaign_id') }} as campaign_id,
-        {{ json_string('properties', '$.campaign_name') }} as campaign_name,
-        {{ json_string('properties', '$.experiment_id') }} as experiment_id,
-        {{ json_string('properties', '$.variation_name') }} as variation,
-        coalesce(
-            {{ json_string('traits', '$.email') }},
-            {{ json_string('context', '$.traits.email') }}
-        ) as email
+        {% for field in json_fields -%}
+            {{ list_item('json_values', loop.index) }} as {{ field }},
+        {% endfor -%}
+        message_type in ('page', 'screen') as is_page_or_screen
     from unpacked
 
 ),
@@ -135,30 +126,30 @@ typed as (
         extracted.load_id,
         extracted.source,
         extracted.properties,
-        extracted.page_path,
-        extracted.page_url,
-        extracted.page_referrer,
-        extracted.page_title,
-        extracted.page_name,
+        coalesce(extracted.properties_path, extracted.context_page_path) as page_path,
+        coalesce(extracted.properties_url, extracted.context_page_url) as page_url,
+        coalesce(extracted.properties_referrer, extracted.context_page_referrer) as page_referrer,
+        coalesce(extracted.properties_title, extracted.context_page_title) as page_title,
+        case when extracted.is_page_or_screen then extracted.event_name end as page_name,
         extracted.utm_source,
         extracted.utm_medium,
         extracted.utm_campaign,
-        extracted.device_type,
-        extracted.channel,
+        lower(extracted.device_type) as device_type,
+        lower(extracted.channel) as channel,
         extracted.product_id,
         extracted.category,
-        cast(extracted.price as double) as price,
+        {{ safe_double('extracted.price_text') }} as price,
         extracted.order_id,
-        cast(extracted.revenue as double) as revenue,
+        {{ safe_double('extracted.revenue_text') }} as revenue,
         extracted.currency,
         extracted.campaign_id,
         extracted.campaign_name,
         extracted.experiment_id,
         extracted.variation,
-        extracted.has_analytics_consent,
+        {{ analytics_consent('extracted.consent_preferences') }} as has_analytics_consent,
         case
-            when extracted.email is not null
-                then {{ dbt.hash('lower(trim(extracted.email))') }}
+            when coalesce(extracted.traits_email, extracted.context_traits_email) is not null
+                then {{ dbt.hash('lower(trim(coalesce(extracted.traits_email, extracted.context_traits_email)))') }}
         end as email_hash
     from extracted
     left join event_type_map as by_name
