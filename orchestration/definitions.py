@@ -8,11 +8,12 @@ from orchestration.defs.ingest import build_landing_sensor, raw_load
 from orchestration.defs.quality import quality_checks
 from orchestration.defs.schedules import hourly_refresh_schedule, refresh_job
 from orchestration.defs.segments import export_assets
+from orchestration.defs.serving import serving_copy
 from orchestration.defs.transform import warehouse_dbt_models
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[raw_load, warehouse_dbt_models, *export_assets],
+    assets=[raw_load, warehouse_dbt_models, serving_copy, *export_assets],
     asset_checks=quality_checks,
     jobs=[refresh_job],
     schedules=[hourly_refresh_schedule],

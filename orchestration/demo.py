@@ -71,7 +71,8 @@ def render_summary(result) -> str:
             "from raw.load_manifest"
         ).fetchone()
         sessions, users = con.execute(
-            "select (select count(*) from marts.fct_sessions), (select count(*) from marts.dim_users)"
+            "select (select count(*) from marts.fct_sessions), "
+            "(select count(*) from marts.dim_users)"
         ).fetchone()
     lines = [
         f"load: read {read:,} = loaded {loaded:,} + duplicates {dup:,} + rejected {rejected:,}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetKey, AssetSpec
+from dagster import AssetKey, AssetSpec, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
 LAYER_GROUPS = {"raw": "ingest", "staging": "staging", "intermediate": "intermediate",
@@ -33,6 +33,17 @@ class WarehouseTranslator(DagsterDbtTranslator):
         name = props["name"]
         if props["resource_type"] == "source":
             return spec.replace_attributes(key=asset_key_for(schema, name))
-        return spec.replace_attributes(
+        spec = spec.replace_attributes(
             key=asset_key_for(schema, name), group_name=LAYER_GROUPS.get(schema, schema)
         )
+        segment = (props.get("config", {}).get("meta") or props.get("meta") or {}).get("segment")
+        if segment:
+            # Shown on the asset page: what the segment means and the SQL that decides it.
+            spec = spec.merge_attributes(metadata={
+                "rule": str(segment.get("rule", "")).strip(),
+                "owner": str(segment.get("owner", "")),
+                "refresh": str(segment.get("refresh", "")),
+                "exported": bool(segment.get("exported", False)),
+                "sql": MetadataValue.md(f"```sql\n{props.get('raw_code', '')}\n```"),
+            })
+        return spec

@@ -7,6 +7,7 @@ import dagster as dg
 
 from ewh.loader import load_files
 from ewh.paths import landing_dir, warehouse_path
+from orchestration.resources import WAREHOUSE_POOL
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_REJECTED = dg.AssetKey(["raw", "events_rejected"])
@@ -30,6 +31,7 @@ def landing_files(folder: Path) -> list[Path]:
                      description="One row per loaded file with its counts (raw.load_manifest)."),
     ],
     name="raw_load",
+    pool=WAREHOUSE_POOL,
 )
 def raw_load(context: dg.AssetExecutionContext):
     """Load every landing file not loaded before (by checksum), exactly once."""

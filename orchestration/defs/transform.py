@@ -1,14 +1,24 @@
 """Every dbt model, seed and test as Dagster assets and asset checks."""
 
-
 import json
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from ewh.paths import warehouse_path
+from ewh.segment_catalog import load_segments
 from orchestration.project import dbt_project
-from orchestration.translator import WarehouseTranslator
+from orchestration.resources import WAREHOUSE_POOL
+from orchestration.translator import WarehouseTranslator, asset_key_for
+
+SAMPLE_MEMBERS = 5
+SEGMENT_KEYS = {
+    asset_key_for("segments", s.name) for s in load_segments(dbt_project.manifest_path)
+}
 
 
 class DbtBuildConfig(dg.Config):
@@ -28,13 +38,56 @@ def build_args(config: DbtBuildConfig) -> list[str]:
     return args
 
 
+def _segment_of(event: Any) -> dg.AssetKey | None:
+    key = getattr(event, "asset_key", None)
+    if isinstance(event, dg.Output):
+        key = dg.AssetKey(event.output_name.split("__"))
+    return key if key in SEGMENT_KEYS else None
+
+
+def _segment_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict[str, Any]:
+    relation = f'"{key.path[0]}"."{key.path[1]}"'
+    rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
+    sample = con.execute(
+        f"select * from {relation} order by user_key limit {SAMPLE_MEMBERS}").fetchall()
+    columns = [d[0] for d in con.description]
+    table = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n" + "".join(
+        "| " + " | ".join(str(v) for v in row) + " |\n" for row in sample)
+    return {"dagster/row_count": dg.MetadataValue.int(int(rows)),
+            "sample_members": dg.MetadataValue.md(table)}
+
+
+def with_segment_sizes(events: Iterator[Any]) -> Iterator[Any]:
+    """Pass dbt events through; hold back the segment ones until dbt has exited.
+
+    Sizes and sample members can only be read once dbt (the writer) has released the
+    DuckDB file, so segment outputs and their test results are released at the end,
+    in their original order, with the size attached (the UI plots it over time).
+    """
+    held: list[Any] = []
+    for event in events:
+        if _segment_of(event) is not None:
+            held.append(event)
+        else:
+            yield event
+    if not held:
+        return
+    with duckdb.connect(str(warehouse_path()), read_only=True) as con:
+        for event in held:
+            if isinstance(event, dg.Output):
+                event = event.with_metadata({**event.metadata,
+                                             **_segment_metadata(con, _segment_of(event))})
+            yield event
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=WarehouseTranslator(),
     name="warehouse_dbt_models",
+    pool=WAREHOUSE_POOL,
 )
 def warehouse_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
 ):
-    yield from dbt.cli(build_args(config), context=context).stream()
+    yield from with_segment_sizes(dbt.cli(build_args(config), context=context).stream())

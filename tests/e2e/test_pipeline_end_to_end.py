@@ -80,6 +80,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.setenv("EWH_WAREHOUSE", str(root / "warehouse.duckdb"))
     mp.setenv("EWH_LANDING_DIR", str(landing))
     mp.setenv("EWH_EXPORTS_DIR", str(root / "exports"))
+    mp.setenv("EWH_SERVING", str(root / "serving.duckdb"))
     generate(landing, events=5_000, seed=7, end=AS_OF)
     (landing / "planted.ndjson").write_text("\n".join(planted_lines()) + "\n")
 
@@ -178,3 +179,37 @@ def test_memberships_list_the_current_members_of_every_segment(pipeline: dict) -
             "select count(*) from segments.segment_memberships where segment = ?", [segment]
         ).fetchone()[0]
         assert in_table == max(listed, listed_full)
+
+
+def test_serving_copy_holds_the_same_segments_as_the_warehouse(pipeline: dict) -> None:
+    serving = duckdb.connect(str(pipeline["root"] / "serving.duckdb"), read_only=True)
+    for segment in ("seg_cart_abandoners", "seg_high_value_customers", "seg_highly_engaged"):
+        published = serving.execute(f"select count(*) from segments.{segment}").fetchone()[0]
+        built = pipeline["con"].execute(f"select count(*) from segments.{segment}").fetchone()[0]
+        listed = serving.execute(
+            "select members from segments.segment_catalog where segment = ?", [segment]
+        ).fetchone()[0]
+        assert published == built == listed
+    serving.close()
+
+
+def test_first_export_lists_every_member_as_entered_and_nobody_exited(pipeline: dict) -> None:
+    folder = Path(pipeline["root"], "exports", "seg_cart_abandoners")
+    con = pipeline["con"]
+    members = con.execute(f"select count(*) from '{folder / 'members.parquet'}'").fetchone()[0]
+    entered = con.execute(f"select count(*) from '{folder / 'entered.parquet'}'").fetchone()[0]
+    exited = con.execute(f"select count(*) from '{folder / 'exited.parquet'}'").fetchone()[0]
+    assert (members, exited) == (entered, 0)
+
+
+def test_segment_assets_record_their_size_for_the_ui(pipeline: dict) -> None:
+    sizes = {}
+    for event in pipeline["result"].get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        key = materialization.asset_key.to_user_string()
+        if key.startswith("segments/seg_"):
+            sizes[key] = materialization.metadata["dagster/row_count"].value
+    expected = pipeline["con"].execute(
+        "select count(*) from segments.seg_cart_abandoners").fetchone()[0]
+    assert sizes["segments/seg_cart_abandoners"] == expected
+    assert len(sizes) >= 3
