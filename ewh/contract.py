@@ -1,33 +1,34 @@
-"""The event contract: validate one Segment-spec message, accept it normalized or reject it.
+"""The event contract in Python: validate one Segment message, accept it normalized or reject it.
 
-One code path for every way events arrive (file loader, HTTP collector). Hand-written checks
-because this runs once per event; a schema library would be an order of magnitude slower.
+The checks are not written here: they are compiled from the JSON Schemas in ewh/schemas/v1 by
+ewh.contract_rules, the same rules ewh.contract_sql turns into SQL for the loader. The collector
+validates each message through this module; a differential test proves both agree on reason,
+field and detail. Rejection details are built with the same templates on both sides.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-try:  # orjson is much faster; the standard library is the fallback
-    import orjson
+import orjson
 
-    _loads: Any = orjson.loads
-    _dumps: Any = lambda value: orjson.dumps(value).decode()  # noqa: E731
-    _DecodeError: type[Exception] = orjson.JSONDecodeError
-except ImportError:  # pragma: no cover - orjson is a dependency
-    import json
+from ewh.contract_rules import (
+    TIMESTAMP_EXPECTATION,
+    FieldRule,
+    TypeContract,
+    load_contract,
+)
 
-    _loads = json.loads
-    _dumps = json.dumps
-    _DecodeError = ValueError
-
-MESSAGE_TYPES = frozenset({"track", "identify", "page", "screen", "alias", "group"})
-MAX_MESSAGE_BYTES = 32 * 1024  # Segment's per-message limit
-FUTURE_TOLERANCE = timedelta(hours=24)
-_OBJECT_FIELDS = ("properties", "traits", "context")
-_TIME_FIELDS = ("timestamp", "sentAt", "receivedAt")
+CONTRACT = load_contract()
+MESSAGE_TYPES = frozenset(CONTRACT.message_types)
+MAX_MESSAGE_BYTES = CONTRACT.max_bytes  # Segment's per-message limit
+FUTURE_TOLERANCE = timedelta(hours=CONTRACT.types["track"].future.hours)
+SHOWN_CHARS = 80  # values quoted in a detail are cut to this many characters
+_TYPE_LIST = ", ".join(CONTRACT.message_types)
+_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +50,7 @@ class AcceptedEvent:
 class Rejection:
     """Why a record was refused: a reason code, the offending field and a readable sentence."""
 
-    reason: str  # invalid_json | not_an_object | missing_field | wrong_type | invalid_timestamp
-    #              | unknown_message_type | future_timestamp | oversize
+    reason: str  # one of ewh.contract_rules.REJECTION_REASONS
     field: str | None
     detail: str
     message_id: str | None = None
@@ -72,14 +72,13 @@ def validate_text(text: str | bytes, source: str,
     """Parse one JSON record and validate it. `payload` keeps the text exactly as given."""
     size = len(text.encode() if isinstance(text, str) else text)
     if size > MAX_MESSAGE_BYTES:
-        return Rejection("oversize", None, f"Record {source}: is {size:,} bytes, expected at most "
-                                           f"{MAX_MESSAGE_BYTES:,} bytes per message.")
+        return Rejection("oversize", None, f"Record {source}: is {size} bytes, expected at most "
+                                           f"{MAX_MESSAGE_BYTES} bytes per message.")
     try:
-        value = _loads(text)
-    except (_DecodeError, UnicodeDecodeError) as exc:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return Rejection("invalid_json", None,
-                         f"Record {source}: is not valid JSON ({_short(str(exc))}), "
-                         "expected one JSON object per line.")
+                         f"Record {source}: is not valid JSON, expected one JSON object.")
     payload = text if isinstance(text, str) else text.decode()
     return validate_message(value, source, received_at_default, payload)
 
@@ -93,11 +92,11 @@ def validate_message(value: Any, source: str, received_at_default: datetime,
     """
     if not isinstance(value, dict):
         return Rejection("not_an_object", None,
-                         f"Record {source}: is a JSON {_json_kind(value)}, expected a JSON object.")
+                         f"Record {source}: is a JSON {json_kind(value)}, expected a JSON object.")
     raw_id = value.get("messageId")
     message_id = raw_id if isinstance(raw_id, str) and raw_id else None
     try:
-        event = _check(value, message_id, received_at_default, payload)
+        event = _check(value, received_at_default, payload)
     except _Refused as refused:
         label = f"Record {source}" + (f" (messageId {message_id})" if message_id else "")
         where = f"field `{refused.field}`" if refused.field else "the record"
@@ -106,111 +105,126 @@ def validate_message(value: Any, source: str, received_at_default: datetime,
     return event
 
 
-def _check(m: dict[str, Any], message_id: str | None, received_default: datetime,
-           payload: str | None) -> AcceptedEvent:
+def _check(m: dict[str, Any], received_default: datetime, payload: str | None) -> AcceptedEvent:
     message_type = m.get("type")
-    if message_type not in MESSAGE_TYPES:
+    contract = CONTRACT.types.get(message_type) if isinstance(message_type, str) else None
+    if contract is None:
         raise _Refused("unknown_message_type", "type",
-                       f"is {_show(message_type)}, expected one of "
-                       "track, identify, page, screen, alias, group.")
-    if message_id is None:
-        raw_id = m.get("messageId")
-        if raw_id is None or raw_id == "":
-            raise _Refused("missing_field", "messageId", "is missing, expected a non-empty string.")
-        raise _Refused("wrong_type", "messageId",
-                       f"is a {_json_kind(raw_id)}, expected a non-empty string.")
-    user_id = _identity(m, "userId")
-    anonymous_id = _identity(m, "anonymousId")
-    if user_id is None and anonymous_id is None:
-        raise _Refused("missing_field", "userId/anonymousId",
-                       "is missing, expected at least one of userId or anonymousId.")
-    event_name = _event_name(m, message_type)
-    for name in _OBJECT_FIELDS:
-        field_value = m.get(name)
-        if field_value is not None and not isinstance(field_value, dict):
-            raise _Refused("wrong_type", name,
-                           f"is a {_json_kind(field_value)}, expected a JSON object.")
-    occurred_at = _time(m, "timestamp")
-    sent_at = _time(m, "sentAt")
-    received_at = _time(m, "receivedAt") or received_default
-    _check_not_future(occurred_at, sent_at, received_at)
-    return AcceptedEvent(message_id, message_type, event_name, user_id, anonymous_id, occurred_at,
-                         sent_at, received_at, payload if payload is not None else _dumps(m))
+                       f"is {show(message_type)}, expected one of {_TYPE_LIST}.")
+    columns: dict[str, Any] = {}
+    for rule in contract.rules:
+        value = _apply(rule, m)
+        if rule.column is not None:
+            columns[rule.column] = value
+    received_at = columns.get("received_at") or received_default
+    _check_not_future(contract, columns.get("occurred_at"), columns.get("sent_at"), received_at)
+    return AcceptedEvent(columns["message_id"], message_type, columns.get("event_name"),
+                         columns.get("user_id"), columns.get("anonymous_id"),
+                         columns.get("occurred_at"), columns.get("sent_at"), received_at,
+                         payload if payload is not None else orjson.dumps(m).decode())
 
 
-def _identity(m: dict[str, Any], name: str) -> str | None:
+def _apply(rule: FieldRule, m: dict[str, Any]) -> Any:
+    """Run one check; return the normalized value for the rule's column."""
+    kind, name = rule.kind, rule.field
     value = m.get(name)
-    if value is None:
+    if kind == "required_string":
+        if value is None or value == "":
+            raise _Refused("missing_field", name, "is missing, expected a non-empty string.")
+        if not isinstance(value, str):
+            raise _Refused("wrong_type", name, f"is a {json_kind(value)}, expected a string.")
+        return value
+    if kind == "identity":
+        return _identity(name, value, _pattern(rule.pattern or ""))
+    if kind == "identity_group":
+        pattern = _pattern(rule.pattern or "")
+        if not any(_present(m.get(member), pattern) for member in rule.members):
+            members = " or ".join(rule.members)
+            raise _Refused("missing_field", name, f"is missing, expected at least one of {members}.")
         return None
-    if isinstance(value, str):
-        return value if value.strip() else None  # "" means absent, as in Segment
+    if kind == "optional_string":
+        if value is not None and not isinstance(value, str):
+            raise _Refused("wrong_type", name, f"is a {json_kind(value)}, expected a string.")
+        return value
+    if kind == "object":
+        if value is not None and not isinstance(value, dict):
+            raise _Refused("wrong_type", name, f"is a {json_kind(value)}, expected a JSON object.")
+        return value
+    if kind == "datetime":
+        return _time(name, value, _pattern(rule.pattern or ""))
+    raise AssertionError(f"unknown rule kind {kind}")  # pragma: no cover - compiler guards it
+
+
+def _identity(name: str, value: Any, non_blank: re.Pattern[str]) -> str | None:
+    if value is None or isinstance(value, str):
+        return value if value and non_blank.search(value) else None  # blank means absent
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # numeric ids are common in backends; stored as text
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    raise _Refused("wrong_type", name, f"is a {_json_kind(value)}, expected a string.")
+        return str(int(value))  # JSON Schema counts 7.0 as an integer
+    raise _Refused("wrong_type", name, f"is a {json_kind(value)}, expected a string.")
 
 
-def _event_name(m: dict[str, Any], message_type: str) -> str | None:
-    if message_type == "track":
-        event = m.get("event")
-        if event is None or event == "":
-            raise _Refused("missing_field", "event",
-                           "is missing, expected the event name (a string) on a track message.")
-        if not isinstance(event, str):
-            raise _Refused("wrong_type", "event", f"is a {_json_kind(event)}, expected a string.")
-        return event
-    if message_type in ("page", "screen"):
-        name = m.get("name")
-        if name is not None and not isinstance(name, str):
-            raise _Refused("wrong_type", "name", f"is a {_json_kind(name)}, expected a string.")
-        return name
-    return None
+def _present(value: Any, non_blank: re.Pattern[str]) -> bool:
+    if isinstance(value, str):
+        return non_blank.search(value) is not None
+    return value is not None  # an integer (other types were refused before)
 
 
-def _time(m: dict[str, Any], name: str) -> datetime | None:
-    value = m.get(name)
+def _time(name: str, value: Any, pattern: re.Pattern[str]) -> datetime | None:
     if value is None:
         return None
-    expectation = "expected an ISO-8601 date-time with a timezone, e.g. 2026-10-01T12:00:00Z."
     if not isinstance(value, str):
-        raise _Refused("invalid_timestamp", name, f"is a {_json_kind(value)}, {expectation}")
-    parsed = parse_timestamp(value)
+        raise _Refused("invalid_timestamp", name, f"is a {json_kind(value)}, "
+                                                  f"{TIMESTAMP_EXPECTATION}")
+    parsed = parse_timestamp(value, pattern)
     if parsed is None:
-        raise _Refused("invalid_timestamp", name, f"is {_show(value)}, {expectation}")
+        raise _Refused("invalid_timestamp", name, f"is {show(value)}, {TIMESTAMP_EXPECTATION}")
     return parsed
 
 
-def parse_timestamp(value: str) -> datetime | None:
+def parse_timestamp(value: str, pattern: re.Pattern[str] | None = None) -> datetime | None:
     """An ISO-8601 string with a timezone as a naive UTC datetime; None when invalid or naive."""
-    if len(value) < 16 or len(value) > 40:
+    if pattern is None:
+        pattern = _pattern(_datetime_pattern())
+    if pattern.match(value) is None:
         return None
     try:
-        if value[-1] == "Z":  # the common case, and the cheapest: already UTC
-            parsed = datetime.fromisoformat(value[:-1])
-            return parsed if parsed.tzinfo is None else None
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+    except ValueError:  # e.g. February 30th: the pattern checks shape, not the calendar
         return None
     offset = parsed.utcoffset()
-    if offset is None:
-        return None
-    return parsed.replace(tzinfo=None) - offset
+    return None if offset is None else parsed.replace(tzinfo=None) - offset
 
 
-def _check_not_future(occurred: datetime | None, sent: datetime | None, received: datetime) -> None:
+def _check_not_future(contract: TypeContract, occurred: datetime | None, sent: datetime | None,
+                      received: datetime) -> None:
     if occurred is None:
         return
     # Segment's skew correction: the device clock is trusted only for the interval it measured.
     corrected = received - (sent - occurred) if sent is not None else occurred
-    if corrected - received > FUTURE_TOLERANCE:
+    rule = contract.future
+    if corrected - received > timedelta(hours=rule.hours):
         ahead = (corrected - received).total_seconds() / 3600
-        raise _Refused("future_timestamp", "timestamp",
-                       f"is {ahead:.1f} h after receivedAt once corrected for clock skew, "
-                       "expected at most 24 h.")
+        raise _Refused("future_timestamp", rule.field,
+                       f"is {ahead:.1f} h after {rule.received_at} once corrected for clock "
+                       f"skew, expected at most {rule.hours} h.")
 
 
-def _json_kind(value: Any) -> str:
+def _pattern(source: str) -> re.Pattern[str]:
+    compiled = _PATTERNS.get(source)
+    if compiled is None:
+        compiled = _PATTERNS[source] = re.compile(source)
+    return compiled
+
+
+def _datetime_pattern() -> str:
+    rule = next(r for r in CONTRACT.types["track"].rules if r.kind == "datetime")
+    return rule.pattern or ""
+
+
+def json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type, as rejection details say it."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -224,13 +238,14 @@ def _json_kind(value: Any) -> str:
     return "object"
 
 
-def _show(value: Any) -> str:
-    return "missing" if value is None else _short(repr(value) if isinstance(value, str) else
-                                                   f"a {_json_kind(value)}")
-
-
-def _short(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def show(value: Any) -> str:
+    """A value as a detail quotes it: strings as JSON text cut to SHOWN_CHARS, others by kind."""
+    if value is None:
+        return "missing"
+    if not isinstance(value, str):
+        return f"a {json_kind(value)}"
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 def utc_now() -> datetime:

@@ -10,7 +10,7 @@ never state a rule that neither validator enforces.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -45,7 +45,7 @@ class FieldRule:
     kind: RuleKind
     field: str  # for identity_group: "userId/anonymousId"
     column: str | None = None  # the raw.events column the value goes to (x-ewh-column)
-    pattern: str | None = None  # datetime: the full-match regex; identity_group: non-blank
+    pattern: str | None = None  # datetime: the shape regex; identity and group: non-blank
     members: tuple[str, ...] = ()  # identity_group: the fields of which one must be present
 
 
@@ -118,7 +118,10 @@ def _compile_type(schema: dict[str, Any], defs: dict[str, Any]) -> TypeContract:
     rules: list[FieldRule] = []
     for position, (name, spec) in enumerate(properties.items()):
         if name != "type":
-            rules.append(_field_rule(name, spec, defs, name in required))
+            rule = _field_rule(name, spec, defs, name in required)
+            if name in group.members:  # blank ids count as absent: one definition of blank
+                rule = replace(rule, pattern=group.pattern)
+            rules.append(rule)
         if position == last_member:
             rules.append(group)
     future = schema["x-ewh-max-future"]

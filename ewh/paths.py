@@ -32,3 +32,9 @@ def serving_path() -> Path:
 def exports_dir() -> Path:
     """Segment exports: EWH_EXPORTS_DIR, else data/exports."""
     return _from_env("EWH_EXPORTS_DIR", "data/exports")
+
+
+def ops_db_path() -> Path:
+    """Operational records (run-failure alerts), apart from the warehouse's writer lock:
+    EWH_OPS_DB, else data/ops.duckdb."""
+    return _from_env("EWH_OPS_DB", "data/ops.duckdb")

@@ -42,10 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.instance import ensure_dagster_home
 
-    home = os.environ.setdefault("DAGSTER_HOME", str(warehouse_path().parent / "dagster_home"))
-    os.makedirs(home, exist_ok=True)
-    open(os.path.join(home, "dagster.yaml"), "a").close()
+    ensure_dagster_home()
     with dg.DagsterInstance.get() as instance:
         job = defs.resolve_job_def("refresh_warehouse")
         result = job.execute_in_process(

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ewh.paths import PROJECT_ROOT, warehouse_path
+from orchestration.instance import ensure_dagster_home
 
 
 def main() -> None:
@@ -21,10 +22,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", default="3000")
     args = parser.parse_args()
-    home = Path(os.environ.get("DAGSTER_HOME", PROJECT_ROOT / ".dagster_home"))
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()
-    os.environ["DAGSTER_HOME"] = str(home)
+    ensure_dagster_home()
     os.environ["EWH_WAREHOUSE"] = str(warehouse_path())
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     dagster = str(Path(sys.executable).with_name("dagster"))

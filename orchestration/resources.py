@@ -9,10 +9,6 @@ from dagster_dbt import DbtCliResource
 from ewh.paths import warehouse_path
 from orchestration.project import dbt_executable, dbt_project
 
-# DuckDB allows one writer per file: every asset that writes (or attaches) the warehouse
-# runs in this pool, and the instance limits every pool to one slot (dagster.yaml).
-WAREHOUSE_POOL = "duckdb_writer"
-
 
 def build_resources() -> dict[str, object]:
     # dbt subprocesses inherit the environment: pin the warehouse to an absolute path

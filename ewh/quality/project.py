@@ -1,27 +1,34 @@
-"""The file-mode GX project in ``expectations/``: open it, (re)write it from code.
+"""The file-mode GX project in ``expectations/``: open it, (re)write it, keep segments in sync.
 
 The committed ``great_expectations.yml`` holds the datasource with the connection string
 ``${EWH_GX_WAREHOUSE_URL}``; each run fills it through ``runtime_environment`` with the
-warehouse file in use, so no path is committed and nothing is written back at run time.
-The datasource opens DuckDB read-only, with a memory limit (``DUCKDB_CONNECT_ARGS``).
+warehouse file in use, so no path is committed. The datasource opens DuckDB read-only, with
+a memory limit (``DUCKDB_CONNECT_ARGS``).
 
-Regenerate the committed project after editing ``suites.py``:
-``python -m ewh.quality.project``.
+Fixed suites change only when ``suites.py`` does: regenerate with
+``python -m ewh.quality.project``. Segment suites follow the dbt manifest: a run wires a new
+segment (table asset, suite, validation definition, checkpoint) and unwires a removed one,
+writing only what changed; commit those files like any generated artifact.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import great_expectations as gx
 from great_expectations.data_context import FileDataContext
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.exceptions import DataContextError
 
 from ewh.paths import PROJECT_ROOT
 from ewh.quality import gx_duckdb_compat
-from ewh.quality.suites import SUITES, SuiteSpec
+from ewh.quality.suites import SEGMENT_KIND, SuiteSpec
 
 PROJECT_DIR = PROJECT_ROOT / "expectations"
 DATASOURCE = "warehouse"
@@ -32,6 +39,8 @@ DOCS_SITE = "local_site"
 SAMPLE_SIZE = 5
 # DuckDB's hash aggregates (uniqueness) otherwise take ~600 MB on 10M rows; capped, they spill.
 DUCKDB_CONNECT_ARGS = {"read_only": True, "config": {"memory_limit": "512MB"}}
+# Stored validation results and their Data Docs pages kept per suite (older ones are pruned).
+KEEP_RUNS = 30
 
 
 def warehouse_url(warehouse_path: Path) -> str:
@@ -70,55 +79,141 @@ def result_format(spec: SuiteSpec) -> dict[str, object]:
     }
 
 
-def _empty_warehouse(path: Path) -> None:
-    """GX tests that each table asset exists when it is added: give it empty look-alikes."""
-    from ewh.quality.suites import FCT_SESSIONS_COLUMNS
-    from ewh.raw_schema import ensure_raw_tables
+def gx_suite(spec: SuiteSpec) -> gx.ExpectationSuite:
+    suite = spec.to_gx_suite()
+    suite.meta = {**(suite.meta or {}), "kind": spec.kind, "table": spec.qualified_table}
+    return suite
 
+
+def strip_ids(value: Any) -> Any:
+    """A suite's JSON without the ids GX assigns on save (to compare content only)."""
+    if isinstance(value, Mapping):
+        return {k: strip_ids(v) for k, v in value.items() if k not in ("id", "notes")}
+    if isinstance(value, list):
+        return [strip_ids(v) for v in value]
+    return value
+
+
+def _suite_json(suite: gx.ExpectationSuite) -> Any:
+    return strip_ids(json.loads(json.dumps(suite.to_json_dict(), default=str)))
+
+
+def _batch_definition(datasource: Any, spec: SuiteSpec) -> Any:
+    """The whole-table batch definition of ``spec``'s table asset, added when missing."""
+    try:
+        asset = datasource.get_asset(asset_name(spec))
+    except LookupError:
+        asset = datasource.add_table_asset(
+            name=asset_name(spec), table_name=spec.table, schema_name=spec.schema
+        )
+    try:
+        return asset.get_batch_definition(BATCH_DEFINITION)
+    except KeyError:
+        return asset.add_batch_definition_whole_table(BATCH_DEFINITION)
+
+
+def _wire(context: FileDataContext, datasource: Any, spec: SuiteSpec) -> None:
+    """Asset, batch definition, suite, validation definition and checkpoint for ``spec``."""
+    batch_definition = _batch_definition(datasource, spec)
+    suite = context.suites.add_or_update(gx_suite(spec))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(
+            name=validation_definition_name(spec), data=batch_definition, suite=suite
+        )
+    )
+    context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=checkpoint_name(spec),
+            validation_definitions=[definition],
+            result_format=result_format(spec),
+        )
+    )
+
+
+def _unwire(context: FileDataContext, datasource: Any, suite_name: str, table: str) -> None:
+    for store, name in (
+        (context.checkpoints, f"{suite_name}_checkpoint"),
+        (context.validation_definitions, f"{suite_name}_on_{table.replace('.', '_')}"),
+        (context.suites, suite_name),
+    ):
+        try:
+            store.delete(name)
+        except DataContextError:  # already gone
+            pass
+    try:
+        datasource.delete_asset(table)
+    except LookupError:
+        pass
+
+
+def _is_current(context: FileDataContext, spec: SuiteSpec) -> bool:
+    try:
+        stored = context.suites.get(spec.name)
+        context.checkpoints.get(checkpoint_name(spec))
+    except DataContextError:  # not stored yet
+        return False
+    return _suite_json(stored) == _suite_json(gx_suite(spec))
+
+
+def sync_segments(
+    context: FileDataContext, specs: Iterable[SuiteSpec], existing_tables: set[str]
+) -> list[str]:
+    """Wire segment suites that are new or changed, unwire segments no longer in the
+    manifest. Returns the names written. A segment whose table is not built yet is left
+    alone: GX refuses an asset on a missing table, and the run reports it as an error."""
+    datasource = context.data_sources.get(DATASOURCE)
+    wanted = {s.name: s for s in specs if s.kind == SEGMENT_KIND}
+    changed: list[str] = []
+    for spec in wanted.values():
+        if spec.qualified_table in existing_tables and not _is_current(context, spec):
+            _wire(context, datasource, spec)
+            changed.append(spec.name)
+    for suite in context.suites.all():
+        meta = suite.meta or {}
+        if meta.get("kind") == SEGMENT_KIND and suite.name not in wanted:
+            _unwire(context, datasource, suite.name, str(meta.get("table")))
+            changed.append(suite.name)
+    return changed
+
+
+def _scratch_warehouse(path: Path, specs: Iterable[SuiteSpec]) -> None:
+    """GX tests that each table asset exists when it is added: give it empty look-alikes."""
     con = duckdb.connect(str(path))
     try:
-        ensure_raw_tables(con)
-        columns = ", ".join(f"{name} varchar" for name in FCT_SESSIONS_COLUMNS)
-        con.execute("create schema if not exists marts")
-        con.execute(f"create table marts.fct_sessions ({columns})")
+        for spec in specs:
+            con.execute(f'create schema if not exists "{spec.schema}"')
+            con.execute(f'create table if not exists "{spec.schema}"."{spec.table}" (x int)')
     finally:
         con.close()
 
 
-def write_project(project_dir: Path = PROJECT_DIR) -> None:
+def write_project(specs: Iterable[SuiteSpec], project_dir: Path = PROJECT_DIR) -> None:
     """(Re)write datasource, assets, suites, validation definitions and checkpoints from code."""
+    specs = list(specs)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "scratch.duckdb"
-        _empty_warehouse(scratch)
+        _scratch_warehouse(scratch, specs)
         context = open_context(scratch, project_dir)
         # Quiet, offline runs: no tqdm bars in Dagster logs, no usage analytics calls.
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         context.variables.analytics_enabled = False
         context.variables.save()
-        datasource = context.data_sources.add_or_update_sql(
-            name=DATASOURCE,
-            connection_string="${" + URL_VARIABLE + "}",
-            kwargs={"connect_args": DUCKDB_CONNECT_ARGS},
-        )
         try:
-            for spec in SUITES.values():
-                asset = datasource.add_table_asset(
-                    name=asset_name(spec), table_name=spec.table, schema_name=spec.schema
-                )
-                batch_definition = asset.add_batch_definition_whole_table(BATCH_DEFINITION)
-                suite = context.suites.add_or_update(spec.to_gx_suite())
-                definition = context.validation_definitions.add_or_update(
-                    gx.ValidationDefinition(
-                        name=validation_definition_name(spec), data=batch_definition, suite=suite
-                    )
-                )
-                context.checkpoints.add_or_update(
-                    gx.Checkpoint(
-                        name=checkpoint_name(spec),
-                        validation_definitions=[definition],
-                        result_format=result_format(spec),
-                    )
-                )
+            datasource = context.data_sources.get(DATASOURCE)
+        except KeyError:
+            datasource = context.data_sources.add_sql(
+                name=DATASOURCE,
+                connection_string="${" + URL_VARIABLE + "}",
+                kwargs={"connect_args": DUCKDB_CONNECT_ARGS},
+            )
+        try:
+            # Only what changed is rewritten: GX assigns fresh ids on every save.
+            for spec in specs:
+                if _is_current(context, spec):
+                    _batch_definition(datasource, spec)
+                else:
+                    _wire(context, datasource, spec)
+            sync_segments(context, specs, {s.qualified_table for s in specs})
         finally:
             dispose_engines(datasource)
 
@@ -133,11 +228,29 @@ def dispose_engines(datasource: object) -> None:
         get_engine().dispose()
 
 
+def data_docs_dir(project_dir: Path = PROJECT_DIR) -> Path:
+    """Where Data Docs are built (gitignored: gx/uncommitted/)."""
+    return project_dir / "gx" / "uncommitted" / "data_docs" / DOCS_SITE
+
+
 def data_docs_index(project_dir: Path = PROJECT_DIR) -> Path:
-    """Where Data Docs' index.html is built (gitignored: gx/uncommitted/)."""
-    return project_dir / "gx" / "uncommitted" / "data_docs" / DOCS_SITE / "index.html"
+    return data_docs_dir(project_dir) / "index.html"
+
+
+def prune_runs(project_dir: Path = PROJECT_DIR, keep: int = KEEP_RUNS) -> None:
+    """Keep the newest ``keep`` stored results (and their pages) per suite: hourly runs
+    would otherwise grow the store, and the Data Docs index, without bound."""
+    uncommitted = project_dir / "gx" / "uncommitted"
+    for root in (uncommitted / "validations", data_docs_dir(project_dir) / "validations"):
+        for runs in root.glob("*/__none__"):
+            stamped = sorted(p for p in runs.iterdir() if p.is_dir())  # names are UTC stamps
+            for old in stamped[:-keep] if keep else stamped:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    write_project()
+    from ewh.quality.segment_tables import segment_tables
+    from ewh.quality.suites import all_suites
+
+    write_project(all_suites(segment_tables()).values())
     print(f"wrote the GX project under {PROJECT_DIR / 'gx'}")

@@ -31,15 +31,24 @@ class SuiteResult:
     table: str  # schema-qualified, e.g. raw.events
     success: bool
     expectations: tuple[ExpectationOutcome, ...]
+    docs_url: str | None = None  # this run's Data Docs page, when built
 
     @property
     def failures(self) -> tuple[ExpectationOutcome, ...]:
         return tuple(e for e in self.expectations if not e.success)
 
+    @property
+    def errors(self) -> tuple[ExpectationOutcome, ...]:
+        return tuple(e for e in self.failures if e.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[ExpectationOutcome, ...]:
+        return tuple(e for e in self.failures if e.severity == "warn")
+
 
 def has_error_failures(results: Iterable[SuiteResult]) -> bool:
     """True when any error-severity expectation failed: downstream must not run."""
-    return any(e.severity == "error" for r in results for e in r.failures)
+    return any(r.errors for r in results)
 
 
 def missing_table_result(suite: str, table: str) -> SuiteResult:
@@ -49,6 +58,11 @@ def missing_table_result(suite: str, table: str) -> SuiteResult:
     return SuiteResult(suite=suite, table=table, success=False, expectations=(outcome,))
 
 
+def optional_column_message(table: str, column: str, expectation_type: str) -> str:
+    return (f"{table}.{column}: optional column not built yet, so not validated "
+            f"({expectation_type}, warn)")
+
+
 def _what(expectation_type: str, kwargs: Mapping[str, Any], count: int) -> str:
     """The noun phrase for ``count`` bad values of one expectation type."""
     if expectation_type == "expect_column_values_to_not_be_null":
@@ -56,7 +70,9 @@ def _what(expectation_type: str, kwargs: Mapping[str, Any], count: int) -> str:
     if expectation_type == "expect_column_values_to_be_unique":
         return f"{count} rows with a duplicated value"
     if expectation_type == "expect_column_values_to_be_in_set":
-        return f"{count} values not in {sorted(kwargs.get('value_set') or [])}"
+        what = f"{count} values not in {sorted(kwargs.get('value_set') or [])}"
+        mostly = kwargs.get("mostly")
+        return f"{what} (more than {1 - mostly:.0%} allowed)" if mostly else what
     if expectation_type == "expect_column_values_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         if low is not None and high is not None:
@@ -76,6 +92,25 @@ def _condition_text(condition: Any) -> str:
         return str(condition)
 
 
+def _table_level(expectation_type: str, kwargs: Mapping[str, Any], meta: Mapping[str, Any],
+                 result: Mapping[str, Any]) -> str | None:
+    """Messages for expectations that are not a per-value count."""
+    observed = result.get("observed_value")
+    if expectation_type == "expect_table_columns_to_match_set":
+        mismatched = (result.get("details") or {}).get("mismatched") or {}
+        missing = mismatched.get("missing") or []
+        return f"{len(missing)} missing columns {missing}" if missing else "0 missing columns"
+    if expectation_type == "unexpected_rows_expectation":
+        return f"{observed} {meta.get('what', 'unexpected rows')}"
+    if expectation_type == "expect_table_row_count_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        band = f"[{low}, {'no limit' if high is None else high}]"
+        return f"{observed} rows, outside the accepted {band} ({meta.get('band', '')})"
+    if expectation_type == "expect_column_max_to_be_between":
+        return f"latest value {observed} is older than {kwargs.get('min_value')}"
+    return None
+
+
 def message(
     table: str,
     column: str | None,
@@ -84,19 +119,17 @@ def message(
     kwargs: Mapping[str, Any],
     result: Mapping[str, Any],
     error: str | None,
+    meta: Mapping[str, Any] | None = None,
 ) -> str:
     """One line naming table.column, the count and the rule, e.g.
     ``raw.events.message_id: 3 null values (expect_column_values_to_not_be_null, error)``."""
     where = f"{table}.{column}" if column else table
     tail = f"({expectation_type}, {severity})"
     if error:
-        return f"{where}: could not be evaluated: {error.splitlines()[0]} {tail}"
-    if expectation_type == "expect_table_columns_to_match_set":
-        mismatched = (result.get("details") or {}).get("mismatched") or {}
-        missing = mismatched.get("missing") or []
-        what = f"{len(missing)} missing columns {missing}" if missing else "0 missing columns"
-        return f"{where}: {what} {tail}"
-    what = _what(expectation_type, kwargs, int(result.get("unexpected_count") or 0))
+        return f"{where}: could not be evaluated: {error.strip().splitlines()[0]} {tail}"
+    what = _table_level(expectation_type, kwargs, meta or {}, result)
+    if what is None:
+        what = _what(expectation_type, kwargs, int(result.get("unexpected_count") or 0))
     if kwargs.get("row_condition"):
         what += f" where {_condition_text(kwargs['row_condition'])}"
     return f"{where}: {what} {tail}"

@@ -1,16 +1,18 @@
 """The expectation suites, defined once in code.
 
-The JSON under ``expectations/gx/expectations/`` is what ``ewh.quality.project.write_project``
-writes from these definitions; a test checks the two have not drifted.
+The JSON under ``expectations/gx/expectations/`` is what ``ewh.quality.project`` writes from
+these definitions; a test checks the fixed suites have not drifted. Segment suites come from
+one template, instantiated per segment found in the dbt manifest.
 
 Every expectation carries ``meta.severity``: ``error`` blocks downstream, ``warn`` only reports.
-Suite parameters (``{"$PARAMETER": ...}``) are filled at run time from the ``as_of`` instant.
+Suite parameters (``{"$PARAMETER": ...}``) are filled at run time from the ``as_of`` instant
+and, for segments, from the previous run's size (``ewh.quality.volume``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -19,33 +21,36 @@ import great_expectations.expectations as gxe
 from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column
 
+from ewh.quality import columns as cols
+from ewh.quality.segment_tables import SegmentTable
+from ewh.quality.volume import VOLUME_MAX, VOLUME_MIN
+
 Severity = Literal["error", "warn"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warn")
 
-SEGMENT_MESSAGE_TYPES = ("track", "identify", "page", "screen", "alias", "group")
+# The accepted time window is [as_of - WINDOW_DAYS, as_of + FUTURE_DAYS].
+WINDOW_DAYS = 400
+FUTURE_DAYS = 1
+# raw.events is stale when nothing was received in the last FRESHNESS_HOURS.
+FRESHNESS_HOURS = 24
+# Share of staged events whose name maps to a canonical type; below it, the seed lags.
+MAPPED_EVENTS_MOSTLY = 0.95
 
-RAW_EVENTS_COLUMNS = (
-    "message_id", "message_type", "event_name", "user_id", "anonymous_id", "occurred_at",
-    "sent_at", "received_at", "payload", "source", "file_checksum", "load_id", "loaded_at",
-)  # fmt: skip
+# Run-time suite parameters.
+WINDOW_START = "window_start"
+FUTURE_LIMIT = "future_limit"
+FRESH_SINCE = "fresh_since"
 
-FCT_SESSIONS_COLUMNS = (
-    "session_id", "user_key", "user_id", "device_id", "started_at", "ended_at",
-    "duration_seconds", "event_count", "page_views", "landing_page", "exit_page", "referrer",
-    "utm_source", "utm_medium", "utm_campaign", "channel", "device_type", "is_bounce",
-    "has_add_to_cart", "has_purchase", "revenue",
-)  # fmt: skip
-
-# Run-time suite parameters: names and how they derive from the validation instant.
-RECEIVED_AT_MIN = "received_at_min"  # as_of - 400 days
-FUTURE_LIMIT = "future_limit"  # as_of + 1 day
+SEGMENT_KIND = "segment"
+TABLE_KIND = "table"
 
 
 def suite_parameters(as_of: datetime) -> dict[str, datetime]:
-    """Values for the suites' ``$PARAMETER`` placeholders at instant ``as_of`` (naive UTC)."""
+    """Values for the time placeholders at instant ``as_of`` (naive UTC)."""
     return {
-        RECEIVED_AT_MIN: as_of - timedelta(days=400),
-        FUTURE_LIMIT: as_of + timedelta(days=1),
+        WINDOW_START: as_of - timedelta(days=WINDOW_DAYS),
+        FUTURE_LIMIT: as_of + timedelta(days=FUTURE_DAYS),
+        FRESH_SINCE: as_of - timedelta(hours=FRESHNESS_HOURS),
     }
 
 
@@ -62,6 +67,9 @@ class SuiteSpec:
     table: str
     key_column: str  # names a bad row in samples (GX unexpected_index_column_names)
     build: Callable[[], Sequence[gxe.Expectation]]
+    optional_columns: tuple[str, ...] = ()
+    kind: str = TABLE_KIND
+    exported: bool = field(default=False, compare=False)
 
     @property
     def qualified_table(self) -> str:
@@ -74,90 +82,226 @@ class SuiteSpec:
 _GX_SEVERITY = {"error": FailureSeverity.CRITICAL, "warn": FailureSeverity.WARNING}
 
 
-def _tag(severity: Severity, why: str) -> dict[str, Any]:
+def _tag(severity: Severity, why: str, **meta: str) -> dict[str, Any]:
     """Our severity in ``meta`` (the contract) and mirrored in GX's own field (Data Docs)."""
-    return {"meta": {"severity": severity, "why": why}, "severity": _GX_SEVERITY[severity]}
+    return {"meta": {"severity": severity, "why": why, **meta}, "severity": _GX_SEVERITY[severity]}
+
+
+def _rows(severity: Severity, column: str, what: str, query: str) -> gxe.Expectation:
+    """Rows returned by ``query`` (over CTE ``batch``) are bad. ``column`` and ``what`` word
+    the message: "<table>.<column>: <count> <what>"."""
+    return gxe.UnexpectedRowsExpectation(
+        # GX substitutes {batch} with an aliased subquery: name it once as a CTE.
+        unexpected_rows_query=f"with batch as (select * from {{batch}}) {query}",
+        description=what,
+        **_tag(severity, what, column=column, what=what),
+    )
+
+
+def _schema(columns: Iterable[str], why: str, severity: Severity = "error") -> gxe.Expectation:
+    return gxe.ExpectTableColumnsToMatchSet(
+        column_set=list(columns), exact_match=False, **_tag(severity, why)
+    )
+
+
+def _not_null(column: str, why: str, severity: Severity = "error") -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToNotBeNull(column=column, **_tag(severity, why))
+
+
+def _unique(column: str, why: str) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToBeUnique(column=column, **_tag("error", why))
+
+
+def _one_id_required(why: str) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToNotBeNull(
+        column="anonymous_id", row_condition=Column("user_id").is_null(), **_tag("error", why)
+    )
+
+
+def _not_future(column: str, severity: Severity, why: str) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToBeBetween(
+        column=column, max_value=_param(FUTURE_LIMIT), **_tag(severity, why)
+    )
+
+
+def _not_ancient(column: str, why: str) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToBeBetween(
+        column=column, min_value=_param(WINDOW_START), **_tag("warn", why)
+    )
+
+
+def _at_least(column: str, minimum: float, why: str) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=minimum, **_tag("error", why))
 
 
 def _raw_events() -> list[gxe.Expectation]:
     return [
-        gxe.ExpectTableColumnsToMatchSet(
-            column_set=list(RAW_EVENTS_COLUMNS),
-            exact_match=False,
-            **_tag("error", "schema drift: staging reads these columns"),
-        ),
-        *(
-            gxe.ExpectColumnValuesToNotBeNull(
-                column=column, **_tag("error", f"{column} is required by the contract")
-            )
-            for column in ("message_id", "message_type", "received_at")
-        ),
-        gxe.ExpectColumnValuesToBeUnique(
-            column="message_id", **_tag("error", "message_id is the idempotency key")
-        ),
+        _schema(cols.RAW_EVENTS_COLUMNS, "schema drift: staging reads these columns"),
+        *(_not_null(c, f"{c} is required by the contract")
+          for c in ("message_id", "message_type", "received_at")),
+        _unique("message_id", "message_id is the idempotency key; the loader dedupes on it"),
         gxe.ExpectColumnValuesToBeInSet(
-            column="message_type",
-            value_set=list(SEGMENT_MESSAGE_TYPES),
+            column="message_type", value_set=list(cols.SEGMENT_MESSAGE_TYPES),
             **_tag("error", "only the six Segment message types are accepted"),
         ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="anonymous_id",
-            row_condition=Column("user_id").is_null(),
-            **_tag("error", "one of userId or anonymousId is required"),
+        _one_id_required("one of userId or anonymousId is required"),
+        _not_future("received_at", "error", "received_at is the collector clock: never future"),
+        _not_ancient("received_at", "a stale backfill or a bad collector clock"),
+        _not_future("occurred_at", "warn", "client clock skew; staging corrects it from sent_at"),
+        _not_ancient("occurred_at", "a client clock far in the past"),
+        gxe.ExpectColumnMaxToBeBetween(
+            column="received_at", min_value=_param(FRESH_SINCE),
+            **_tag("warn", f"freshness: nothing received in the last {FRESHNESS_HOURS} hours"),
         ),
+    ]  # fmt: skip
+
+
+def _stg_events() -> list[gxe.Expectation]:
+    canonical = list(cols.CANONICAL_EVENT_TYPES)
+    return [
+        _schema(cols.STG_EVENTS_COLUMNS, "schema drift: intermediate models read these"),
+        _not_null("message_id", "one row per message"),
+        _unique("message_id", "a messageId still duplicated after dedupe counts twice"),
+        _one_id_required("every event needs an identity to be stitched"),
+        _not_null("event_type", "every event is typed (unmapped names become 'other')"),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="event_type", value_set=[*canonical, cols.OTHER_EVENT_TYPE],
+            **_tag("error", "unknown event type: the mapping produced a non-canonical value"),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="event_type", value_set=canonical, mostly=MAPPED_EVENTS_MOSTLY,
+            **_tag("warn", f"over {1 - MAPPED_EVENTS_MOSTLY:.0%} of events have unmapped names "
+                           "(event_type 'other'): the event_type_map seed lags the trackers"),
+        ),
+        _not_null("occurred_at", "sessions and windows need a time"),
+        _not_future("occurred_at", "error", "future events would sit in every time window"),
+        _not_ancient("occurred_at", "events older than the window: a stale backfill"),
+        _at_least("revenue", 0, "negative revenue corrupts value segments"),
         gxe.ExpectColumnValuesToBeBetween(
-            column="received_at",
-            max_value=_param(FUTURE_LIMIT),
-            **_tag("error", "received_at is the collector clock; the future is impossible"),
+            column="price", min_value=0, **_tag("warn", "a negative price is a tracking bug"),
         ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="received_at",
-            min_value=_param(RECEIVED_AT_MIN),
-            **_tag("warn", "events older than 400 days: a stale backfill or a bad clock"),
-        ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="occurred_at",
-            max_value=_param(FUTURE_LIMIT),
-            **_tag("warn", "client clock skew; staging corrects it from sent_at"),
-        ),
-    ]
+    ]  # fmt: skip
 
 
 def _fct_sessions() -> list[gxe.Expectation]:
     return [
-        gxe.ExpectTableColumnsToMatchSet(
-            column_set=list(FCT_SESSIONS_COLUMNS),
-            exact_match=False,
-            **_tag("error", "schema drift: segments and exports read these columns"),
-        ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="session_id", **_tag("error", "one row per session")
-        ),
-        gxe.ExpectColumnValuesToBeUnique(
-            column="session_id", **_tag("error", "one row per session")
-        ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="user_key", **_tag("error", "every session is attributed to a user")
-        ),
+        _schema(cols.FCT_SESSIONS_COLUMNS, "schema drift: segments and exports read these"),
+        _not_null("session_id", "one row per session"),
+        _unique("session_id", "one row per session"),
+        _not_null("user_key", "every session is attributed to a user"),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="ended_at",
-            column_B="started_at",
-            or_equal=True,
+            column_A="ended_at", column_B="started_at", or_equal=True,
             **_tag("error", "a session cannot end before it starts"),
         ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="duration_seconds", min_value=0, **_tag("error", "durations are >= 0")
+        _not_future("started_at", "error", "a session cannot start in the future"),
+        _at_least("duration_seconds", 0, "durations are >= 0"),
+        _at_least("event_count", 1, "a session has an event"),
+        _at_least("revenue", 0, "revenue is >= 0 when present"),
+    ]  # fmt: skip
+
+
+def _dim_users() -> list[gxe.Expectation]:
+    return [
+        _schema(cols.DIM_USERS_COLUMNS, "schema drift: segment rules read these features"),
+        _not_null("user_key", "one row per stitched user"),
+        _unique("user_key", "one row per stitched user"),
+        _not_null("has_analytics_consent", "segments filter on consent; null would leak"),
+        _at_least("revenue", 0, "negative revenue corrupts value segments"),
+        _at_least("revenue_365d", 0, "negative revenue corrupts value segments"),
+        _at_least("orders", 0, "counts are >= 0"),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="last_seen_at", column_B="first_seen_at", or_equal=True,
+            **_tag("error", "last seen cannot precede first seen"),
         ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="event_count", min_value=1, **_tag("error", "a session has an event")
+        *(gxe.ExpectColumnValuesToBeBetween(
+            column=score, min_value=cols.RFM_MIN, max_value=cols.RFM_MAX,
+            **_tag("error", f"RFM scores are quintiles {cols.RFM_MIN}-{cols.RFM_MAX}"),
+        ) for score in cols.DIM_USERS_RFM_SCORES),
+    ]  # fmt: skip
+
+
+def _segment_membership_history() -> list[gxe.Expectation]:
+    return [
+        _schema(cols.HISTORY_COLUMNS, "schema drift: exports and memberships read these"),
+        *(_not_null(c, "every spell is identified and dated")
+          for c in ("membership_id", "user_key", "segment", "entered_at", "is_current")),
+        _unique("membership_id", "one row per spell"),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="exited_at", column_B="entered_at", or_equal=True,
+            ignore_row_if="either_value_is_missing",
+            **_tag("error", "a spell cannot end before it starts"),
         ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="revenue", min_value=0, **_tag("error", "revenue is >= 0 when present")
-        ),
-    ]
+        _rows("error", "is_current", "rows where is_current disagrees with exited_at is null",
+              "select * from batch where is_current <> (exited_at is null)"),
+        # A spell overlaps when it starts before an earlier spell of the same user and segment
+        # has ended (open spells end at infinity). Adjacent spells (exit = next entry) are fine.
+        _rows("error", "entered_at", "spells that overlap an earlier spell of the same user "
+              "and segment",
+              "select * from (select *, max(coalesce(exited_at, timestamp '9999-12-31')) over ("
+              "partition by user_key, segment order by entered_at, membership_id "
+              "rows between unbounded preceding and 1 preceding) as earlier_spells_end "
+              "from batch) as spells where earlier_spells_end > entered_at"),
+    ]  # fmt: skip
+
+
+def _segment_template(segment: SegmentTable) -> Callable[[], list[gxe.Expectation]]:
+    """The one template every seg_ table shares: identity, lineage, consent, schema, volume."""
+    documented = [c for c in segment.declared_columns if c not in cols.SEGMENT_COLUMNS]
+
+    def build() -> list[gxe.Expectation]:
+        expectations = [
+            _schema(cols.SEGMENT_COLUMNS, "schema drift: exports read user_key and user_id"),
+            _not_null("user_key", "every member is a stitched user"),
+            _unique("user_key", "one row per member"),
+            _rows("error", "user_key", "members missing from marts.dim_users",
+                  "select * from batch where not exists (select 1 from marts.dim_users as users"
+                  " where users.user_key = batch.user_key)"),
+            _rows("error", "user_key", "members without analytics consent in marts.dim_users",
+                  "select batch.* from batch join marts.dim_users as users"
+                  " on users.user_key = batch.user_key where not users.has_analytics_consent"),
+            gxe.ExpectTableRowCountToBeBetween(
+                min_value=_param(VOLUME_MIN), max_value=_param(VOLUME_MAX),
+                **_tag("warn", "volume anomaly: size moved beyond the tolerance since the "
+                               "last run (ewh/quality/volume.py)"),
+            ),
+        ]
+        if documented:
+            expectations.append(_schema(
+                documented, "the evidence columns documented in the model's yml", "warn"))
+        return expectations
+
+    return build
 
 
 RAW_EVENTS = SuiteSpec("raw_events", "raw", "events", "message_id", _raw_events)
+STG_EVENTS = SuiteSpec("stg_events", "staging", "stg_events", "message_id", _stg_events)
 FCT_SESSIONS = SuiteSpec("fct_sessions", "marts", "fct_sessions", "session_id", _fct_sessions)
+DIM_USERS = SuiteSpec("dim_users", "marts", "dim_users", "user_key", _dim_users,
+                      optional_columns=cols.DIM_USERS_OPTIONAL)
+SEGMENT_MEMBERSHIP_HISTORY = SuiteSpec(
+    "segment_membership_history", "segments", "segment_membership_history", "membership_id",
+    _segment_membership_history,
+)
 
-SUITES: dict[str, SuiteSpec] = {spec.name: spec for spec in (RAW_EVENTS, FCT_SESSIONS)}
+# Upstream first: the order `ewh quality` runs and prints them in.
+FIXED_SUITES: dict[str, SuiteSpec] = {
+    spec.name: spec
+    for spec in (RAW_EVENTS, STG_EVENTS, FCT_SESSIONS, DIM_USERS, SEGMENT_MEMBERSHIP_HISTORY)
+}
+# Kept for callers that only need the fixed suites.
+SUITES = FIXED_SUITES
+
+
+def segment_suite(segment: SegmentTable) -> SuiteSpec:
+    return SuiteSpec(segment.name, segment.schema, segment.name, "user_key",
+                     _segment_template(segment), kind=SEGMENT_KIND, exported=segment.exported)
+
+
+def all_suites(segments: Iterable[SegmentTable]) -> dict[str, SuiteSpec]:
+    """The fixed suites, then one suite per segment, by suite name."""
+    suites = dict(FIXED_SUITES)
+    for segment in segments:
+        if segment.name in suites:
+            raise ValueError(f"segment {segment.name} clashes with a fixed suite name")
+        suites[segment.name] = segment_suite(segment)
+    return suites

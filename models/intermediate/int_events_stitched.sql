@@ -22,6 +22,8 @@ stitched as (
         events.event_type,
         coalesce(events.user_id, identity_map.user_id, events.anonymous_id) as user_key,
         coalesce(events.user_id, identity_map.user_id) as user_id,
+        -- the message itself names the user (its own userId): the user is known from here on
+        events.user_id is not null as is_identified,
         coalesce(events.anonymous_id, events.user_id) as device_id,
         events.anonymous_id,
         events.occurred_at,

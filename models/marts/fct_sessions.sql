@@ -8,15 +8,16 @@ events as (
 
 page_views_ranked as (
 
+    -- page views, and screen views for apps (a screen has a name, not a path)
     select
         session_id,
-        page_path,
+        coalesce(page_path, page_name) as page_path,
         row_number() over (partition by session_id order by occurred_at, message_id) as first_rank,
         row_number() over (
             partition by session_id order by occurred_at desc, message_id desc
         ) as last_rank
     from events
-    where event_type = 'page_view'
+    where event_type in ('page_view', 'screen_view')
 
 ),
 
@@ -81,6 +82,10 @@ final as (
         session_totals.utm_medium,
         session_totals.utm_campaign,
         session_totals.channel,
+        {{ acquisition_channel(
+            'session_totals.utm_source', 'session_totals.utm_medium',
+            'session_totals.utm_campaign', 'session_totals.referrer'
+        ) }} as acquisition_channel,
         session_totals.device_type,
         session_totals.screen_or_page_views <= 1 and session_totals.interactions = 0 as is_bounce,
         session_totals.add_to_cart_flag = 1 as has_add_to_cart,

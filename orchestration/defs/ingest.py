@@ -7,7 +7,7 @@ import dagster as dg
 
 from ewh.loader import load_files
 from ewh.paths import landing_dir, warehouse_path
-from orchestration.resources import WAREHOUSE_POOL
+from orchestration.pools import WAREHOUSE_POOL
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_REJECTED = dg.AssetKey(["raw", "events_rejected"])

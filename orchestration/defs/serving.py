@@ -5,8 +5,8 @@ import dagster as dg
 from ewh.paths import serving_path, warehouse_path
 from ewh.segment_catalog import load_segments
 from ewh.serving import publish_serving_copy
+from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import dbt_project
-from orchestration.resources import WAREHOUSE_POOL
 from orchestration.translator import asset_key_for
 
 SERVING_COPY = dg.AssetKey(["serving", "serving_copy"])

@@ -11,8 +11,8 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from ewh.paths import warehouse_path
 from ewh.segment_catalog import load_segments
+from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import dbt_project
-from orchestration.resources import WAREHOUSE_POOL
 from orchestration.translator import WarehouseTranslator, asset_key_for
 
 SAMPLE_MEMBERS = 5

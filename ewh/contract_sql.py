@@ -1,0 +1,270 @@
+"""The event contract in SQL: the rules of ewh.contract_rules as one DuckDB query.
+
+The loader runs this query over a chunk of raw records so parsing and validation happen inside
+DuckDB (vectorized, on every core) instead of once per record in Python. It gives the same
+reason, field and detail as ewh.contract, because both are built from the same compiled schema
+rules and the same sentence templates; tests/unit/test_contract_differential.py proves it.
+
+Input: a relation with `record_number BIGINT, line BLOB`. Parameters: `$source_prefix` (the
+record's source is `<prefix>:<record_number>`) and `$received_default` (naive UTC timestamp for
+messages without receivedAt). The connection must have TimeZone set to UTC.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ewh.contract import SHOWN_CHARS
+from ewh.contract_rules import (
+    TIMESTAMP_EXPECTATION,
+    Contract,
+    FieldRule,
+    TypeContract,
+    load_contract,
+)
+
+OUTPUT_COLUMNS = ("record_number", "source", "raw_text", "reason", "field", "detail",
+                  "rejected_message_id", "message_id", "message_type", "event_name", "user_id",
+                  "anonymous_id", "occurred_at", "sent_at", "received_at", "payload")
+_EVENT_COLUMNS = ("message_id", "event_name", "user_id", "anonymous_id", "occurred_at",
+                  "sent_at", "received_at")
+_NUMBER_TYPES = ("'BIGINT'", "'UBIGINT'", "'HUGEINT'")
+
+
+# DuckDB's json_valid also accepts JSON5-ish input (trailing commas, NaN/Infinity, numbers beyond
+# the double range) that RFC 8259 and the Python validator refuse. These tokens, outside strings,
+# mark such a record invalid. The cheap prefilter keeps the string-aware regex off most records.
+_OUTSIDE_STRINGS = r'^(?:[^"]|"(?:[^"\\]|\\.)*")*'
+_LENIENT_TOKENS = (r",[ \t\n\r]*[\]}]|(?i:nan|inf)"
+                   r"|[eE]\+?0*(?:[1-9][0-9]{3,}|[4-9][0-9]{2}|3[1-9][0-9]|309)"
+                   r"|[-:,\[ \t\n\r][1-9][0-9]{308}")
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class _Fields:
+    """Each field any rule reads gets an index i: v_i (JSON), t_i (json_type), s_i (text)."""
+
+    def __init__(self, contract: Contract) -> None:
+        names = ["type"]
+        for tc in contract.types.values():
+            for rule in tc.rules:
+                for name in (rule.members or (rule.field,)):
+                    if name not in names:
+                        names.append(name)
+        self.names = names
+
+    def t(self, name: str) -> str:
+        return f"t_{self.names.index(name)}"
+
+    def s(self, name: str) -> str:
+        return f"s_{self.names.index(name)}"
+
+    def paths(self) -> str:
+        return "[" + ", ".join(_lit(f'$."{n}"') for n in self.names) + "]"
+
+    def projections(self) -> str:
+        parts = []
+        for i in range(len(self.names)):
+            parts.append(f"json_type(v[{i + 1}]) as t_{i}, v[{i + 1}] ->> '$' as s_{i}, "
+                         f"v[{i + 1}]::varchar as q_{i}")
+        return ",\n    ".join(parts)
+
+
+def _kind(t: str) -> str:
+    """The JSON kind name of a json_type, as ewh.contract.json_kind says it."""
+    return (f"(case {t} when 'VARCHAR' then 'string' when 'BOOLEAN' then 'boolean' "
+            f"when 'NULL' then 'null' when 'ARRAY' then 'array' when 'OBJECT' then 'object' "
+            f"else 'number' end)")
+
+
+def _show(t: str, q: str) -> str:
+    """ewh.contract.show: missing, the JSON text of a string cut to SHOWN_CHARS, or 'a <kind>'."""
+    cut = (f"(case when length({q}) <= {SHOWN_CHARS} then {q} "
+           f"else left({q}, {SHOWN_CHARS - 3}) || '...' end)")
+    return (f"(case when {t} is null or {t} = 'NULL' then 'missing' "
+            f"when {t} = 'VARCHAR' then {cut} else 'a ' || {_kind(t)} end)")
+
+
+def _refuse(reason: str, field: str, expectation_sql: str) -> str:
+    detail = f"label || {_lit(f'field `{field}` ')} || {expectation_sql}"
+    return f"{{'reason': {_lit(reason)}, 'field': {_lit(field)}, 'detail': {detail}}}"
+
+
+def _missing(t: str) -> str:
+    return f"({t} is null or {t} = 'NULL')"
+
+
+def _integral_double(t: str, s: str) -> str:
+    return (f"coalesce({t} = 'DOUBLE' and try_cast({s} as double) = floor(try_cast({s} as double)),"
+            " false)")
+
+
+def _rule_checks(rule: FieldRule, f: _Fields) -> list[str]:
+    """`when <failed> then <rejection>` clauses for one rule, in the Python validator's order."""
+    # A NULL condition would silently skip a check: every condition is coalesced to false.
+    return [f"when coalesce({cond}, false) then {then}" for cond, then in _conditions(rule, f)]
+
+
+def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
+    if rule.kind == "identity_group":
+        present = " or ".join(
+            f"({f.t(m)} = 'VARCHAR' and regexp_matches({f.s(m)}, {_lit(rule.pattern or '')})) "
+            f"or {f.t(m)} in ({', '.join(_NUMBER_TYPES)}, 'DOUBLE')" for m in rule.members)
+        members = " or ".join(rule.members)
+        return [(f"not coalesce({present}, false)", _refuse(
+            "missing_field", rule.field,
+            _lit(f"is missing, expected at least one of {members}.")))]
+    t, s = f.t(rule.field), f.s(rule.field)
+    q = "q_" + t[2:]
+    wrong = "'is a ' || " + _kind(t)
+    if rule.kind == "required_string":
+        return [
+            (f"{_missing(t)} or ({t} = 'VARCHAR' and {s} = '')",
+             _refuse("missing_field", rule.field, _lit("is missing, expected a non-empty string."))),
+            (f"{t} <> 'VARCHAR'",
+             _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'")),
+        ]
+    if rule.kind == "identity":
+        allowed = f"{t} in ('NULL', 'VARCHAR', {', '.join(_NUMBER_TYPES)})"
+        return [(f"{t} is not null and not ({allowed} or {_integral_double(t, s)})",
+                 _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'"))]
+    if rule.kind == "optional_string":
+        return [(f"{t} is not null and {t} not in ('NULL', 'VARCHAR')",
+                 _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'"))]
+    if rule.kind == "object":
+        return [(f"{t} is not null and {t} not in ('NULL', 'OBJECT')",
+                 _refuse("wrong_type", rule.field, f"{wrong} || ', expected a JSON object.'"))]
+    if rule.kind == "datetime":
+        bad = (f"{t} <> 'VARCHAR' or not regexp_full_match({s}, {_lit(rule.pattern or '')}) "
+               f"or try_cast({s} as timestamptz) is null")
+        shown = f"(case when {t} = 'VARCHAR' then 'is ' || {_show(t, q)} else {wrong} end)"
+        return [(f"not {_missing(t)} and ({bad})", _refuse(
+            "invalid_timestamp", rule.field,
+            f"{shown} || {_lit(', ' + TIMESTAMP_EXPECTATION)}"))]
+    raise AssertionError(f"unknown rule kind {rule.kind}")  # pragma: no cover
+
+
+def _column_value(rule: FieldRule, f: _Fields) -> str:
+    t, s = f.t(rule.field), f.s(rule.field)
+    if rule.kind == "datetime":
+        return f"(case when {t} = 'VARCHAR' then try_cast({s} as timestamptz)::timestamp end)"
+    if rule.kind == "identity":
+        return (f"(case when {t} = 'VARCHAR' then (case when regexp_matches({s}, "
+                f"{_lit(rule.pattern or '')}) then {s} end) "
+                f"when {t} in ({', '.join(_NUMBER_TYPES)}) then {s} "
+                f"when {t} = 'DOUBLE' then try_cast(try_cast({s} as double) as hugeint)::varchar "
+                f"end)")
+    return f"(case when {t} = 'VARCHAR' then {s} end)"
+
+
+def _by_type(contract: Contract, per_type: dict[str, str]) -> str:
+    whens = " ".join(f"when {_lit(name)} then {sql}" for name, sql in per_type.items())
+    return f"(case s_0 {whens} end)" if whens else "null"
+
+
+def _type_checks(tc: TypeContract, f: _Fields) -> str:
+    clauses = [clause for rule in tc.rules for clause in _rule_checks(rule, f)]
+    future = tc.future
+    clauses.append(
+        f"when ahead_us > {future.hours * 3600 * 1_000_000} then " + _refuse(
+            "future_timestamp", future.field,
+            f"'is ' || format('{{:.1f}}', ahead_us / 1000000 / 3600) || "
+            f"{_lit(f' h after {future.received_at} once corrected for clock skew, ')} || "
+            f"{_lit(f'expected at most {future.hours} h.')}"))
+    return "case " + "\n        ".join(clauses) + " end"
+
+
+@cache
+def check_query(relation: str, version: str = "v1") -> str:
+    """SELECT every record of `relation` with its rejection (or NULLs) and its event columns."""
+    contract = load_contract(version)
+    f = _Fields(contract)
+    columns: dict[str, str] = {}
+    for column in _EVENT_COLUMNS:
+        per_type = {}
+        for name, tc in contract.types.items():
+            rule = next((r for r in tc.rules if r.column == column), None)
+            if rule is not None:
+                per_type[name] = _column_value(rule, f)
+        columns[column] = _by_type(contract, per_type)
+    types = ", ".join(_lit(n) for n in contract.message_types)
+    type_list = ", ".join(contract.message_types)
+    kind0 = _kind("root_kind")
+    per_type_checks = {name: _type_checks(tc, f) for name, tc in contract.types.items()}
+    return f"""
+with lines as (
+  select record_number, line, octet_length(line) as n_bytes, try(decode(line)) as txt,
+         $source_prefix || ':' || record_number as src
+  from {relation}
+),
+parsed as (
+  select *, case when n_bytes <= {contract.max_bytes} and txt is not null and json_valid(txt)
+                      and not (regexp_matches(txt, {_lit(_LENIENT_TOKENS)})
+                               and regexp_matches(txt, {_lit(_OUTSIDE_STRINGS + '(?:' + _LENIENT_TOKENS + ')')}))
+                 then txt::json end as j
+  from lines
+),
+extracted as (
+  select *, json_type(j) as root_kind,
+         case when json_type(j) = 'OBJECT' then json_extract(j, {f.paths()}) end as v
+  from parsed
+),
+fields as (
+  select *,
+    {f.projections()}
+  from extracted
+),
+labelled as (
+  select *,
+    'Record ' || src || case when t_{f.names.index('messageId')} = 'VARCHAR'
+                              and s_{f.names.index('messageId')} <> ''
+                         then ' (messageId ' || s_{f.names.index('messageId')} || ')' else '' end
+      || ': ' as label,
+    case when t_{f.names.index('messageId')} = 'VARCHAR' and s_{f.names.index('messageId')} <> ''
+         then s_{f.names.index('messageId')} end as rejected_message_id,
+    {columns['message_id']} as c_message_id,
+    {columns['event_name']} as c_event_name,
+    {columns['user_id']} as c_user_id,
+    {columns['anonymous_id']} as c_anonymous_id,
+    {columns['occurred_at']} as c_occurred_at,
+    {columns['sent_at']} as c_sent_at,
+    coalesce({columns['received_at']}, $received_default::timestamp) as c_received_at
+  from fields
+),
+skew as (
+  select *,
+    case when c_occurred_at is null then null
+         when c_sent_at is null then epoch_us(c_occurred_at) - epoch_us(c_received_at)
+         else epoch_us(c_occurred_at) - epoch_us(c_sent_at)  -- received - (sent - occurred) - received
+    end as ahead_us
+  from labelled
+),
+checked as (
+  select *,
+    case
+      when n_bytes > {contract.max_bytes} then {{'reason': 'oversize', 'field': null::varchar,
+        'detail': 'Record ' || src || ': is ' || n_bytes || ' bytes, expected at most '
+                  || '{contract.max_bytes} bytes per message.'}}
+      when j is null then {{'reason': 'invalid_json', 'field': null::varchar,
+        'detail': 'Record ' || src || ': is not valid JSON, expected one JSON object.'}}
+      when root_kind <> 'OBJECT' then {{'reason': 'not_an_object', 'field': null::varchar,
+        'detail': 'Record ' || src || ': is a JSON ' || {kind0} || ', expected a JSON object.'}}
+      when t_0 is distinct from 'VARCHAR' or s_0 not in ({types}) then {{
+        'reason': 'unknown_message_type', 'field': 'type',
+        'detail': label || 'field `type` is ' || {_show('t_0', 'q_0')}
+                  || ', expected one of {type_list}.'}}
+      else {_by_type(contract, per_type_checks)}
+    end as rejection
+  from skew
+)
+select record_number, src as source, coalesce(txt, line::varchar) as raw_text,
+       rejection.reason as reason, rejection.field as field, rejection.detail as detail,
+       rejected_message_id,
+       c_message_id as message_id, s_0 as message_type, c_event_name as event_name,
+       c_user_id as user_id, c_anonymous_id as anonymous_id, c_occurred_at as occurred_at,
+       c_sent_at as sent_at, c_received_at as received_at, txt as payload
+from checked
+"""

@@ -1,0 +1,37 @@
+"""The segments to validate, discovered from the dbt manifest (never listed by hand)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ewh.paths import PROJECT_ROOT
+from ewh.segment_catalog import segments_from_manifest
+
+DEFAULT_MANIFEST = PROJECT_ROOT / "target" / "manifest.json"
+
+
+@dataclass(frozen=True)
+class SegmentTable:
+    name: str  # the model, e.g. seg_cart_abandoners
+    schema: str
+    declared_columns: tuple[str, ...]  # the evidence columns documented in the model's yml
+    exported: bool
+
+
+def segment_tables(manifest_path: Path = DEFAULT_MANIFEST) -> list[SegmentTable]:
+    """Every model with ``meta.segment``, with its schema and documented columns."""
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"no dbt manifest at {manifest_path}: run `dbt parse`")
+    manifest = json.loads(manifest_path.read_text())
+    nodes = manifest.get("nodes", {})
+    return [
+        SegmentTable(
+            name=spec.name,
+            schema=str(nodes[spec.unique_id].get("schema") or "segments"),
+            declared_columns=tuple(nodes[spec.unique_id].get("columns") or {}),
+            exported=spec.exported,
+        )
+        for spec in segments_from_manifest(manifest)
+    ]

@@ -1,0 +1,163 @@
+{#-
+  One pass over the behavioral events: every per-user count, sum and window feature that
+  a plain aggregate can give. Windows are "the last N" = occurred_at > as_of - N.
+-#}
+{%- set pricing_view -%}
+    events.event_type in ('page_view', 'screen_view')
+    and (
+        lower(events.page_path) in {{ lower_sql_list(var('high_intent_pricing_paths')) }}
+        or lower(events.page_name) in {{ lower_sql_list(var('high_intent_pricing_page_names')) }}
+    )
+{%- endset -%}
+{%- set email_key = 'coalesce(events.campaign_id, events.message_id)' -%}
+{%- set order_key = 'coalesce(events.order_id, events.message_id)' -%}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_stitched') }}
+
+),
+
+as_of as (
+
+    select
+        {{ as_of() }} as as_of,
+        {{ dbt.dateadd('day', -30, as_of()) }} as window_30d_start,
+        {{ dbt.dateadd('day', -1 * var('rfm_window_days'), as_of()) }} as rfm_window_start,
+        {{ dbt.dateadd('day', -365, as_of()) }} as window_365d_start,
+        {{ dbt.dateadd('hour', -1 * var('high_intent_window_hours'), as_of()) }} as high_intent_window_start,
+        {{ dbt.dateadd('day', -1 * var('browse_abandonment_window_days'), as_of()) }}
+            as browse_window_start,
+        {{ dbt.dateadd('day', -1 * var('engaged_non_converter_open_window_days'), as_of()) }}
+            as email_open_window_start,
+        {{ dbt.dateadd('day', -1 * var('engagement_window_days'), as_of()) }} as engagement_window_start,
+        {{ dbt.dateadd('day', -1 * var('churn_recent_days'), as_of()) }} as churn_recent_start,
+        {{ dbt.dateadd(
+            'day', -1 * (var('churn_recent_days') + var('churn_baseline_days')), as_of()
+        ) }} as churn_baseline_start
+
+),
+
+scored as (
+
+    select
+        events.*,
+        {{ engagement_points('events.event_type') }} as engagement_points
+    from events
+
+),
+
+aggregated as (
+
+    select
+        events.user_key,
+        max(events.user_id) as user_id,
+        -- activity
+        min(events.occurred_at) as first_seen_at,
+        max(events.occurred_at) as last_seen_at,
+        min(case when events.is_identified then events.occurred_at end) as first_identified_at,
+        count(distinct cast(events.occurred_at as date)) as active_days,
+        count(distinct case
+            when events.occurred_at > as_of.window_30d_start then cast(events.occurred_at as date)
+        end) as active_days_30d,
+        count(*) as events,
+        {% for event_type in canonical_event_types() -%}
+            sum(case when events.event_type = '{{ event_type }}' then 1 else 0 end) as {{ event_type }}_count,
+        {% endfor -%}
+        -- browsing
+        count(distinct case when events.event_type = 'product_view' then events.product_id end)
+            as distinct_products_viewed,
+        count(distinct case when events.event_type = 'product_view' then events.category end)
+            as categories_viewed,
+        sum(case
+            when events.event_type = 'product_view'
+                and events.price >= {{ var('price_tier_high_end_min_price') }} then 1
+            else 0
+        end) as high_end_product_views,
+        avg(case when events.event_type = 'product_view' then events.price end) as avg_viewed_price,
+        max(case when events.event_type = 'product_view' then events.occurred_at end) as last_product_view_at,
+        sum(case
+            when events.event_type = 'product_view' and events.occurred_at > as_of.browse_window_start
+                then 1
+            else 0
+        end) as product_views_browse_window,
+        sum(case
+            when events.event_type = 'add_to_cart' and events.occurred_at > as_of.browse_window_start
+                then 1
+            else 0
+        end) as cart_adds_browse_window,
+        sum(case
+            when {{ pricing_view }} and events.occurred_at > as_of.high_intent_window_start then 1
+            else 0
+        end) as pricing_views_intent_window,
+        max(case when {{ pricing_view }} then events.occurred_at end) as last_pricing_view_at,
+        -- buying
+        min(case when events.event_type in ('add_to_cart', 'checkout_started') then events.occurred_at end)
+            as first_cart_intent_at,
+        max(case when events.event_type = 'add_to_cart' then events.occurred_at end) as last_cart_add_at,
+        count(distinct case when events.event_type = 'purchase' then {{ order_key }} end) as orders,
+        sum(case when events.event_type = 'purchase' then coalesce(events.revenue, 0) else 0 end) as revenue,
+        min(case when events.event_type = 'purchase' then events.occurred_at end) as first_order_at,
+        max(case when events.event_type = 'purchase' then events.occurred_at end) as last_order_at,
+        count(distinct case
+            when events.event_type = 'purchase' and events.occurred_at > as_of.window_365d_start
+                then {{ order_key }}
+        end) as orders_365d,
+        sum(case
+            when events.event_type = 'purchase' and events.occurred_at > as_of.window_365d_start
+                then coalesce(events.revenue, 0)
+            else 0
+        end) as revenue_365d,
+        count(distinct case
+            when events.event_type = 'purchase' and events.occurred_at > as_of.rfm_window_start
+                then {{ order_key }}
+        end) as orders_rfm_window,
+        sum(case
+            when events.event_type = 'purchase' and events.occurred_at > as_of.rfm_window_start
+                then coalesce(events.revenue, 0)
+            else 0
+        end) as revenue_rfm_window,
+        -- email (one email = one campaign; the message when it names none)
+        count(distinct case when events.event_type = 'email_delivered' then {{ email_key }} end)
+            as emails_delivered,
+        count(distinct case when events.event_type = 'email_open' then {{ email_key }} end) as emails_opened,
+        count(distinct case when events.event_type = 'email_click' then {{ email_key }} end) as emails_clicked,
+        count(distinct case
+            when events.event_type = 'email_open' and events.occurred_at > as_of.email_open_window_start
+                then {{ email_key }}
+        end) as emails_opened_open_window,
+        max(case when events.event_type = 'email_delivered' then events.occurred_at end)
+            as last_email_delivered_at,
+        max(case when events.event_type in ('email_open', 'email_click') then events.occurred_at end)
+            as last_email_engagement_at,
+        -- engagement points
+        sum(case
+            when events.occurred_at > as_of.engagement_window_start then events.engagement_points
+            else 0
+        end) as engagement_points_window,
+        sum(case
+            when events.occurred_at > as_of.churn_recent_start then events.engagement_points
+            else 0
+        end) as engagement_points_recent,
+        sum(case
+            when
+                events.occurred_at > as_of.churn_baseline_start
+                and events.occurred_at <= as_of.churn_recent_start
+                then events.engagement_points
+            else 0
+        end) as engagement_points_baseline
+    from scored as events
+    cross join as_of
+    group by events.user_key
+
+),
+
+final as (
+
+    select * from aggregated
+
+)
+
+select * from final

@@ -1,0 +1,87 @@
+with
+
+events as (
+
+    select * from {{ ref('int_events_stitched') }}
+    where event_type in ('email_open', 'email_click')
+
+),
+
+session_starts as (
+
+    select * from {{ ref('int_sessionized_events') }}
+    where is_session_start
+
+),
+
+signals as (
+
+    -- when the user engages: email opens and clicks, and visit (session) starts
+    select
+        user_key,
+        occurred_at
+    from events
+    union all
+    select
+        user_key,
+        occurred_at
+    from session_starts
+
+),
+
+with_parts as (
+
+    select
+        user_key,
+        {{ hour_of_day('occurred_at') }} as engagement_hour,
+        {{ iso_day_of_week('occurred_at') }} as engagement_weekday
+    from signals
+
+),
+
+by_hour as (
+
+    select
+        user_key,
+        engagement_hour,
+        count(*) as signals,
+        row_number() over (
+            partition by user_key order by count(*) desc, engagement_hour
+        ) as hour_rank,
+        sum(count(*)) over (partition by user_key) as total_signals
+    from with_parts
+    group by user_key, engagement_hour
+
+),
+
+by_weekday as (
+
+    select
+        user_key,
+        engagement_weekday,
+        row_number() over (
+            partition by user_key order by count(*) desc, engagement_weekday
+        ) as weekday_rank
+    from with_parts
+    group by user_key, engagement_weekday
+
+),
+
+final as (
+
+    -- the most frequent UTC hour and ISO weekday; ties go to the earliest
+    select
+        by_hour.user_key,
+        by_hour.engagement_hour as preferred_engagement_hour_utc,
+        by_weekday.engagement_weekday as preferred_engagement_weekday,
+        by_hour.total_signals as engagement_signals
+    from by_hour
+    inner join by_weekday
+        on
+            by_hour.user_key = by_weekday.user_key
+            and by_weekday.weekday_rank = 1
+    where by_hour.hour_rank = 1
+
+)
+
+select * from final

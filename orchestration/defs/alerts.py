@@ -1,0 +1,17 @@
+"""A run-failure sensor that records an alert (table + log line) for every failed run."""
+
+import dagster as dg
+
+from ewh.alerts import RunFailure, record_run_failure
+from ewh.paths import ops_db_path
+
+
+@dg.run_failure_sensor(name="run_failure_alert", monitor_all_code_locations=False,
+                       default_status=dg.DefaultSensorStatus.RUNNING)
+def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    message = context.failure_event.message or "run failed"
+    failure = RunFailure(run_id=run.run_id, job_name=run.job_name,
+                         failed_at=context.failure_event.timestamp_datetime(), message=message)
+    if record_run_failure(ops_db_path(), failure):
+        context.log.error(f"ALERT run {run.run_id} of {run.job_name} failed: {message}")

@@ -1,0 +1,227 @@
+"""The SQL validator (loader) and the Python validator (collector) are one contract.
+
+Both are compiled from ewh/schemas/v1; on every record of a corpus of good and bad records,
+covering every rejection reason, they must give the same verdict, reason, field and detail, and
+the same normalized columns. A stock JSON Schema validator must agree on what is structurally
+valid, which shows the schema files say what the validators enforce.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import jsonschema
+import pyarrow as pa
+import pytest
+import referencing
+
+from ewh.contract import AcceptedEvent, Rejection, validate_text
+from ewh.contract_rules import (
+    REJECTION_REASONS,
+    ContractSchemaError,
+    _compile_type,
+    load_contract,
+    schema_documents,
+)
+from ewh.contract_sql import check_query
+
+RECEIVED_DEFAULT = datetime(2026, 10, 1, 12, 30)
+PREFIX = "file:/landing/corpus.ndjson"
+_DROP = object()
+
+_BASE: dict[str, dict[str, Any]] = {
+    "track": {"type": "track", "messageId": "t-1", "userId": "u-1", "anonymousId": "a-1",
+              "event": "Product Added", "properties": {"price": 9.5},
+              "context": {"consent": {"categoryPreferences": {"analytics": True}}},
+              "timestamp": "2026-10-01T12:00:00.000Z", "sentAt": "2026-10-01T12:00:01Z",
+              "receivedAt": "2026-10-01T12:00:02.5Z"},
+    "identify": {"type": "identify", "messageId": "i-1", "userId": "u-1",
+                 "traits": {"tags": ["vip"]}, "timestamp": "2026-10-01T12:00:00Z"},
+    "page": {"type": "page", "messageId": "p-1", "anonymousId": "a-1", "name": "Pricing",
+             "properties": {"path": "/pricing"}, "timestamp": "2026-10-01T14:00:00+02:00"},
+    "screen": {"type": "screen", "messageId": "s-1", "userId": 42, "name": "Home"},
+    "alias": {"type": "alias", "messageId": "al-1", "userId": "u-1", "previousId": "a-1"},
+    "group": {"type": "group", "messageId": "g-1", "userId": "u-1", "groupId": "acme",
+              "traits": {"plan": "pro"}},
+}
+
+
+def _m(message_type: str, **changes: Any) -> str:
+    message = dict(_BASE[message_type])
+    for key, value in changes.items():
+        if value is _DROP:
+            message.pop(key, None)
+        else:
+            message[key] = value
+    return json.dumps(message, ensure_ascii=False)
+
+
+def _corpus() -> list[str]:
+    good = [_m(t) for t in _BASE]
+    good += [
+        _m("track", userId=_DROP), _m("track", anonymousId=_DROP), _m("track", userId=""),
+        _m("track", userId="   ", anonymousId="a-2"), _m("track", anonymousId=7.0),
+        _m("track", userId=-0), _m("track", userId=123456789012),
+        _m("track", timestamp="2026-10-01T14:00:00.123456789+05:30"),
+        _m("track", timestamp="2026-10-01 12:00Z", sentAt=_DROP),
+        _m("track", timestamp="2026-10-01T12:00:00+0200", sentAt="2026-10-01T10:00:01Z"),
+        _m("track", sentAt=None, receivedAt=None, timestamp=None),
+        _m("track", receivedAt=_DROP), _m("track", properties=None, context=None),
+        _m("track", event="Ünïcödé 🎉 事件", userId="用户-1", properties={"q": "naïve \n \t"}),
+        _m("track", timestamp="2026-10-04T12:00:00Z", sentAt="2026-10-04T12:00:05Z"),
+        _m("track", sentAt=_DROP, timestamp="2026-10-02T12:00:02.5Z"),  # exactly 24 h ahead
+        _m("page", name=None), _m("page", name=_DROP), _m("screen", userId=-5),
+        _m("identify", traits={}, context={"ip": "127.0.0.1"}),
+        '  {"type":"alias","messageId":"ws-1","userId":"u"}  ',
+        '{"type":"group","messageId":"esc-\\u00e9","anonymousId":"a\\"b"}',
+        _m("track", extra={"deep": [1, {"x": None}]}),
+        # strings holding what would be lenient tokens outside a string are fine
+        _m("track", properties={"s": "info, ], NaN, inf, 1e400 ,}", "e": 1e300, "big": 2**70,
+                                "tiny": 1e-300, "frac": float("0." + "1" * 30)}),
+        _m("track", properties={"q": 'a \\" ,] still a string'}),
+    ]
+    bad = [
+        # oversize
+        _m("track", properties={"blob": "x" * 33_000}),
+        # invalid_json
+        "{not json", '{"type": "track", "messageId": ', "", "nul", '{"a":1} trailing',
+        '{"type":"track","messageId":"m","userId":"u","event":"E",}', "NaN",
+        '{"type":"track","messageId":"m","userId":"u","event":"E","properties":{"a":[1,]}}',
+        '{"type":"track","messageId":"m","userId":"u","event":"E","properties":{"a":NaN}}',
+        '{"type":"track","messageId":"m","userId":"u","event":"E","properties":{"a":-Infinity}}',
+        '{"type":"track","messageId":"m","userId":"u","event":"E","properties":{"a":1e400}}',
+        '{"type":"track","messageId":"m","userId":"u","event":"E","properties":{"a":1E+0309}}',
+        '{"type":"track","messageId":"m","userId":"u","event":"E","properties":{"a":%s}}' % ("9" * 400),
+        # not_an_object
+        "[1, 2]", '"a string"', "42", "null", "true", "[]",
+        # unknown_message_type
+        _m("track", type="click"), _m("track", type="Track"), _m("track", type=_DROP),
+        _m("track", type=None), _m("track", type=5), _m("track", type=["track"]),
+        _m("track", type="x" * 200),
+        # missing_field
+        _m("track", messageId=_DROP), _m("track", messageId=None), _m("track", messageId=""),
+        _m("track", userId=_DROP, anonymousId=_DROP), _m("track", userId="", anonymousId=None),
+        _m("track", userId=" \t", anonymousId=_DROP), _m("track", event=_DROP),
+        _m("track", event=""), _m("track", event=None),
+        # wrong_type
+        _m("track", messageId=123), _m("track", messageId=True), _m("track", messageId={"a": 1}),
+        _m("track", userId=True), _m("track", userId={"id": 1}), _m("track", userId=[1]),
+        _m("track", userId=1.5), _m("track", anonymousId=False), _m("track", event=5),
+        _m("track", event=["E"]), _m("page", name=3), _m("screen", name={"n": 1}),
+        _m("track", properties=["not", "an", "object"]), _m("identify", traits="vip"),
+        _m("track", context=7), _m("group", traits=True),
+        # invalid_timestamp
+        _m("track", timestamp="2026-10-01T12:00:00"), _m("track", timestamp="yesterday"),
+        _m("track", timestamp="2026-13-01T00:00:00Z"), _m("track", timestamp="2026-02-30T00:00Z"),
+        _m("track", timestamp="2026-10-01"), _m("track", timestamp=1727784000),
+        _m("track", timestamp=True), _m("track", timestamp={"t": 1}),
+        _m("track", timestamp="2026-10-01T24:00:00Z"), _m("track", timestamp="2026-10-01T23:59:60Z"),
+        _m("track", timestamp="20261001T120000Z"), _m("track", timestamp="2026-10-01T12:00:00z"),
+        _m("track", timestamp="0999-10-01T12:00:00Z"), _m("track", sentAt="2026-10-01T12:00:00,5Z"),
+        _m("track", receivedAt="2026-10-01T12:00:00Z\n"), _m("track", timestamp="é" * 120),
+        _m("track", timestamp='quote " and \\ and \n newline'),
+        _m("page", sentAt="2026-10-01T12:00:00.1234567890Z"),
+        # future_timestamp
+        _m("track", sentAt=_DROP, timestamp="2026-10-02T12:00:02.501Z"),
+        _m("track", timestamp="2026-10-02T13:00:00Z", sentAt="2026-10-01T12:00:00Z"),
+        _m("identify", timestamp="2099-01-01T00:00:00Z"),
+        _m("page", timestamp="2026-10-03T00:00:00Z", receivedAt=_DROP),
+    ]
+    return good + bad
+
+
+CORPUS = _corpus()
+
+
+def _sql_results(lines: list[str]) -> list[tuple[Any, ...]]:
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    chunk = pa.table({"record_number": pa.array(range(1, len(lines) + 1), pa.int64()),
+                      "line": pa.array([line.encode() for line in lines], pa.binary())})
+    con.register("chunk", chunk)
+    rows = con.execute(check_query("chunk") + " order by record_number",
+                       {"source_prefix": PREFIX, "received_default": RECEIVED_DEFAULT}).fetchall()
+    con.close()
+    return rows
+
+
+def _python_view(result: AcceptedEvent | Rejection) -> tuple[Any, ...]:
+    if isinstance(result, Rejection):
+        return ("rejected", result.reason, result.field, result.detail, result.message_id)
+    return ("accepted", result.message_id, result.message_type, result.event_name,
+            result.user_id, result.anonymous_id, result.occurred_at, result.sent_at,
+            result.received_at, result.payload)
+
+
+def _sql_view(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    (_, _, _, reason, field, detail, rejected_id, message_id, message_type, event_name, user_id,
+     anonymous_id, occurred_at, sent_at, received_at, payload) = row
+    if reason is not None:
+        return ("rejected", reason, field, detail, rejected_id)
+    return ("accepted", message_id, message_type, event_name, user_id, anonymous_id,
+            occurred_at, sent_at, received_at, payload)
+
+
+def test_sql_and_python_validators_agree_on_every_record_of_the_corpus() -> None:
+    rows = _sql_results(CORPUS)
+    disagreements = []
+    for number, (line, row) in enumerate(zip(CORPUS, rows, strict=True), start=1):
+        python = _python_view(validate_text(line.encode(), f"{PREFIX}:{number}", RECEIVED_DEFAULT))
+        if python != _sql_view(row):
+            disagreements.append((number, line[:100], python, _sql_view(row)))
+    assert disagreements == []
+
+
+def test_the_corpus_covers_every_rejection_reason_and_accepts_every_message_type() -> None:
+    rows = _sql_results(CORPUS)
+    assert {row[3] for row in rows if row[3]} == set(REJECTION_REASONS)
+    assert {row[8] for row in rows if row[3] is None} == set(load_contract().message_types)
+    assert sum(row[3] is None for row in rows) == 30  # the good half, counted by hand
+
+
+def test_a_non_utf8_record_is_invalid_json_in_both_and_keeps_its_bytes_visible() -> None:
+    line = b'{"type":"track","messageId":"\xff"}'
+    python = validate_text(line, f"{PREFIX}:1", RECEIVED_DEFAULT)
+    con = duckdb.connect()
+    con.register("chunk", pa.table({"record_number": pa.array([1], pa.int64()),
+                                    "line": pa.array([line], pa.binary())}))
+    [row] = con.execute(check_query("chunk"), {"source_prefix": PREFIX,
+                                               "received_default": RECEIVED_DEFAULT}).fetchall()
+    assert isinstance(python, Rejection)
+    assert (python.reason, row[3]) == ("invalid_json", "invalid_json")
+    assert python.detail == row[5]
+    assert "\\xFF" in row[2]  # raw_text shows the undecodable byte
+
+
+def _standard_validator() -> jsonschema.protocols.Validator:
+    documents = schema_documents()
+    registry = referencing.Registry().with_resources(
+        (doc["$id"], referencing.Resource.from_contents(doc)) for doc in documents.values())
+    return jsonschema.Draft202012Validator(documents["message.json"], registry=registry)
+
+
+def test_a_stock_json_schema_validator_agrees_on_structural_validity() -> None:
+    validator = _standard_validator()
+    # Rules that are not JSON Schema structure: size, parse errors, the calendar, the future.
+    outside = {"oversize", "invalid_json", "future_timestamp"}
+    checked = 0
+    for number, line in enumerate(CORPUS, start=1):
+        result = validate_text(line.encode(), f"{PREFIX}:{number}", RECEIVED_DEFAULT)
+        if isinstance(result, Rejection) and (
+                result.reason in outside or "2026-02-30" in line):
+            continue
+        assert validator.is_valid(json.loads(line)) == isinstance(result, AcceptedEvent), line
+        checked += 1
+    assert checked > 90
+
+
+def test_a_schema_keyword_no_validator_enforces_is_refused() -> None:
+    track = schema_documents()["track.json"]
+    defs = schema_documents()["common.json"]["$defs"]
+    changed = {**track, "properties": {**track["properties"],
+                                       "event": {"type": "string", "maxLength": 10}}}
+    with pytest.raises(ContractSchemaError, match="maxLength"):
+        _compile_type(changed, defs)
