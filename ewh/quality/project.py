@@ -13,6 +13,7 @@ writing only what changed; commit those files like any generated artifact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -136,14 +137,10 @@ def _unwire(context: FileDataContext, datasource: Any, suite_name: str, table: s
         (context.validation_definitions, f"{suite_name}_on_{table.replace('.', '_')}"),
         (context.suites, suite_name),
     ):
-        try:
+        with contextlib.suppress(DataContextError):  # already gone
             store.delete(name)
-        except DataContextError:  # already gone
-            pass
-    try:
+    with contextlib.suppress(LookupError):
         datasource.delete_asset(table)
-    except LookupError:
-        pass
 
 
 def _is_current(context: FileDataContext, spec: SuiteSpec) -> bool:

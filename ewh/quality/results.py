@@ -23,6 +23,7 @@ class ExpectationOutcome:
     sample_values: tuple[Any, ...]  # a few offending values (None for nulls)
     sample_keys: tuple[Any, ...]  # the key column (message_id, session_id) of those rows
     message: str
+    observed_value: Any = None  # GX's observed value, e.g. the row count of a volume check
 
 
 @dataclass(frozen=True)

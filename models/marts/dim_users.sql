@@ -1,8 +1,34 @@
+{%- set lapse_seconds = var('lifecycle_lapsed_after_days') * 86400 -%}
+
 with
 
-events as (
+activity as (
 
-    select * from {{ ref('int_events_stitched') }}
+    select * from {{ ref('int_user_activity') }}
+
+),
+
+product_interest as (
+
+    select * from {{ ref('int_user_product_interest') }}
+
+),
+
+email_fatigue as (
+
+    select * from {{ ref('int_user_email_fatigue') }}
+
+),
+
+send_time as (
+
+    select * from {{ ref('int_user_send_time') }}
+
+),
+
+rfm as (
+
+    select * from {{ ref('int_user_rfm') }}
 
 ),
 
@@ -22,59 +48,71 @@ as_of as (
 
     select
         {{ as_of() }} as as_of,
-        {{ dbt.dateadd('day', -30, as_of()) }} as window_30d_start,
-        {{ dbt.dateadd('day', -365, as_of()) }} as window_365d_start
+        {{ dbt.dateadd('day', -30, as_of()) }} as window_30d_start
 
 ),
 
-event_features as (
+session_features as (
 
     select
-        events.user_key,
-        max(events.user_id) as user_id,
-        min(events.occurred_at) as first_seen_at,
-        max(events.occurred_at) as last_seen_at,
-        count(distinct cast(events.occurred_at as date)) as active_days,
-        count(distinct case
-            when events.occurred_at > as_of.window_30d_start then cast(events.occurred_at as date)
-        end) as active_days_30d,
-        count(*) as events,
-        {% for event_type in canonical_event_types() -%}
-            sum(case when events.event_type = '{{ event_type }}' then 1 else 0 end) as {{ event_type }}_count,
-        {% endfor -%}
-        count(distinct case
-            when events.event_type = 'purchase' then coalesce(events.order_id, events.message_id)
-        end) as orders,
-        sum(case when events.event_type = 'purchase' then coalesce(events.revenue, 0) else 0 end) as revenue,
-        max(case when events.event_type = 'purchase' then events.occurred_at end) as last_order_at,
-        count(distinct case
-            when events.event_type = 'purchase' and events.occurred_at > as_of.window_365d_start
-                then coalesce(events.order_id, events.message_id)
-        end) as orders_365d,
-        sum(case
-            when events.event_type = 'purchase' and events.occurred_at > as_of.window_365d_start
-                then coalesce(events.revenue, 0)
-            else 0
-        end) as revenue_365d,
-        max(case when events.event_type = 'add_to_cart' then events.occurred_at end) as last_cart_add_at
-    from events
+        sessions.user_key,
+        count(*) as sessions,
+        sum(case when sessions.started_at > as_of.window_30d_start then 1 else 0 end) as sessions_30d,
+        avg(sessions.duration_seconds) as avg_session_duration_seconds,
+        sum(case when sessions.channel in ('browser', 'web') then 1 else 0 end) as web_sessions,
+        sum(case when sessions.channel = 'mobile' then 1 else 0 end) as app_sessions,
+        sum(case when sessions.acquisition_channel = 'email' then 1 else 0 end) as email_sessions,
+        count(distinct sessions.device_id) as devices,
+        count(distinct sessions.device_type) as device_types
+    from sessions
     cross join as_of
-    group by events.user_key
+    group by sessions.user_key
+
+),
+
+device_type_ranked as (
+
+    -- the device type with the most sessions; ties go to the alphabetically first
+    select
+        user_key,
+        device_type,
+        row_number() over (partition by user_key order by count(*) desc, device_type) as device_type_rank
+    from sessions
+    where device_type is not null
+    group by user_key, device_type
+
+),
+
+acquisition_ranked as (
+
+    select
+        user_key,
+        acquisition_channel,
+        row_number() over (
+            partition by user_key order by count(*) desc, acquisition_channel
+        ) as acquisition_rank
+    from sessions
+    group by user_key, acquisition_channel
 
 ),
 
 cart_adds_ranked as (
 
+    select * from {{ ref('int_events_stitched') }}
+    where event_type = 'add_to_cart'
+
+),
+
+last_cart_add_ranked as (
+
     select
         user_key,
-        occurred_at,
         product_id,
         price,
         row_number() over (
             partition by user_key order by occurred_at desc, message_id desc
         ) as recency_rank
-    from events
-    where event_type = 'add_to_cart'
+    from cart_adds_ranked
 
 ),
 
@@ -84,62 +122,168 @@ last_cart_add as (
         user_key,
         product_id as last_cart_product_id,
         price as last_cart_value
-    from cart_adds_ranked
+    from last_cart_add_ranked
     where recency_rank = 1
 
 ),
 
-session_features as (
+joined as (
 
     select
-        sessions.user_key,
-        count(*) as sessions,
-        sum(case when sessions.started_at > as_of.window_30d_start then 1 else 0 end) as sessions_30d
-    from sessions
+        activity.*,
+        as_of.as_of,
+        coalesce(session_features.sessions, 0) as sessions,
+        coalesce(session_features.sessions_30d, 0) as sessions_30d,
+        session_features.avg_session_duration_seconds,
+        coalesce(session_features.web_sessions, 0) as web_sessions,
+        coalesce(session_features.app_sessions, 0) as app_sessions,
+        coalesce(session_features.email_sessions, 0) as email_sessions,
+        coalesce(session_features.devices, 0) as devices,
+        coalesce(session_features.device_types, 0) as device_types,
+        device_type_ranked.device_type as primary_device_type,
+        acquisition_ranked.acquisition_channel as primary_acquisition_channel,
+        last_cart_add.last_cart_product_id,
+        last_cart_add.last_cart_value,
+        product_interest.top_product_id_intent_window,
+        product_interest.top_product_views_intent_window,
+        email_fatigue.recent_deliveries,
+        email_fatigue.recent_deliveries_opened,
+        send_time.preferred_engagement_hour_utc,
+        send_time.preferred_engagement_weekday,
+        send_time.engagement_signals,
+        rfm.recency_days as rfm_recency_days,
+        rfm.frequency as rfm_frequency,
+        rfm.monetary as rfm_monetary,
+        rfm.recency_score,
+        rfm.frequency_score,
+        rfm.monetary_score,
+        rfm.rfm_cell,
+        consent.has_analytics_consent as stated_analytics_consent,
+        consent.consent_stated_at,
+        {{ seconds_between('activity.last_order_at', 'as_of.as_of') }} as seconds_since_last_order
+    from activity
     cross join as_of
-    group by sessions.user_key
+    left join session_features
+        on activity.user_key = session_features.user_key
+    left join device_type_ranked
+        on
+            activity.user_key = device_type_ranked.user_key
+            and device_type_ranked.device_type_rank = 1
+    left join acquisition_ranked
+        on
+            activity.user_key = acquisition_ranked.user_key
+            and acquisition_ranked.acquisition_rank = 1
+    left join last_cart_add
+        on activity.user_key = last_cart_add.user_key
+    left join product_interest
+        on activity.user_key = product_interest.user_key
+    left join email_fatigue
+        on activity.user_key = email_fatigue.user_key
+    left join send_time
+        on activity.user_key = send_time.user_key
+    left join rfm
+        on activity.user_key = rfm.user_key
+    left join consent
+        on activity.user_key = consent.user_key
 
 ),
 
 final as (
 
     select
-        event_features.user_key,
-        event_features.user_id,
-        event_features.first_seen_at,
-        event_features.last_seen_at,
-        event_features.active_days,
-        coalesce(session_features.sessions, 0) as sessions,
-        event_features.events,
+        user_key,
+        user_id,
+        {{ lifecycle_stage(
+            'orders',
+            'user_id is not null',
+            'first_cart_intent_at is not null',
+            'coalesce(seconds_since_last_order > ' ~ lapse_seconds ~ ', false)'
+        ) }} as lifecycle_stage,
+        {{ engagement_score('engagement_points_window') }} as engagement_score,
+        -- activity
+        first_seen_at,
+        last_seen_at,
+        first_identified_at,
+        active_days,
+        sessions,
+        cast(avg_session_duration_seconds as double) as avg_session_duration_seconds,
+        events,
         {% for event_type in canonical_event_types() -%}
-            event_features.{{ event_type }}_count,
+            {{ event_type }}_count,
         {% endfor -%}
-        event_features.orders,
-        cast(event_features.revenue as double) as revenue,
-        event_features.last_order_at,
-        cast(floor(
-            {{ seconds_between('event_features.last_order_at', 'as_of.as_of') }} / 86400
-        ) as {{ dbt.type_int() }}) as days_since_last_order,
-        coalesce(session_features.sessions_30d, 0) as sessions_30d,
-        event_features.active_days_30d,
-        cast(event_features.revenue_365d as double) as revenue_365d,
-        event_features.orders_365d,
-        event_features.last_cart_add_at,
-        last_cart_add.last_cart_product_id,
-        cast(last_cart_add.last_cart_value as double) as last_cart_value,
-        coalesce(
-            event_features.last_order_at >= event_features.last_cart_add_at, false
-        ) as has_purchase_since_last_cart_add,
-        coalesce(consent.has_analytics_consent, true) as has_analytics_consent,
-        as_of.as_of
-    from event_features
-    cross join as_of
-    left join session_features
-        on event_features.user_key = session_features.user_key
-    left join last_cart_add
-        on event_features.user_key = last_cart_add.user_key
-    left join consent
-        on event_features.user_key = consent.user_key
+        sessions_30d,
+        active_days_30d,
+        -- browsing
+        product_view_count as product_views,
+        distinct_products_viewed,
+        categories_viewed,
+        high_end_product_views,
+        cast(high_end_product_views as double) / nullif(product_view_count, 0) as high_end_view_share,
+        cast(avg_viewed_price as double) as avg_viewed_price,
+        {{ price_tier('avg_viewed_price') }} as browsing_price_tier,
+        high_end_product_views >= {{ var('high_end_browsing_min_views') }} as has_high_end_browsing,
+        last_product_view_at,
+        product_views_browse_window,
+        cart_adds_browse_window,
+        pricing_views_intent_window,
+        last_pricing_view_at,
+        top_product_id_intent_window,
+        coalesce(top_product_views_intent_window, 0) as top_product_views_intent_window,
+        -- buying
+        add_to_cart_count as cart_adds,
+        first_cart_intent_at,
+        orders,
+        cast(revenue as double) as revenue,
+        cast(revenue as double) / nullif(orders, 0) as average_order_value,
+        first_order_at,
+        last_order_at,
+        cast(floor(seconds_since_last_order / 86400) as {{ dbt.type_int() }}) as days_since_last_order,
+        cast(revenue_365d as double) as revenue_365d,
+        orders_365d,
+        last_cart_add_at,
+        last_cart_product_id,
+        cast(last_cart_value as double) as last_cart_value,
+        coalesce(last_order_at >= last_cart_add_at, false) as has_purchase_since_last_cart_add,
+        -- rfm
+        rfm_recency_days,
+        rfm_frequency,
+        cast(rfm_monetary as double) as rfm_monetary,
+        recency_score,
+        frequency_score,
+        monetary_score,
+        rfm_cell,
+        -- email
+        emails_delivered,
+        emails_opened,
+        emails_clicked,
+        cast(emails_opened as double) / nullif(emails_delivered, 0) as email_open_rate,
+        cast(emails_clicked as double) / nullif(emails_delivered, 0) as email_click_through_rate,
+        emails_opened_open_window,
+        last_email_delivered_at,
+        last_email_engagement_at,
+        coalesce(recent_deliveries, 0) as recent_deliveries,
+        coalesce(recent_deliveries_opened, 0) as recent_deliveries_opened,
+        -- send-time optimisation
+        preferred_engagement_hour_utc,
+        preferred_engagement_weekday,
+        coalesce(engagement_signals, 0) as engagement_signals,
+        -- reach and status
+        web_sessions,
+        app_sessions,
+        email_sessions,
+        primary_acquisition_channel,
+        devices,
+        device_types,
+        primary_device_type,
+        emails_delivered > 0 as is_email_reachable,
+        -- engagement
+        engagement_points_window,
+        engagement_points_recent,
+        engagement_points_baseline,
+        coalesce(stated_analytics_consent, true) as has_analytics_consent,
+        consent_stated_at,
+        as_of
+    from joined
 
 )
 
