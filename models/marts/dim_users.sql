@@ -44,6 +44,13 @@ consent as (
 
 ),
 
+cart_add_events as (
+
+    select * from {{ ref('int_events_stitched') }}
+    where event_type = 'add_to_cart'
+
+),
+
 as_of as (
 
     select
@@ -96,13 +103,6 @@ acquisition_ranked as (
 
 ),
 
-cart_adds_ranked as (
-
-    select * from {{ ref('int_events_stitched') }}
-    where event_type = 'add_to_cart'
-
-),
-
 last_cart_add_ranked as (
 
     select
@@ -112,7 +112,7 @@ last_cart_add_ranked as (
         row_number() over (
             partition by user_key order by occurred_at desc, message_id desc
         ) as recency_rank
-    from cart_adds_ranked
+    from cart_add_events
 
 ),
 

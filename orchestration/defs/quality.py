@@ -1,63 +1,116 @@
 """Great Expectations suites as blocking asset checks on the tables they validate.
 
-An error-level failure blocks everything downstream of the checked asset; warn-level
-failures are reported with severity WARN and block nothing.
+One check per suite, ``gx_<suite>``, on asset key ``[schema, table]``; segment suites come
+from the segments in the dbt manifest. An error-level failure yields severity ERROR, which
+Dagster's ``blocking=True`` turns into a failed check step; every step that consumes the
+checked asset then does not run. Warn-level failures yield WARN and block nothing.
+
+Dagster only gates the assets that *directly* depend on a checked key. The dbt models are
+one multi-asset, so a check on raw/events holds back the whole dbt build, but a check on a
+dbt model (staging, marts, segments) runs after that build and can only hold back assets
+outside it. Those depend on ``gated_asset_keys()`` (the serving copy does, and the exports
+depend on the serving copy), so any failed error-level suite keeps the last good serving
+copy and exports in place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import dagster as dg
 
 from ewh.paths import warehouse_path
-from ewh.quality.suites import SUITES, SuiteSpec
+from ewh.quality.results import SuiteResult
+from ewh.quality.segment_tables import segment_tables
+from ewh.quality.suites import SuiteSpec, all_suites
+from orchestration.project import dbt_project
+from orchestration.resources import WAREHOUSE_POOL
 
 MAX_MESSAGES = 20
 
+SUITES: dict[str, SuiteSpec] = all_suites(segment_tables(dbt_project.manifest_path))
 
-def check_result_from_suite(result, docs_index) -> dg.AssetCheckResult:
+
+def check_name(spec: SuiteSpec) -> str:
+    return f"gx_{spec.name}"
+
+
+def suite_asset_key(spec: SuiteSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.schema, spec.table])
+
+
+def gated_asset_keys() -> list[dg.AssetKey]:
+    """The dbt-built assets with a suite: an asset that must not run after a failed
+    error-level suite declares these as deps (raw/events needs no entry: its check holds
+    back the dbt build, and everything after it)."""
+    return sorted({suite_asset_key(s) for s in SUITES.values() if s.schema != "raw"},
+                  key=lambda k: k.to_user_string())
+
+
+def check_result_from_suite(result: SuiteResult, docs_index: Path | None) -> dg.AssetCheckResult:
     """Translate a SuiteResult into what the Dagster UI shows."""
     failures = result.failures
-    errors = [f for f in failures if f.severity == "error"]
     metadata: dict[str, object] = {
         "table": result.table,
         "expectations": len(result.expectations),
         "failed_expectations": len(failures),
+        "error_failures": len(result.errors),
+        "warn_failures": len(result.warnings),
         "failing_rows": sum(f.unexpected_count or 0 for f in failures),
         "failures": dg.MetadataValue.md(
             "\n".join(f"- {f.message}" for f in failures[:MAX_MESSAGES]) or "none"
         ),
     }
-    samples = {f"{f.column or f.expectation_type}": list(map(str, f.sample_values))
-               for f in failures if f.sample_values}
+    counts = {_label(f): f.unexpected_count for f in failures if f.unexpected_count is not None}
+    if counts:
+        metadata["failing_counts"] = dg.MetadataValue.json(counts)
+    samples = {_label(f): [str(v) for v in f.sample_values or f.sample_keys]
+               for f in failures if f.sample_values or f.sample_keys}
     if samples:
         metadata["sample_values"] = dg.MetadataValue.json(samples)
-    if docs_index and docs_index.exists():
-        metadata["data_docs"] = dg.MetadataValue.url(docs_index.as_uri())
+    if result.docs_url:
+        metadata["data_docs"] = dg.MetadataValue.url(result.docs_url)
+    if docs_index is not None and docs_index.exists():
+        metadata["data_docs_index"] = dg.MetadataValue.url(docs_index.as_uri())
     return dg.AssetCheckResult(
         passed=not failures,
-        severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR if result.errors else dg.AssetCheckSeverity.WARN,
         metadata=metadata,
         description="; ".join(f.message for f in failures[:3]) or None,
     )
 
 
+def _label(outcome) -> str:
+    return f"{outcome.column or '(table)'} {outcome.expectation_type}"
+
+
 def build_suite_check(spec: SuiteSpec) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=dg.AssetKey([spec.schema, spec.table]),
-        name=f"gx_{spec.name}",
+        asset=suite_asset_key(spec),
+        name=check_name(spec),
         blocking=True,
+        # Reads the warehouse file: it must not overlap a writer of another run.
+        pool=WAREHOUSE_POOL,
         description=f"Great Expectations suite `{spec.name}` on {spec.qualified_table}, "
-        "validated by SQL pushdown.",
+        "validated by SQL pushdown. Error-level failures block downstream assets.",
     )
     def _check() -> dg.AssetCheckResult:
         # Imported here: great_expectations takes seconds to import, and the
         # definitions must load fast for the UI and the sensors.
         from ewh.quality.validate import data_docs_index, validate_warehouse
 
-        (result,) = validate_warehouse(warehouse_path(), suites=[spec.name])
+        (result,) = validate_warehouse(
+            warehouse_path(), suites=[spec.name],
+            segments=segment_tables(dbt_project.manifest_path),
+        )
         return check_result_from_suite(result, data_docs_index())
 
     return _check
 
 
-quality_checks = [build_suite_check(spec) for spec in SUITES.values()]
+def build_quality_checks(specs: Sequence[SuiteSpec]) -> list[dg.AssetChecksDefinition]:
+    return [build_suite_check(spec) for spec in specs]
+
+
+quality_checks = build_quality_checks(list(SUITES.values()))

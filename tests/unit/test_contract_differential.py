@@ -206,12 +206,14 @@ def _standard_validator() -> jsonschema.protocols.Validator:
 def test_a_stock_json_schema_validator_agrees_on_structural_validity() -> None:
     validator = _standard_validator()
     # Rules that are not JSON Schema structure: size, parse errors, the calendar, the future.
+    # Also skipped: a value ending in a newline, which Python's `$` (used by the stock
+    # validator for `pattern`) lets through, unlike ECMA-262, RE2 and our fullmatch.
     outside = {"oversize", "invalid_json", "future_timestamp"}
     checked = 0
     for number, line in enumerate(CORPUS, start=1):
         result = validate_text(line.encode(), f"{PREFIX}:{number}", RECEIVED_DEFAULT)
         if isinstance(result, Rejection) and (
-                result.reason in outside or "2026-02-30" in line):
+                result.reason in outside or "2026-02-30" in line or '\\n"' in line):
             continue
         assert validator.is_valid(json.loads(line)) == isinstance(result, AcceptedEvent), line
         checked += 1
