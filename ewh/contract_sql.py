@@ -28,7 +28,7 @@ OUTPUT_COLUMNS = ("record_number", "source", "raw_text", "reason", "field", "det
                   "anonymous_id", "occurred_at", "sent_at", "received_at", "payload")
 _EVENT_COLUMNS = ("message_id", "event_name", "user_id", "anonymous_id", "occurred_at",
                   "sent_at", "received_at")
-_NUMBER_TYPES = ("'BIGINT'", "'UBIGINT'", "'HUGEINT'")
+_NUMBER_TYPES = ("BIGINT", "UBIGINT", "HUGEINT")
 
 
 # DuckDB's json_valid also accepts JSON5-ish input (trailing commas, NaN/Infinity, numbers beyond
@@ -42,6 +42,12 @@ _LENIENT_TOKENS = (r",[ \t\n\r]*[\]}]|(?i:nan|inf)"
 
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _one_of(expr: str, values: tuple[str, ...] | list[str]) -> str:
+    """`expr` is one of `values`. Not IN (...) nor list_contains: DuckDB plans those as mark
+    joins, which made this query cost more to plan and start than to run on a chunk."""
+    return "(" + " or ".join(f"{expr} = {_lit(v)}" for v in values) + ")"
 
 
 class _Fields:
@@ -102,17 +108,11 @@ def _integral_double(t: str, s: str) -> str:
             " false)")
 
 
-def _rule_checks(rule: FieldRule, f: _Fields) -> list[str]:
-    """`when <failed> then <rejection>` clauses for one rule, in the Python validator's order."""
-    # A NULL condition would silently skip a check: every condition is coalesced to false.
-    return [f"when coalesce({cond}, false) then {then}" for cond, then in _conditions(rule, f)]
-
-
 def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
     if rule.kind == "identity_group":
         present = " or ".join(
             f"({f.t(m)} = 'VARCHAR' and regexp_matches({f.s(m)}, {_lit(rule.pattern or '')})) "
-            f"or {f.t(m)} in ({', '.join(_NUMBER_TYPES)}, 'DOUBLE')" for m in rule.members)
+            f"or {_one_of(f.t(m), (*_NUMBER_TYPES, 'DOUBLE'))}" for m in rule.members)
         members = " or ".join(rule.members)
         return [(f"not coalesce({present}, false)", _refuse(
             "missing_field", rule.field,
@@ -128,14 +128,14 @@ def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
              _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'")),
         ]
     if rule.kind == "identity":
-        allowed = f"{t} in ('NULL', 'VARCHAR', {', '.join(_NUMBER_TYPES)})"
+        allowed = _one_of(t, ("NULL", "VARCHAR", *_NUMBER_TYPES))
         return [(f"{t} is not null and not ({allowed} or {_integral_double(t, s)})",
                  _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'"))]
     if rule.kind == "optional_string":
-        return [(f"{t} is not null and {t} not in ('NULL', 'VARCHAR')",
+        return [(f"{t} is not null and {t} <> 'NULL' and {t} <> 'VARCHAR'",
                  _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'"))]
     if rule.kind == "object":
-        return [(f"{t} is not null and {t} not in ('NULL', 'OBJECT')",
+        return [(f"{t} is not null and {t} <> 'NULL' and {t} <> 'OBJECT'",
                  _refuse("wrong_type", rule.field, f"{wrong} || ', expected a JSON object.'"))]
     if rule.kind == "datetime":
         bad = (f"{t} <> 'VARCHAR' or not regexp_full_match({s}, {_lit(rule.pattern or '')}) "
@@ -154,27 +154,58 @@ def _column_value(rule: FieldRule, f: _Fields) -> str:
     if rule.kind == "identity":
         return (f"(case when {t} = 'VARCHAR' then (case when regexp_matches({s}, "
                 f"{_lit(rule.pattern or '')}) then {s} end) "
-                f"when {t} in ({', '.join(_NUMBER_TYPES)}) then {s} "
+                f"when {_one_of(t, _NUMBER_TYPES)} then {s} "
                 f"when {t} = 'DOUBLE' then try_cast(try_cast({s} as double) as hugeint)::varchar "
                 f"end)")
     return f"(case when {t} = 'VARCHAR' then {s} end)"
 
 
-def _by_type(contract: Contract, per_type: dict[str, str]) -> str:
-    whens = " ".join(f"when {_lit(name)} then {sql}" for name, sql in per_type.items())
-    return f"(case s_0 {whens} end)" if whens else "null"
+def _by_type(per_type: dict[str, str]) -> str:
+    """One expression per distinct SQL, guarded by the message types that use it."""
+    groups: dict[str, list[str]] = {}
+    for name, sql in per_type.items():
+        groups.setdefault(sql, []).append(name)
+    whens = " ".join(f"when {_one_of('s_0', names)} then {sql}" for sql, names in groups.items())
+    return f"(case {whens} end)" if whens else "null"
 
 
-def _type_checks(tc: TypeContract, f: _Fields) -> str:
-    clauses = [clause for rule in tc.rules for clause in _rule_checks(rule, f)]
+def _merged_checks(contract: Contract, f: _Fields) -> str:
+    """Every type's checks as WHEN clauses of one CASE; a clause shared by types is written once.
+
+    Each type's clauses keep their order (a clause is only ever placed after the previous
+    clause of the same type), so the first failing check is the same as in Python.
+    """
+    merged: list[tuple[tuple[str, str], list[str]]] = []
+    for name, tc in contract.types.items():
+        after = -1
+        for clause in _type_clauses(tc, f):
+            found = next((i for i in range(after + 1, len(merged)) if merged[i][0] == clause),
+                         None)
+            if found is None:
+                merged.insert(after + 1, (clause, []))
+                found = after + 1
+            merged[found][1].append(name)
+            after = found
+    whens = []
+    for (condition, then), names in merged:
+        # Known types only reach these clauses, so a clause every type shares needs no guard.
+        guard = "" if len(names) == len(contract.types) else f"{_one_of('s_0', names)} and "
+        whens.append(f"when {guard}{condition} then {then}")
+    return "\n      ".join(whens)
+
+
+def _type_clauses(tc: TypeContract, f: _Fields) -> list[tuple[str, str]]:
+    # A NULL condition would silently skip a check: every condition is coalesced to false.
+    clauses = [(f"coalesce({cond}, false)", then) for rule in tc.rules
+               for cond, then in _conditions(rule, f)]
     future = tc.future
-    clauses.append(
-        f"when ahead_us > {future.hours * 3600 * 1_000_000} then " + _refuse(
+    clauses.append((
+        f"coalesce(ahead_us > {future.hours * 3600 * 1_000_000}, false)", _refuse(
             "future_timestamp", future.field,
             f"'is ' || format('{{:.1f}}', ahead_us / 1000000 / 3600) || "
             f"{_lit(f' h after {future.received_at} once corrected for clock skew, ')} || "
-            f"{_lit(f'expected at most {future.hours} h.')}"))
-    return "case " + "\n        ".join(clauses) + " end"
+            f"{_lit(f'expected at most {future.hours} h.')}")))
+    return clauses
 
 
 @cache
@@ -189,11 +220,9 @@ def check_query(relation: str, version: str = "v1") -> str:
             rule = next((r for r in tc.rules if r.column == column), None)
             if rule is not None:
                 per_type[name] = _column_value(rule, f)
-        columns[column] = _by_type(contract, per_type)
-    types = ", ".join(_lit(n) for n in contract.message_types)
+        columns[column] = _by_type(per_type)
     type_list = ", ".join(contract.message_types)
     kind0 = _kind("root_kind")
-    per_type_checks = {name: _type_checks(tc, f) for name, tc in contract.types.items()}
     return f"""
 with lines as (
   select record_number, line, octet_length(line) as n_bytes, try(decode(line)) as txt,
@@ -252,11 +281,11 @@ checked as (
         'detail': 'Record ' || src || ': is not valid JSON, expected one JSON object.'}}
       when root_kind <> 'OBJECT' then {{'reason': 'not_an_object', 'field': null::varchar,
         'detail': 'Record ' || src || ': is a JSON ' || {kind0} || ', expected a JSON object.'}}
-      when t_0 is distinct from 'VARCHAR' or s_0 not in ({types}) then {{
+      when t_0 is distinct from 'VARCHAR' or not {_one_of('s_0', contract.message_types)} then {{
         'reason': 'unknown_message_type', 'field': 'type',
         'detail': label || 'field `type` is ' || {_show('t_0', 'q_0')}
                   || ', expected one of {type_list}.'}}
-      else {_by_type(contract, per_type_checks)}
+      {_merged_checks(contract, f)}
     end as rejection
   from skew
 )

@@ -1,49 +1,45 @@
-"""Load NDJSON files of Segment messages into the raw layer, exactly once per file.
+"""Load landing files of Segment messages into the raw layer, exactly once.
 
-Per file, in one transaction: every non-blank line is loaded into raw.events, counted as a
-duplicate (its messageId is already in raw.events or earlier in the file: first wins), or
-written to raw.events_rejected. The file's sha256 goes into raw.load_manifest, and a file whose
-checksum is already there is skipped. Lines are streamed in chunks so memory stays flat, and
-duplicates are found by an anti-join in DuckDB rather than a Python set of every id.
+Per file, in one transaction: every record is loaded into raw.events, counted as a duplicate
+(its messageId is already in raw.events or earlier in the file: first wins), or written to
+raw.events_rejected with reason, field, source and raw text. The file's sha256 goes into
+raw.load_manifest, and a file whose checksum is already there is skipped. A crash mid-file
+rolls the transaction back, so a rerun loads that file once.
+
+Records are streamed in chunks (ewh.record_readers: NDJSON, JSON arrays, CSV, Parquet) and
+checked inside DuckDB by the SQL the event contract compiles to (ewh.contract_sql); duplicates
+are found by an anti-join in DuckDB rather than a Python set of every id.
 """
 
 from __future__ import annotations
 
 import glob
-import gzip
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 import duckdb
-import pyarrow as pa
 
-from ewh.contract import AcceptedEvent, Rejection, utc_now, validate_text
+from ewh.contract import utc_now
+from ewh.contract_sql import check_query
 from ewh.raw_schema import ensure_raw_tables
+from ewh.record_readers import read_records
 
-CHUNK_LINES = 50_000
+CHUNK_LINES = 250_000  # records per SQL check; bounded by the reader's block size anyway
 LOAD_CHECKPOINT_THRESHOLD = "256MB"
 LoadStatus = Literal["loaded", "skipped", "dry_run"]
 
-_EVENT_SCHEMA = pa.schema([
-    ("message_id", pa.string()), ("message_type", pa.string()), ("event_name", pa.string()),
-    ("user_id", pa.string()), ("anonymous_id", pa.string()), ("occurred_at", pa.timestamp("us")),
-    ("sent_at", pa.timestamp("us")), ("received_at", pa.timestamp("us")),
-    ("payload", pa.string()), ("source", pa.string()), ("file_checksum", pa.string()),
-    ("load_id", pa.string()), ("loaded_at", pa.timestamp("us")),
-])
-_REJECT_SCHEMA = pa.schema([
-    ("source", pa.string()), ("line_number", pa.int64()), ("message_id", pa.string()),
-    ("reason", pa.string()), ("field", pa.string()), ("detail", pa.string()),
-    ("raw_text", pa.string()), ("file_checksum", pa.string()), ("load_id", pa.string()),
-    ("rejected_at", pa.timestamp("us")),
-])
-_EVENT_COLUMNS = ", ".join(_EVENT_SCHEMA.names)
-_REJECT_COLUMNS = ", ".join(_REJECT_SCHEMA.names)
+_EVENT_COLUMNS = ("message_id, message_type, event_name, user_id, anonymous_id, occurred_at, "
+                  "sent_at, received_at, payload, source, file_checksum, load_id, loaded_at")
+_REJECT_COLUMNS = ("source, line_number, message_id, reason, field, detail, raw_text, "
+                   "file_checksum, load_id, rejected_at")
+# Files a folder argument expands to: the landing sensor's patterns plus CSV and Parquet.
+FOLDER_PATTERNS = ("*.ndjson", "*.ndjson.gz", "*.jsonl", "*.jsonl.gz", "*.json.gz", "*.csv",
+                   "*.csv.gz", "*.parquet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +72,7 @@ class _FileContext:
 
 
 def expand_paths(patterns: Iterable[str | Path]) -> list[Path]:
-    """Files from paths, folders (their *.ndjson / *.ndjson.gz) and glob patterns, in order.
+    """Files from paths, folders (FOLDER_PATTERNS) and glob patterns, in order.
 
     Glob matches and folder contents are sorted by name (daily file names sort by date). A path
     without glob characters that does not exist raises FileNotFoundError; a glob may match nothing.
@@ -87,7 +83,7 @@ def expand_paths(patterns: Iterable[str | Path]) -> list[Path]:
             matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
         elif Path(pattern).is_dir():
             folder = Path(pattern)
-            matches = sorted([*folder.glob("*.ndjson"), *folder.glob("*.ndjson.gz")])
+            matches = sorted({m for pattern in FOLDER_PATTERNS for m in folder.glob(pattern)})
         elif Path(pattern).is_file():
             matches = [Path(pattern)]
         else:
@@ -114,6 +110,7 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
         warehouse.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(warehouse))
     try:
+        _query(con, "set TimeZone = 'UTC'")  # the contract SQL converts offsets to UTC
         files = [Path(p).resolve() for p in paths]
         if dry_run:
             con.execute("begin transaction")
@@ -153,8 +150,7 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, chunk_lines: int,
         return FileLoadResult(path, checksum, "skipped", file_bytes=size)
     ctx = _FileContext(path, checksum, str(uuid.uuid4()), utc_now())
     counts = _Counts()
-    for chunk in _chunks(path, chunk_lines):
-        _load_chunk(con, ctx, chunk, counts)
+    _load_chunks(con, ctx, chunk_lines, counts)
     _write_manifest(con, ctx, size, counts)
     return FileLoadResult(path, checksum, status, counts.read, counts.loaded, counts.duplicate,
                           counts.rejected, size, ctx.load_id)
@@ -176,110 +172,44 @@ def _already_loaded(con: duckdb.DuckDBPyConnection, checksum: str) -> bool:
     return bool(rows[0][0])
 
 
-def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None,
-           ) -> list[tuple[object, ...]]:
+def _query(con: duckdb.DuckDBPyConnection, sql: str,
+           params: list[object] | dict[str, object] | None = None) -> list[tuple[object, ...]]:
     # Always drain the result: DuckDB 2 refuses register() while a result is still open.
     return con.execute(sql, params).fetchall()
 
 
-def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-
-
-def _chunks(path: Path, size: int) -> Iterator[list[tuple[int, bytes]]]:
-    """(line number, line without newline) for non-blank lines, `size` at a time."""
-    chunk: list[tuple[int, bytes]] = []
-    with _open(path) as f:
-        for number, raw in enumerate(f, start=1):
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                continue  # blank lines are not records
-            chunk.append((number, line))
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
-
-
-def _load_chunk(con: duckdb.DuckDBPyConnection, ctx: _FileContext,
-                chunk: list[tuple[int, bytes]], counts: _Counts) -> None:
-    events: list[tuple[str, AcceptedEvent]] = []
-    rejections: list[tuple[int, str, bytes, Rejection]] = []
-    seen_in_chunk: set[str] = set()
-    for number, line in chunk:
-        source = f"file:{ctx.path}:{number}"
-        result = validate_text(line, source, ctx.loaded_at)
-        if isinstance(result, Rejection):
-            rejections.append((number, source, line, result))
-        elif result.message_id in seen_in_chunk:
-            counts.duplicate += 1  # a retry later in the same chunk: the first one wins
-        else:
-            seen_in_chunk.add(result.message_id)
-            events.append((source, result))
-    counts.read += len(chunk)
-    counts.rejected += len(rejections)
-    if rejections:
-        _insert_rejections(con, ctx, rejections)
-    if events:
-        inserted = _insert_new_events(con, ctx, events)
-        counts.loaded += inserted
-        counts.duplicate += len(events) - inserted
-
-
-def _insert_new_events(con: duckdb.DuckDBPyConnection, ctx: _FileContext,
-                       events: list[tuple[str, AcceptedEvent]]) -> int:
-    """Insert the events whose message_id is not yet in raw.events; return how many went in."""
-    n = len(events)
-    table = pa.Table.from_arrays([
-        pa.array([e.message_id for _, e in events], pa.string()),
-        pa.array([e.message_type for _, e in events], pa.string()),
-        pa.array([e.event_name for _, e in events], pa.string()),
-        pa.array([e.user_id for _, e in events], pa.string()),
-        pa.array([e.anonymous_id for _, e in events], pa.string()),
-        pa.array([e.occurred_at for _, e in events], pa.timestamp("us")),
-        pa.array([e.sent_at for _, e in events], pa.timestamp("us")),
-        pa.array([e.received_at for _, e in events], pa.timestamp("us")),
-        pa.array([e.payload for _, e in events], pa.string()),
-        pa.array([source for source, _ in events], pa.string()),
-        pa.array([ctx.checksum] * n, pa.string()),
-        pa.array([ctx.load_id] * n, pa.string()),
-        pa.array([ctx.loaded_at] * n, pa.timestamp("us")),
-    ], schema=_EVENT_SCHEMA)
-    con.register("_ewh_chunk", table)
-    try:
-        rows = _query(
+def _load_chunks(con: duckdb.DuckDBPyConnection, ctx: _FileContext, chunk_records: int,
+                 counts: _Counts) -> None:
+    check = check_query("_ewh_chunk")
+    params = {"checksum": ctx.checksum, "load_id": ctx.load_id, "loaded_at": ctx.loaded_at}
+    for chunk in read_records(ctx.path, chunk_records):
+        con.register("_ewh_chunk", chunk)
+        try:
+            _query(con, f"create or replace temp table _ewh_checked as {check}",
+                   {"source_prefix": f"file:{ctx.path}", "received_default": ctx.loaded_at})
+        finally:
+            con.unregister("_ewh_chunk")
+        _query(con, f"insert into raw.events_rejected ({_REJECT_COLUMNS}) "
+                    "select source, record_number, rejected_message_id, reason, field, detail, "
+                    "raw_text, $checksum, $load_id, $loaded_at "
+                    "from _ewh_checked where reason is not null order by record_number", params)
+        # The first occurrence in the chunk wins; then only ids not yet in raw.events go in.
+        inserted = _query(
             con,
             f"insert into raw.events ({_EVENT_COLUMNS}) "
-            f"select {_EVENT_COLUMNS} from _ewh_chunk c "
-            "where not exists (select 1 from raw.events e where e.message_id = c.message_id)",
-        )
-    finally:
-        con.unregister("_ewh_chunk")
-    return int(rows[0][0])  # type: ignore[call-overload]
-
-
-def _insert_rejections(con: duckdb.DuckDBPyConnection, ctx: _FileContext,
-                       rejections: list[tuple[int, str, bytes, Rejection]]) -> None:
-    n = len(rejections)
-    table = pa.Table.from_arrays([
-        pa.array([source for _, source, _, _ in rejections], pa.string()),
-        pa.array([number for number, _, _, _ in rejections], pa.int64()),
-        pa.array([r.message_id for _, _, _, r in rejections], pa.string()),
-        pa.array([r.reason for _, _, _, r in rejections], pa.string()),
-        pa.array([r.field for _, _, _, r in rejections], pa.string()),
-        pa.array([r.detail for _, _, _, r in rejections], pa.string()),
-        pa.array([line.decode("utf-8", "replace") for _, _, line, _ in rejections], pa.string()),
-        pa.array([ctx.checksum] * n, pa.string()),
-        pa.array([ctx.load_id] * n, pa.string()),
-        pa.array([ctx.loaded_at] * n, pa.timestamp("us")),
-    ], schema=_REJECT_SCHEMA)
-    con.register("_ewh_rejects", table)
-    try:
-        _query(con, f"insert into raw.events_rejected ({_REJECT_COLUMNS}) "
-                    f"select {_REJECT_COLUMNS} from _ewh_rejects")
-    finally:
-        con.unregister("_ewh_rejects")
+            "select message_id, message_type, event_name, user_id, anonymous_id, occurred_at, "
+            "sent_at, received_at, payload, source, $checksum, $load_id, $loaded_at "
+            "from _ewh_checked c where reason is null "
+            "and not exists (select 1 from raw.events e where e.message_id = c.message_id) "
+            "qualify row_number() over (partition by message_id order by record_number) = 1 "
+            "order by record_number", params)[0][0]
+        [(read, rejected)] = _query(
+            con, "select count(*), count(*) filter (where reason is not null) from _ewh_checked")
+        counts.read += int(read)  # type: ignore[call-overload]
+        counts.rejected += int(rejected)  # type: ignore[call-overload]
+        counts.loaded += int(inserted)  # type: ignore[call-overload]
+        counts.duplicate += int(read) - int(rejected) - int(inserted)  # type: ignore[call-overload]
+    _query(con, "drop table if exists _ewh_checked")
 
 
 def _write_manifest(con: duckdb.DuckDBPyConnection, ctx: _FileContext, size: int,

@@ -17,7 +17,12 @@ Two things break out of the box, both only on the ``duckdb`` dialect:
    becomes ``events`` and the query fails. Patch: for duckdb, read the column names and
    types from ``information_schema.columns`` (a catalog query; no table data is read).
 
-``apply()`` installs both patches once per process; other dialects keep GX's own code.
+3. A consequence of fix 1: query metrics (``UnexpectedRowsExpectation``) run the user query
+   and ``fetchmany(200)`` from it; buffered, that would read *every* unexpected row into
+   Python first. Patch: for duckdb, push the 200-row cap into the SQL as a ``LIMIT``, so only
+   the rows GX keeps leave DuckDB. (The count GX reports is a separate ``COUNT(*)`` query.)
+
+``apply()`` installs the patches once per process; other dialects keep GX's own code.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from great_expectations.constants import MAX_RESULT_RECORDS
 from great_expectations.execution_engine import SqlAlchemyExecutionEngine
 from great_expectations.expectations.metrics import util as gx_metric_util
+from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
 
 DIALECT = "duckdb"
 _MARKER = "_ewh_duckdb_compat"
+_QUERY_RECORDS = "_get_sqlalchemy_records_from_substituted_batch_subquery"
 
 
 def _buffered_execute_query(original: Any) -> Any:
@@ -71,12 +79,33 @@ def _duckdb_column_metadata(original: Any) -> Any:
     return get_sqlalchemy_column_metadata
 
 
+def _limited_query_records(original: Any) -> Any:
+    def records(
+        cls: type[QueryMetricProvider],
+        substituted_batch_subquery: str,
+        execution_engine: SqlAlchemyExecutionEngine,
+        fetch_all: bool = False,
+    ) -> list[dict]:
+        if execution_engine.dialect_name == DIALECT and not fetch_all:
+            substituted_batch_subquery = (
+                f"select * from ({substituted_batch_subquery}) as capped "
+                f"limit {MAX_RESULT_RECORDS}"
+            )
+        return original.__func__(cls, substituted_batch_subquery, execution_engine, fetch_all)
+
+    setattr(records, _MARKER, True)
+    return classmethod(records)
+
+
 def apply() -> None:
     """Install the duckdb-only patches; calling it again is a no-op."""
     if not getattr(SqlAlchemyExecutionEngine.execute_query, _MARKER, False):
         SqlAlchemyExecutionEngine.execute_query = _buffered_execute_query(  # type: ignore[method-assign]
             SqlAlchemyExecutionEngine.execute_query
         )
+    current = QueryMetricProvider.__dict__[_QUERY_RECORDS]
+    if not getattr(current.__func__, _MARKER, False):
+        setattr(QueryMetricProvider, _QUERY_RECORDS, _limited_query_records(current))
     # table_column_types imported the function by name, so patch it where it is looked up.
     from great_expectations.expectations.metrics.table_metrics import table_column_types
 

@@ -29,7 +29,7 @@ from great_expectations.exceptions import DataContextError
 
 from ewh.paths import PROJECT_ROOT
 from ewh.quality import gx_duckdb_compat
-from ewh.quality.suites import SEGMENT_KIND, SuiteSpec
+from ewh.quality.catalog import SEGMENT_KIND, SuiteSpec
 
 PROJECT_DIR = PROJECT_ROOT / "expectations"
 DATASOURCE = "warehouse"
@@ -246,8 +246,8 @@ def prune_runs(project_dir: Path = PROJECT_DIR, keep: int = KEEP_RUNS) -> None:
 
 
 if __name__ == "__main__":
+    from ewh.quality.catalog import all_suites
     from ewh.quality.segment_tables import segment_tables
-    from ewh.quality.suites import all_suites
 
     write_project(all_suites(segment_tables()).values())
     print(f"wrote the GX project under {PROJECT_DIR / 'gx'}")

@@ -6,9 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from great_expectations.expectations.row_conditions import deserialize_row_condition
-
-from ewh.quality.suites import Severity
+from ewh.quality.catalog import Severity
 
 TABLE_EXISTS = "table_exists"  # pseudo expectation type for a table that is not built yet
 
@@ -87,6 +85,8 @@ def _what(expectation_type: str, kwargs: Mapping[str, Any], count: int) -> str:
 
 def _condition_text(condition: Any) -> str:
     # Conditions are stored as dicts; GX's Condition repr reads like SQL ("user_id IS NULL").
+    from great_expectations.expectations.row_conditions import deserialize_row_condition
+
     try:
         return repr(deserialize_row_condition(condition))
     except (TypeError, ValueError):

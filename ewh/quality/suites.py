@@ -1,20 +1,19 @@
-"""The expectation suites, defined once in code.
+"""The expectations of every suite, defined once in code.
 
 The JSON under ``expectations/gx/expectations/`` is what ``ewh.quality.project`` writes from
 these definitions; a test checks the fixed suites have not drifted. Segment suites come from
-one template, instantiated per segment found in the dbt manifest.
+one template (``_segment_template``), instantiated per segment found in the dbt manifest.
 
 Every expectation carries ``meta.severity``: ``error`` blocks downstream, ``warn`` only reports.
 Suite parameters (``{"$PARAMETER": ...}``) are filled at run time from the ``as_of`` instant
-and, for segments, from the previous run's size (``ewh.quality.volume``).
+(``catalog.suite_parameters``) and, for segments, from the previous run's size
+(``ewh.quality.volume``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
@@ -22,61 +21,24 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column
 
 from ewh.quality import columns as cols
+from ewh.quality.catalog import (
+    FRESH_SINCE,
+    FRESHNESS_HOURS,
+    FUTURE_LIMIT,
+    SEGMENT_KIND,
+    WINDOW_START,
+    Severity,
+    SuiteSpec,
+)
 from ewh.quality.segment_tables import SegmentTable
 from ewh.quality.volume import VOLUME_MAX, VOLUME_MIN
 
-Severity = Literal["error", "warn"]
-SEVERITIES: tuple[Severity, ...] = ("error", "warn")
-
-# The accepted time window is [as_of - WINDOW_DAYS, as_of + FUTURE_DAYS].
-WINDOW_DAYS = 400
-FUTURE_DAYS = 1
-# raw.events is stale when nothing was received in the last FRESHNESS_HOURS.
-FRESHNESS_HOURS = 24
 # Share of staged events whose name maps to a canonical type; below it, the seed lags.
 MAPPED_EVENTS_MOSTLY = 0.95
-
-# Run-time suite parameters.
-WINDOW_START = "window_start"
-FUTURE_LIMIT = "future_limit"
-FRESH_SINCE = "fresh_since"
-
-SEGMENT_KIND = "segment"
-TABLE_KIND = "table"
-
-
-def suite_parameters(as_of: datetime) -> dict[str, datetime]:
-    """Values for the time placeholders at instant ``as_of`` (naive UTC)."""
-    return {
-        WINDOW_START: as_of - timedelta(days=WINDOW_DAYS),
-        FUTURE_LIMIT: as_of + timedelta(days=FUTURE_DAYS),
-        FRESH_SINCE: as_of - timedelta(hours=FRESHNESS_HOURS),
-    }
 
 
 def _param(name: str) -> Any:
     return {"$PARAMETER": name}
-
-
-@dataclass(frozen=True)
-class SuiteSpec:
-    """One suite over one warehouse table."""
-
-    name: str
-    schema: str
-    table: str
-    key_column: str  # names a bad row in samples (GX unexpected_index_column_names)
-    build: Callable[[], Sequence[gxe.Expectation]]
-    optional_columns: tuple[str, ...] = ()
-    kind: str = TABLE_KIND
-    exported: bool = field(default=False, compare=False)
-
-    @property
-    def qualified_table(self) -> str:
-        return f"{self.schema}.{self.table}"
-
-    def to_gx_suite(self) -> gx.ExpectationSuite:
-        return gx.ExpectationSuite(name=self.name, expectations=list(self.build()))
 
 
 _GX_SEVERITY = {"error": FailureSeverity.CRITICAL, "warn": FailureSeverity.WARNING}
@@ -244,64 +206,45 @@ def _segment_membership_history() -> list[gxe.Expectation]:
     ]  # fmt: skip
 
 
-def _segment_template(segment: SegmentTable) -> Callable[[], list[gxe.Expectation]]:
+def _segment_template(segment: SegmentTable) -> list[gxe.Expectation]:
     """The one template every seg_ table shares: identity, lineage, consent, schema, volume."""
     documented = [c for c in segment.declared_columns if c not in cols.SEGMENT_COLUMNS]
-
-    def build() -> list[gxe.Expectation]:
-        expectations = [
-            _schema(cols.SEGMENT_COLUMNS, "schema drift: exports read user_key and user_id"),
-            _not_null("user_key", "every member is a stitched user"),
-            _unique("user_key", "one row per member"),
-            _rows("error", "user_key", "members missing from marts.dim_users",
-                  "select * from batch where not exists (select 1 from marts.dim_users as users"
-                  " where users.user_key = batch.user_key)"),
-            _rows("error", "user_key", "members without analytics consent in marts.dim_users",
-                  "select batch.* from batch join marts.dim_users as users"
-                  " on users.user_key = batch.user_key where not users.has_analytics_consent"),
-            gxe.ExpectTableRowCountToBeBetween(
-                min_value=_param(VOLUME_MIN), max_value=_param(VOLUME_MAX),
-                **_tag("warn", "volume anomaly: size moved beyond the tolerance since the "
-                               "last run (ewh/quality/volume.py)"),
-            ),
-        ]
-        if documented:
-            expectations.append(_schema(
-                documented, "the evidence columns documented in the model's yml", "warn"))
-        return expectations
-
-    return build
+    expectations = [
+        _schema(cols.SEGMENT_COLUMNS, "schema drift: exports read user_key and user_id"),
+        _not_null("user_key", "every member is a stitched user"),
+        _unique("user_key", "one row per member"),
+        _rows("error", "user_key", "members missing from marts.dim_users",
+              "select * from batch where not exists (select 1 from marts.dim_users as users"
+              " where users.user_key = batch.user_key)"),
+        _rows("error", "user_key", "members without analytics consent in marts.dim_users",
+              "select batch.* from batch join marts.dim_users as users"
+              " on users.user_key = batch.user_key where not users.has_analytics_consent"),
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=_param(VOLUME_MIN), max_value=_param(VOLUME_MAX),
+            **_tag("warn", "volume anomaly: size moved beyond the tolerance since the "
+                           "last run (ewh/quality/volume.py)"),
+        ),
+    ]
+    if documented:
+        expectations.append(_schema(
+            documented, "the evidence columns documented in the model's yml", "warn"))
+    return expectations
 
 
-RAW_EVENTS = SuiteSpec("raw_events", "raw", "events", "message_id", _raw_events)
-STG_EVENTS = SuiteSpec("stg_events", "staging", "stg_events", "message_id", _stg_events)
-FCT_SESSIONS = SuiteSpec("fct_sessions", "marts", "fct_sessions", "session_id", _fct_sessions)
-DIM_USERS = SuiteSpec("dim_users", "marts", "dim_users", "user_key", _dim_users,
-                      optional_columns=cols.DIM_USERS_OPTIONAL)
-SEGMENT_MEMBERSHIP_HISTORY = SuiteSpec(
-    "segment_membership_history", "segments", "segment_membership_history", "membership_id",
-    _segment_membership_history,
-)
-
-# Upstream first: the order `ewh quality` runs and prints them in.
-FIXED_SUITES: dict[str, SuiteSpec] = {
-    spec.name: spec
-    for spec in (RAW_EVENTS, STG_EVENTS, FCT_SESSIONS, DIM_USERS, SEGMENT_MEMBERSHIP_HISTORY)
+_BUILDERS: dict[str, Callable[[], list[gxe.Expectation]]] = {
+    "raw_events": _raw_events,
+    "stg_events": _stg_events,
+    "fct_sessions": _fct_sessions,
+    "dim_users": _dim_users,
+    "segment_membership_history": _segment_membership_history,
 }
-# Kept for callers that only need the fixed suites.
-SUITES = FIXED_SUITES
 
 
-def segment_suite(segment: SegmentTable) -> SuiteSpec:
-    return SuiteSpec(segment.name, segment.schema, segment.name, "user_key",
-                     _segment_template(segment), kind=SEGMENT_KIND, exported=segment.exported)
-
-
-def all_suites(segments: Iterable[SegmentTable]) -> dict[str, SuiteSpec]:
-    """The fixed suites, then one suite per segment, by suite name."""
-    suites = dict(FIXED_SUITES)
-    for segment in segments:
-        if segment.name in suites:
-            raise ValueError(f"segment {segment.name} clashes with a fixed suite name")
-        suites[segment.name] = segment_suite(segment)
-    return suites
+def build_suite(spec: SuiteSpec) -> gx.ExpectationSuite:
+    """The GX suite for ``spec``: a fixed suite by name, or the segment template."""
+    if spec.kind == SEGMENT_KIND:
+        assert spec.segment is not None
+        expectations = _segment_template(spec.segment)
+    else:
+        expectations = _BUILDERS[spec.name]()
+    return gx.ExpectationSuite(name=spec.name, expectations=expectations)

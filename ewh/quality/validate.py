@@ -19,6 +19,14 @@ from great_expectations.data_context import FileDataContext
 
 from ewh import paths
 from ewh.quality import project, volume
+from ewh.quality.catalog import (
+    SEGMENT_KIND,
+    SEVERITIES,
+    Severity,
+    SuiteSpec,
+    all_suites,
+    suite_parameters,
+)
 from ewh.quality.results import (
     ExpectationOutcome,
     SuiteResult,
@@ -28,14 +36,6 @@ from ewh.quality.results import (
     optional_column_message,
 )
 from ewh.quality.segment_tables import SegmentTable, segment_tables
-from ewh.quality.suites import (
-    SEGMENT_KIND,
-    SEVERITIES,
-    Severity,
-    SuiteSpec,
-    all_suites,
-    suite_parameters,
-)
 
 __all__ = [
     "ExpectationOutcome",

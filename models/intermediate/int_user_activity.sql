@@ -64,33 +64,29 @@ aggregated as (
         end) as active_days_30d,
         count(*) as events,
         {% for event_type in canonical_event_types() -%}
-            sum(case when events.event_type = '{{ event_type }}' then 1 else 0 end) as {{ event_type }}_count,
+            count(case when events.event_type = '{{ event_type }}' then 1 end) as {{ event_type }}_count,
         {% endfor -%}
         -- browsing
         count(distinct case when events.event_type = 'product_view' then events.product_id end)
             as distinct_products_viewed,
         count(distinct case when events.event_type = 'product_view' then events.category end)
             as categories_viewed,
-        sum(case
+        count(case
             when events.event_type = 'product_view'
                 and events.price >= {{ var('price_tier_high_end_min_price') }} then 1
-            else 0
         end) as high_end_product_views,
         avg(case when events.event_type = 'product_view' then events.price end) as avg_viewed_price,
         max(case when events.event_type = 'product_view' then events.occurred_at end) as last_product_view_at,
-        sum(case
+        count(case
             when events.event_type = 'product_view' and events.occurred_at > as_of.browse_window_start
                 then 1
-            else 0
         end) as product_views_browse_window,
-        sum(case
+        count(case
             when events.event_type = 'add_to_cart' and events.occurred_at > as_of.browse_window_start
                 then 1
-            else 0
         end) as cart_adds_browse_window,
-        sum(case
+        count(case
             when {{ pricing_view }} and events.occurred_at > as_of.high_intent_window_start then 1
-            else 0
         end) as pricing_views_intent_window,
         max(case when {{ pricing_view }} then events.occurred_at end) as last_pricing_view_at,
         -- buying

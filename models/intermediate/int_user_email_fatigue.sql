@@ -59,7 +59,8 @@ final as (
     select
         user_key,
         count(*) as recent_deliveries,
-        sum(case when first_opened_at is not null then 1 else 0 end) as recent_deliveries_opened,
+        cast(sum(case when first_opened_at is not null then 1 else 0 end) as {{ dbt.type_bigint() }})
+            as recent_deliveries_opened,
         min(delivered_at) as recent_deliveries_since
     from recent_deliveries
     where recency_rank <= {{ var('email_fatigue_deliveries') }}

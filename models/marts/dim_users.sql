@@ -64,11 +64,11 @@ session_features as (
     select
         sessions.user_key,
         count(*) as sessions,
-        sum(case when sessions.started_at > as_of.window_30d_start then 1 else 0 end) as sessions_30d,
+        count(case when sessions.started_at > as_of.window_30d_start then 1 end) as sessions_30d,
         avg(sessions.duration_seconds) as avg_session_duration_seconds,
-        sum(case when sessions.channel in ('browser', 'web') then 1 else 0 end) as web_sessions,
-        sum(case when sessions.channel = 'mobile' then 1 else 0 end) as app_sessions,
-        sum(case when sessions.acquisition_channel = 'email' then 1 else 0 end) as email_sessions,
+        count(case when sessions.channel in ('browser', 'web') then 1 end) as web_sessions,
+        count(case when sessions.channel = 'mobile' then 1 end) as app_sessions,
+        count(case when sessions.acquisition_channel = 'email' then 1 end) as email_sessions,
         count(distinct sessions.device_id) as devices,
         count(distinct sessions.device_type) as device_types
     from sessions

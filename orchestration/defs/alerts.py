@@ -1,5 +1,8 @@
 """A run-failure sensor that records an alert (table + log line) for every failed run."""
 
+import time
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from ewh.alerts import RunFailure, record_run_failure
@@ -11,7 +14,10 @@ from ewh.paths import ops_db_path
 def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
     message = context.failure_event.message or "run failed"
-    failure = RunFailure(run_id=run.run_id, job_name=run.job_name,
-                         failed_at=context.failure_event.timestamp_datetime(), message=message)
+    record = context.instance.get_run_record_by_id(run.run_id)
+    ended = record.end_time if record and record.end_time else time.time()
+    failed_at = datetime.fromtimestamp(ended, UTC).replace(tzinfo=None)
+    failure = RunFailure(run_id=run.run_id, job_name=run.job_name, failed_at=failed_at,
+                         message=message)
     if record_run_failure(ops_db_path(), failure):
         context.log.error(f"ALERT run {run.run_id} of {run.job_name} failed: {message}")

@@ -21,11 +21,11 @@ from pathlib import Path
 import dagster as dg
 
 from ewh.paths import warehouse_path
-from ewh.quality.results import SuiteResult
+from ewh.quality.catalog import SuiteSpec, all_suites
+from ewh.quality.results import ExpectationOutcome, SuiteResult
 from ewh.quality.segment_tables import segment_tables
-from ewh.quality.suites import SuiteSpec, all_suites
+from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import dbt_project
-from orchestration.resources import WAREHOUSE_POOL
 
 MAX_MESSAGES = 20
 
@@ -81,7 +81,7 @@ def check_result_from_suite(result: SuiteResult, docs_index: Path | None) -> dg.
     )
 
 
-def _label(outcome) -> str:
+def _label(outcome: ExpectationOutcome) -> str:
     return f"{outcome.column or '(table)'} {outcome.expectation_type}"
 
 

@@ -5,6 +5,7 @@ import dagster as dg
 from ewh.paths import serving_path, warehouse_path
 from ewh.segment_catalog import load_segments
 from ewh.serving import publish_serving_copy
+from orchestration.defs.quality import gated_asset_keys
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import dbt_project
 from orchestration.translator import asset_key_for
@@ -25,7 +26,9 @@ def _published_models() -> list[dg.AssetKey]:
 
 @dg.asset(
     key=SERVING_COPY,
-    deps=_published_models(),
+    # Plus every asset with a GX suite (staging too): Dagster blocks only the direct
+    # dependents of a failed blocking check, and a failed suite must keep the last good copy.
+    deps=sorted({*_published_models(), *gated_asset_keys()}, key=lambda k: k.to_user_string()),
     group_name="serving",
     kinds={"duckdb"},
     # It reads the warehouse file: it must not overlap a writer.

@@ -1,255 +1,277 @@
 """The warehouse suites on small real DuckDB files: clean data passes, each kind of bad row
-fails exactly the rule it breaks, with the right count and the column named."""
+fails exactly the rule it breaks, with its severity, the right count and the column named."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+import os
 from pathlib import Path
 
 import duckdb
 import pytest
+from quality_warehouse import AS_OF, SEGMENT, build_warehouse, copy_project, execute
 
-from ewh.quality.project import PROJECT_DIR
-from ewh.quality.suites import SUITES
-from ewh.quality.validate import (
-    SuiteResult,
-    data_docs_index,
-    has_error_failures,
-    validate_warehouse,
-)
-from ewh.raw_schema import ensure_raw_tables
+from ewh.quality import volume
+from ewh.quality.catalog import FIXED_SUITES, all_suites
+from ewh.quality.project import PROJECT_DIR, data_docs_index, prune_runs, strip_ids
+from ewh.quality.validate import SuiteResult, has_error_failures, validate_warehouse
 
-AS_OF = datetime(2026, 11, 1, 12, 0, 0)
+SUITE_NAMES = [*FIXED_SUITES, SEGMENT.name]
 
 
-def _event(i: int, message_type: str = "track", received: str = "2026-10-31 10:00:00") -> str:
-    user = f"'u{i}'" if i % 2 else "null"
-    return (
-        f"('m{i}', '{message_type}', 'Product Viewed', {user}, 'a{i}', "
-        f"timestamp '{received}', timestamp '{received}', timestamp '{received}', '{{}}', "
-        f"'file:events.jsonl:{i}', 'sha', 'load-1', timestamp '2026-10-31 11:00:00')"
-    )
-
-
-def _build(path: Path, with_sessions: bool = True) -> None:
-    con = duckdb.connect(str(path))
-    ensure_raw_tables(con)
-    types = ["track", "identify", "page", "screen", "alias", "group"]
-    rows = ", ".join(_event(i, t) for i, t in enumerate(types))
-    con.execute(f"insert into raw.events values {rows}")
-    if with_sessions:
-        con.execute("create schema marts")
-        con.execute(
-            """create table marts.fct_sessions as select
-                's' || i as session_id, 'u' || i as user_key, 'u' || i as user_id,
-                'a' || i as device_id,
-                timestamp '2026-10-31 10:00:00' as started_at,
-                timestamp '2026-10-31 10:05:00' as ended_at,
-                300 as duration_seconds, 3 as event_count, 2 as page_views,
-                '/' as landing_page, '/pricing' as exit_page, null as referrer,
-                'google' as utm_source, 'cpc' as utm_medium, 'fall' as utm_campaign,
-                'paid_search' as channel, 'desktop' as device_type, false as is_bounce,
-                i = 1 as has_add_to_cart, i = 2 as has_purchase,
-                case when i = 2 then 19.99 end as revenue
-            from range(3) r(i)"""
-        )
-    con.close()
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("gx"))
 
 
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Path:
     path = tmp_path / "warehouse.duckdb"
-    _build(path)
+    build_warehouse(path)
     return path
 
 
-def _run(path: Path, build_docs: bool = False) -> dict[str, SuiteResult]:
-    return {r.suite: r for r in validate_warehouse(path, build_docs=build_docs, as_of=AS_OF)}
+def _run(path: Path, project: Path, build_docs: bool = False, segments=(SEGMENT,),
+         **kwargs) -> dict[str, SuiteResult]:
+    results = validate_warehouse(path, build_docs=build_docs, as_of=AS_OF,
+                                 segments=segments, project_dir=project, **kwargs)
+    return {r.suite: r for r in results}
 
 
-def _execute(path: Path, *statements: str) -> None:
-    con = duckdb.connect(str(path))
-    for statement in statements:
-        con.execute(statement)
-    con.close()
-
-
-def test_clean_warehouse_passes_every_expectation(warehouse: Path) -> None:
-    results = _run(warehouse)
-    assert set(results) == set(SUITES)
+def test_clean_warehouse_passes_every_suite(warehouse: Path, project: Path) -> None:
+    results = _run(warehouse, project)
+    assert list(results) == SUITE_NAMES
     for result in results.values():
         assert [e.message for e in result.failures] == []
-        assert result.success
     assert not has_error_failures(results.values())
 
 
 def test_every_expectation_declares_error_or_warn() -> None:
-    for spec in SUITES.values():
+    for spec in all_suites([SEGMENT]).values():
         for expectation in spec.to_gx_suite().expectations:
-            assert (expectation.meta or {}).get("severity") in ("error", "warn")
+            assert (expectation.meta or {}).get("severity") in ("error", "warn"), spec.name
 
 
-BAD_ROWS = [
-    pytest.param(
-        [
-            "alter table raw.events alter column message_id drop not null",
-            "update raw.events set message_id = null where message_id in ('m1', 'm2')",
-        ],
-        "raw_events", "expect_column_values_to_not_be_null", "message_id", 2,
-        "raw.events.message_id: 2 null values (expect_column_values_to_not_be_null, error)",
-        id="null message_id",
-    ),
-    pytest.param(
-        ["update raw.events set message_id = 'm0' where message_id = 'm3'"],
-        "raw_events", "expect_column_values_to_be_unique", "message_id", 2,
-        "raw.events.message_id: 2 rows with a duplicated value",
-        id="duplicate message_id",
-    ),
-    pytest.param(
-        ["update raw.events set received_at = timestamp '2027-06-01' where message_id = 'm4'"],
-        "raw_events", "expect_column_values_to_be_between", "received_at", 1,
-        "raw.events.received_at: 1 values above 2026-11-02 12:00:00",
-        id="received_at far in the future",
-    ),
-    pytest.param(
-        ["update raw.events set user_id = null, anonymous_id = null where message_id = 'm5'"],
-        "raw_events", "expect_column_values_to_not_be_null", "anonymous_id", 1,
-        "raw.events.anonymous_id: 1 null values where user_id IS NULL",
-        id="neither user_id nor anonymous_id",
-    ),
-    pytest.param(
-        ["update raw.events set message_type = 'Track' where message_id = 'm0'"],
-        "raw_events", "expect_column_values_to_be_in_set", "message_type", 1,
-        "raw.events.message_type: 1 values not in",
-        id="unknown message_type",
-    ),
-    pytest.param(
-        ["update marts.fct_sessions set ended_at = started_at - interval 1 hour "
-         "where session_id = 's1'"],
-        "fct_sessions", "expect_column_pair_values_a_to_be_greater_than_b", "ended_at", 1,
-        "marts.fct_sessions.ended_at: 1 rows where ended_at < started_at",
-        id="ended_at before started_at",
-    ),
-    pytest.param(
-        ["update marts.fct_sessions set revenue = -5 where session_id = 's2'"],
-        "fct_sessions", "expect_column_values_to_be_between", "revenue", 1,
-        "marts.fct_sessions.revenue: 1 values below 0",
-        id="negative revenue",
-    ),
-    pytest.param(
-        ["insert into marts.fct_sessions select * from marts.fct_sessions where session_id = 's0'"],
-        "fct_sessions", "expect_column_values_to_be_unique", "session_id", 2,
-        "marts.fct_sessions.session_id: 2 rows with a duplicated value",
-        id="duplicate session_id",
-    ),
+ERRORS = [
+    # raw.events
+    pytest.param(["alter table raw.events alter column message_id drop not null",
+                  "update raw.events set message_id = null where message_id in ('m1', 'm2')"],
+                 "raw_events", "expect_column_values_to_not_be_null", "message_id", 2,
+                 "raw.events.message_id: 2 null values", id="raw null message_id"),
+    pytest.param(["update raw.events set message_id = 'm0' where message_id = 'm3'"],
+                 "raw_events", "expect_column_values_to_be_unique", "message_id", 2,
+                 "raw.events.message_id: 2 rows with a duplicated value", id="raw duplicate id"),
+    pytest.param(["update raw.events set received_at = '2027-06-01' where message_id = 'm4'"],
+                 "raw_events", "expect_column_values_to_be_between", "received_at", 1,
+                 "raw.events.received_at: 1 values above 2026-11-02 12:00:00", id="raw future"),
+    pytest.param(["update raw.events set user_id = null, anonymous_id = null "
+                  "where message_id = 'm5'"],
+                 "raw_events", "expect_column_values_to_not_be_null", "anonymous_id", 1,
+                 "raw.events.anonymous_id: 1 null values where user_id IS NULL", id="raw no id"),
+    pytest.param(["update raw.events set message_type = 'Track' where message_id = 'm0'"],
+                 "raw_events", "expect_column_values_to_be_in_set", "message_type", 1,
+                 "raw.events.message_type: 1 values not in", id="raw unknown message_type"),
+    # staging.stg_events
+    pytest.param(["insert into staging.stg_events select * from staging.stg_events "
+                  "where message_id = 'm2'"],
+                 "stg_events", "expect_column_values_to_be_unique", "message_id", 2,
+                 "staging.stg_events.message_id: 2 rows with a duplicated value",
+                 id="stg duplicate survives dedupe"),
+    pytest.param(["update staging.stg_events set occurred_at = '2026-11-03' "
+                  "where message_id = 'm1'"],
+                 "stg_events", "expect_column_values_to_be_between", "occurred_at", 1,
+                 "staging.stg_events.occurred_at: 1 values above 2026-11-02 12:00:00",
+                 id="stg future occurred_at"),
+    pytest.param(["update staging.stg_events set revenue = -12.5 where message_id = 'm0'"],
+                 "stg_events", "expect_column_values_to_be_between", "revenue", 1,
+                 "staging.stg_events.revenue: 1 values below 0", id="stg negative revenue"),
+    # marts.fct_sessions
+    pytest.param(["update marts.fct_sessions set ended_at = started_at - interval 1 hour "
+                  "where session_id = 's1'"],
+                 "fct_sessions", "expect_column_pair_values_a_to_be_greater_than_b", "ended_at",
+                 1, "marts.fct_sessions.ended_at: 1 rows where ended_at < started_at",
+                 id="session ends before it starts"),
+    pytest.param(["update marts.fct_sessions set revenue = -5 where session_id = 's2'"],
+                 "fct_sessions", "expect_column_values_to_be_between", "revenue", 1,
+                 "marts.fct_sessions.revenue: 1 values below 0", id="session negative revenue"),
+    # marts.dim_users
+    pytest.param(["update marts.dim_users set revenue = -1 where user_key = 'u0'"],
+                 "dim_users", "expect_column_values_to_be_between", "revenue", 1,
+                 "marts.dim_users.revenue: 1 values below 0", id="user negative revenue"),
+    pytest.param(["update marts.dim_users set recency_score = 6 where user_key = 'u1'"],
+                 "dim_users", "expect_column_values_to_be_between", "recency_score", 1,
+                 "marts.dim_users.recency_score: 1 values outside [1, 5]", id="RFM score 6"),
+    # segments.segment_membership_history
+    pytest.param(["insert into segments.segment_membership_history values ('h4', 'u2', "
+                  "'seg_test', '2026-10-12', '2026-10-20', false)"],
+                 "segment_membership_history", "unexpected_rows_expectation", "entered_at", 1,
+                 "segments.segment_membership_history.entered_at: 1 spells that overlap",
+                 id="overlapping spells"),
+    pytest.param(["update segments.segment_membership_history set is_current = false "
+                  "where membership_id = 'h3'"],
+                 "segment_membership_history", "unexpected_rows_expectation", "is_current", 1,
+                 "segments.segment_membership_history.is_current: 1 rows where is_current "
+                 "disagrees", id="is_current disagrees with exited_at"),
+    # segments.seg_test (the segment template)
+    pytest.param(["insert into segments.seg_test values ('u9', 'u9', 1)"],
+                 "seg_test", "unexpected_rows_expectation", "user_key", 1,
+                 "segments.seg_test.user_key: 1 members missing from marts.dim_users",
+                 id="member missing from dim_users"),
+    pytest.param(["update marts.dim_users set has_analytics_consent = false "
+                  "where user_key = 'u2'"],
+                 "seg_test", "unexpected_rows_expectation", "user_key", 1,
+                 "segments.seg_test.user_key: 1 members without analytics consent",
+                 id="member without consent"),
+    pytest.param(["insert into segments.seg_test values ('u1', 'u1', 1)"],
+                 "seg_test", "expect_column_values_to_be_unique", "user_key", 2,
+                 "segments.seg_test.user_key: 2 rows with a duplicated value",
+                 id="member listed twice"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("sql", "suite", "expectation", "column", "count", "text"), BAD_ROWS)
-def test_bad_rows_fail_exactly_the_rule_they_break(
-    warehouse: Path,
-    sql: list[str],
-    suite: str,
-    expectation: str,
-    column: str,
-    count: int,
-    text: str,
+@pytest.mark.parametrize(("sql", "suite", "expectation", "column", "count", "text"), ERRORS)
+def test_bad_rows_fail_exactly_the_error_rule_they_break(
+    warehouse: Path, project: Path, sql: list[str], suite: str, expectation: str,
+    column: str, count: int, text: str,
 ) -> None:
-    _execute(warehouse, *sql)
-    results = _run(warehouse)
-    failures = results[suite].failures
-    assert [(f.expectation_type, f.column) for f in failures] == [(expectation, column)]
-    (failure,) = failures
+    execute(warehouse, *sql)
+    results = _run(warehouse, project)
+    errors = [(e.expectation_type, e.column) for r in results.values() for e in r.errors]
+    assert errors == [(expectation, column)]
+    (failure,) = results[suite].errors
     assert failure.unexpected_count == count
-    assert failure.severity == "error"
     assert text in failure.message
+    assert failure.message.endswith(f"({expectation}, error)")
     assert has_error_failures(results.values())
-    other = next(r for name, r in results.items() if name != suite)
-    assert other.success
 
 
-def test_samples_name_the_offending_rows(warehouse: Path) -> None:
-    _execute(warehouse, "update marts.fct_sessions set revenue = -5 where session_id = 's2'")
-    (failure,) = _run(warehouse)["fct_sessions"].failures
-    assert failure.sample_values == (-5,)
-    assert failure.sample_keys == ("s2",)
+def test_samples_name_the_offending_rows(warehouse: Path, project: Path) -> None:
+    execute(warehouse,
+            "update marts.fct_sessions set revenue = -5 where session_id = 's2'",
+            "insert into segments.segment_membership_history values "
+            "('h4', 'u2', 'seg_test', '2026-10-12', '2026-10-20', false)")
+    results = _run(warehouse, project)
+    (revenue,) = results["fct_sessions"].failures
+    assert (revenue.sample_values, revenue.sample_keys) == ((-5,), ("s2",))
+    (overlap,) = results["segment_membership_history"].failures
+    assert overlap.sample_keys == ("h4",)
+    assert [str(v) for v in overlap.sample_values] == ["2026-10-12 00:00:00"]
 
 
-def test_old_events_only_warn_and_do_not_block(warehouse: Path) -> None:
-    _execute(warehouse, "update raw.events set received_at = '2024-01-01' where message_id = 'm1'")
-    results = _run(warehouse)
-    (failure,) = results["raw_events"].failures
-    assert (failure.column, failure.severity) == ("received_at", "warn")
-    assert failure.unexpected_count == 1
+WARNINGS = [
+    pytest.param(["update raw.events set received_at = '2024-01-01' where message_id = 'm1'"],
+                 "raw_events", "received_at", "raw.events.received_at: 1 values below "
+                 "2025-09-27 12:00:00", id="event older than 400 days"),
+    pytest.param(["update raw.events set received_at = '2026-10-30 12:00:00'"],
+                 "raw_events", "received_at", "raw.events.received_at: latest value "
+                 "2026-10-30 12:00:00 is older than 2026-10-31 12:00:00", id="raw not fresh"),
+    pytest.param(["update staging.stg_events set event_type = 'other' where message_id = 'm0'"],
+                 "stg_events", "event_type", "staging.stg_events.event_type: 1 values not in",
+                 id="unmapped event names over 5%"),
+    pytest.param(["update staging.stg_events set price = -1 where message_id = 'm0'"],
+                 "stg_events", "price", "staging.stg_events.price: 1 values below 0",
+                 id="negative price"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sql", "suite", "column", "text"), WARNINGS)
+def test_warnings_are_reported_and_do_not_block(
+    warehouse: Path, project: Path, sql: list[str], suite: str, column: str, text: str
+) -> None:
+    execute(warehouse, *sql)
+    results = _run(warehouse, project)
+    (failure,) = [f for r in results.values() for f in r.failures]
+    assert (failure.column, failure.severity) == (column, "warn")
+    assert text in failure.message
     assert not has_error_failures(results.values())
 
 
-def test_missing_column_is_schema_drift(warehouse: Path) -> None:
-    _execute(warehouse, "alter table raw.events drop column file_checksum")
-    (failure,) = _run(warehouse)["raw_events"].failures
+def test_segment_size_outside_the_tolerance_warns_once_and_moves_the_baseline(
+    warehouse: Path, project: Path
+) -> None:
+    # Previous run: 100 members, so the band is [floor(50) - 10, ceil(150) + 10] = [40, 160].
+    volume.record_sizes(warehouse, {SEGMENT.name: 100}, AS_OF)
+    (failure,) = _run(warehouse, project)[SEGMENT.name].failures
+    assert (failure.expectation_type, failure.severity) == (
+        "expect_table_row_count_to_be_between", "warn")
+    assert "segments.seg_test: 2 rows, outside the accepted [40, 160]" in failure.message
+    assert "previous run 100" in failure.message
+    assert volume.read_sizes(warehouse)[SEGMENT.name] == 2
+    assert _run(warehouse, project)[SEGMENT.name].success  # 2 is within [0, 11]
+
+
+def test_sizes_of_a_segment_with_errors_are_not_recorded(warehouse: Path, project: Path) -> None:
+    execute(warehouse, "insert into segments.seg_test values ('u9', 'u9', 1)")
+    _run(warehouse, project)
+    assert SEGMENT.name not in volume.read_sizes(warehouse)
+    _run(warehouse, project, record_volumes=False)
+    assert SEGMENT.name not in volume.read_sizes(warehouse)
+
+
+def test_missing_optional_rfm_columns_only_warn(warehouse: Path, project: Path) -> None:
+    execute(warehouse, "alter table marts.dim_users drop column recency_score")
+    results = _run(warehouse, project)
+    (failure,) = results["dim_users"].failures
+    assert failure.severity == "warn"
+    assert failure.message.startswith(
+        "marts.dim_users.recency_score: optional column not built yet")
+    assert not has_error_failures(results.values())
+
+
+def test_missing_required_column_is_schema_drift(warehouse: Path, project: Path) -> None:
+    execute(warehouse, "alter table raw.events drop column file_checksum")
+    (failure,) = _run(warehouse, project)["raw_events"].failures
     assert failure.expectation_type == "expect_table_columns_to_match_set"
     assert "1 missing columns ['file_checksum']" in failure.message
+    assert failure.severity == "error"
 
 
-def test_missing_table_is_a_failed_error_not_a_crash(tmp_path: Path) -> None:
-    path = tmp_path / "warehouse.duckdb"
-    _build(path, with_sessions=False)
-    results = _run(path)
-    assert results["raw_events"].success
-    sessions = results["fct_sessions"]
-    assert not sessions.success
-    (failure,) = sessions.failures
+def test_missing_table_is_a_failed_error_not_a_crash(warehouse: Path, project: Path) -> None:
+    execute(warehouse, "drop table marts.fct_sessions")
+    results = _run(warehouse, project)
+    (failure,) = results["fct_sessions"].failures
     assert failure.severity == "error"
     assert "marts.fct_sessions: table does not exist" in failure.message
-    assert has_error_failures(results.values())
+    assert results["raw_events"].success
 
 
-def test_one_suite_can_be_selected(warehouse: Path) -> None:
-    results = validate_warehouse(warehouse, suites=["fct_sessions"], build_docs=False, as_of=AS_OF)
-    assert [r.suite for r in results] == ["fct_sessions"]
+def test_one_suite_can_be_selected(warehouse: Path, project: Path) -> None:
+    assert list(_run(warehouse, project, suites=["seg_test"])) == ["seg_test"]
     with pytest.raises(ValueError, match="unknown suites"):
-        validate_warehouse(warehouse, suites=["nope"])
+        _run(warehouse, project, suites=["nope"])
 
 
-def test_data_docs_index_is_built(warehouse: Path) -> None:
-    _run(warehouse, build_docs=True)
-    index = data_docs_index()
-    assert index.name == "index.html" and index.exists()
-    assert "gx/uncommitted/" in index.as_posix()
+def test_data_docs_are_built_and_each_result_links_its_page(
+    warehouse: Path, project: Path
+) -> None:
+    results = _run(warehouse, project, build_docs=True)
+    assert data_docs_index(project).exists()
+    for result in results.values():
+        assert result.docs_url and result.docs_url.startswith("file://")
+        assert Path(result.docs_url.removeprefix("file://")).exists()
 
 
-def test_warehouse_is_writable_in_process_after_repeated_validation(warehouse: Path) -> None:
-    _run(warehouse)
-    _run(warehouse, build_docs=True)
+def test_old_results_are_pruned_to_the_newest_runs(tmp_path: Path) -> None:
+    runs = tmp_path / "gx" / "uncommitted" / "validations" / "raw_events" / "__none__"
+    for stamp in ("20261101T000000Z", "20261102T000000Z", "20261103T000000Z"):
+        (runs / stamp).mkdir(parents=True)
+    prune_runs(tmp_path, keep=2)
+    assert sorted(p.name for p in runs.iterdir()) == ["20261102T000000Z", "20261103T000000Z"]
+
+
+def test_warehouse_is_writable_in_process_after_repeated_validation(
+    warehouse: Path, project: Path
+) -> None:
+    _run(warehouse, project)
+    _run(warehouse, project, build_docs=True)
     con = duckdb.connect(str(warehouse))  # read-write, the default configuration
     con.execute("insert into marts.fct_sessions select * from marts.fct_sessions limit 0")
     assert con.execute("select count(*) from raw.events").fetchone() == (6,)
     con.close()
 
 
-def _strip_ids(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _strip_ids(v) for k, v in value.items() if k != "id"}
-    if isinstance(value, list):
-        return [_strip_ids(v) for v in value]
-    return value
-
-
-def test_committed_suites_are_what_the_code_defines() -> None:
-    for spec in SUITES.values():
-        committed_file = PROJECT_DIR / "gx" / "expectations" / f"{spec.name}.json"
-        committed = json.loads(committed_file.read_text())
-        written = json.loads(json.dumps(spec.to_gx_suite().to_json_dict()))
-        assert _strip_ids(committed) == _strip_ids(written), (
-            f"{spec.name}: run `python -m ewh.quality.project` to regenerate the committed suite"
-        )
-        assert (PROJECT_DIR / "gx" / "checkpoints" / f"{spec.name}_checkpoint.json").exists()
-
-
-def _committed_files() -> dict[str, str]:
-    root = PROJECT_DIR / "gx"
+def _files(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
@@ -257,8 +279,44 @@ def _committed_files() -> dict[str, str]:
     }
 
 
-def test_validation_leaves_committed_project_untouched(warehouse: Path) -> None:
-    before = _committed_files()
-    _run(warehouse, build_docs=True)
-    assert _committed_files() == before
-    assert "${EWH_GX_WAREHOUSE_URL}" in (PROJECT_DIR / "gx" / "great_expectations.yml").read_text()
+def test_segments_are_wired_from_the_manifest_once_then_unwired(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    project = copy_project(tmp_path / "fresh")
+    gx_dir = project / "gx"
+    _run(warehouse, project, segments=())
+    before = _files(gx_dir)
+    _run(warehouse, project)
+    added = set(_files(gx_dir)) - set(before)
+    assert added == {"expectations/seg_test.json", "checkpoints/seg_test_checkpoint.json",
+                     "validation_definitions/seg_test_on_segments_seg_test.json"}
+    wired = _files(gx_dir)
+    _run(warehouse, project)
+    assert _files(gx_dir) == wired  # in sync: nothing rewritten
+    _run(warehouse, project, segments=())
+    assert _files(gx_dir) == before
+
+
+def test_committed_fixed_suites_are_what_the_code_defines() -> None:
+    for spec in FIXED_SUITES.values():
+        committed_file = PROJECT_DIR / "gx" / "expectations" / f"{spec.name}.json"
+        committed = json.loads(committed_file.read_text())
+        committed.pop("meta", None)
+        written = json.loads(json.dumps(spec.to_gx_suite().to_json_dict()))
+        written.pop("meta", None)
+        assert strip_ids(committed) == strip_ids(written), (
+            f"{spec.name}: run `python -m ewh.quality.project` to regenerate the committed suite"
+        )
+        assert (PROJECT_DIR / "gx" / "checkpoints" / f"{spec.name}_checkpoint.json").exists()
+    yml = (PROJECT_DIR / "gx" / "great_expectations.yml").read_text()
+    assert "${EWH_GX_WAREHOUSE_URL}" in yml
+
+
+def test_project_folder_can_be_redirected_by_environment(monkeypatch, tmp_path: Path) -> None:
+    from ewh.quality.validate import gx_project_dir
+
+    monkeypatch.setenv("EWH_GX_PROJECT_DIR", str(tmp_path))
+    assert gx_project_dir() == tmp_path
+    monkeypatch.delenv("EWH_GX_PROJECT_DIR")
+    assert gx_project_dir() == PROJECT_DIR
+    assert os.environ.get("EWH_GX_PROJECT_DIR") is None

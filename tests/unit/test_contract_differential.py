@@ -217,7 +217,7 @@ def test_a_stock_json_schema_validator_agrees_on_structural_validity() -> None:
             continue
         assert validator.is_valid(json.loads(line)) == isinstance(result, AcceptedEvent), line
         checked += 1
-    assert checked > 90
+    assert checked >= 80  # most of the corpus is structural
 
 
 def test_a_schema_keyword_no_validator_enforces_is_refused() -> None:

@@ -1,0 +1,96 @@
+"""Runs as operators start them: from the dagster CLI, two at once, and one that fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from ewh.alerts import recent_failures
+from ewh.generator import generate
+from ewh.paths import PROJECT_ROOT
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+AS_OF = datetime(2026, 11, 1)
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {
+        "EWH_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "EWH_LANDING_DIR": str(tmp_path / "landing"),
+        "EWH_EXPORTS_DIR": str(tmp_path / "exports"),
+        "EWH_SERVING": str(tmp_path / "serving.duckdb"),
+        "EWH_OPS_DB": str(tmp_path / "ops.duckdb"),
+        "EWH_AS_OF": str(AS_OF),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    from orchestration.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    generate(Path(values["EWH_LANDING_DIR"]), events=3_000, seed=11, end=AS_OF)
+    return {**os.environ, **values}
+
+
+def _dagster(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([DAGSTER, *args], cwd=PROJECT_ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_the_whole_graph_materializes_from_the_dagster_cli(env: dict[str, str]) -> None:
+    process = _dagster(["asset", "materialize", "-m", "orchestration.definitions",
+                        "--select", "*"], env)
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, out[-3000:]
+    with duckdb.connect(env["EWH_SERVING"], read_only=True) as con:
+        sizes = dict(con.execute("select segment, members from segments.segment_catalog"
+                                 ).fetchall())
+    assert sizes["seg_cart_abandoners"] > 0
+    assert Path(env["EWH_EXPORTS_DIR"], "seg_cart_abandoners", "members.parquet").exists()
+
+
+def test_two_runs_started_at_once_are_serialized_not_failed(env: dict[str, str]) -> None:
+    args = ["job", "execute", "-m", "orchestration.definitions", "-j", "refresh_warehouse"]
+    first, second = _dagster(args, env), _dagster(args, env)
+    outputs = [p.communicate(timeout=900)[0] for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    # One of them had to wait for the single DuckDB writer slot, and said so.
+    assert any("blocked by limit for pool duckdb_writer" in out for out in outputs)
+    with duckdb.connect(env["EWH_WAREHOUSE"], read_only=True) as con:
+        loaded, files = con.execute(
+            "select (select count(*) from raw.events), (select count(*) from raw.load_manifest)"
+        ).fetchone()
+    landed = len(list(Path(env["EWH_LANDING_DIR"]).glob("*.ndjson")))
+    assert files == landed  # each file loaded once, not twice
+    assert loaded > 0
+
+
+def test_a_failed_run_is_recorded_as_an_alert(env: dict[str, str], tmp_path: Path) -> None:
+    from orchestration.definitions import defs
+
+    # A warehouse path that is a directory: the raw load cannot open it.
+    os.environ["EWH_WAREHOUSE"] = str(tmp_path)
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("refresh_warehouse").execute_in_process(
+            instance=instance, raise_on_error=False)
+        assert not result.success
+        (record,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        failure = record.dagster_event
+        sensor = defs.resolve_sensor_def("run_failure_alert")
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
+            dagster_run=result.dagster_run,
+        ).for_run_failure()
+        sensor(context)
+        sensor(context)  # evaluated twice: still one alert
+    alerts = recent_failures(Path(env["EWH_OPS_DB"]))
+    assert [(a.run_id, a.job_name) for a in alerts] == [(result.run_id, "refresh_warehouse")]
+    assert alerts[0].message
