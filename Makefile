@@ -18,7 +18,15 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python -m orchestration.demo
 
-test: setup
+# The UI test drives Debian's chromium (a registry package, no browser download).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "the UI test needs Debian's chromium: sudo apt-get install chromium"; exit 1; fi
+
+test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 dev: setup

@@ -33,12 +33,15 @@ import orjson
 import pyarrow as pa
 
 Format = Literal["ndjson", "json_array", "csv", "parquet"]
-RECORD_SCHEMA = pa.schema([("record_number", pa.int64()), ("line", pa.binary())])
+# line: the record's bytes, maybe ending in its (CR)LF; n_bytes: its size without them;
+# suspect: may need the strict-JSON check (see _suspect_lines); NULL means check it.
+RECORD_SCHEMA = pa.schema([("record_number", pa.int64()), ("line", pa.binary()),
+                           ("n_bytes", pa.int32()), ("suspect", pa.bool_())])
 BLOCK_BYTES = 16 << 20
 MAX_ELEMENT_CHARS = 4 << 20  # a JSON array element still incomplete past this is malformed
 SHOWN_BROKEN_CHARS = 1_000  # how much of an unparseable tail is kept as its raw text
 _OBJECT_FIELDS = frozenset({"properties", "traits", "context", "integrations"})
-_NEWLINE, _CR, _SPACE, _TAB = 10, 13, 32, 9
+_NEWLINE, _CR = 10, 13
 
 
 def detect_format(path: Path) -> Format:
@@ -111,29 +114,70 @@ def _ndjson_tables(path: Path) -> Iterator[pa.Table]:
 
 
 def _split_lines(data: bytes, line_offset: int) -> tuple[pa.Table, int]:
-    """Lines of `data` (which ends with a newline) without terminators, blank ones dropped."""
+    """The lines of `data` (which ends with a newline), blank ones dropped, without copying.
+
+    Each `line` keeps its terminator (CR)LF, which the contract SQL strips: Arrow binary offsets
+    must be contiguous, and not copying the block is what makes splitting cost ~nothing.
+    """
     buf = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buf == _NEWLINE)  # index of each line's newline
     starts = np.concatenate(([0], ends[:-1] + 1))
-    content_ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == _CR))
-    # A line is blank when it holds only spaces, tabs and CRs: count the other bytes per line.
-    solid = np.cumsum(~np.isin(buf, (_SPACE, _TAB, _CR, _NEWLINE)), dtype=np.int64)
-    solid = np.concatenate(([0], solid))
-    keep = solid[ends] - solid[starts] > 0
-    starts, content_ends = starts[keep], content_ends[keep]
-    numbers = np.flatnonzero(keep).astype(np.int64) + line_offset + 1
-    lengths = content_ends - starts
-    # Copy the kept bytes into one contiguous buffer (C speed), then point offsets into it.
-    # Kept lines are non-empty, so no start coincides with an end: plain assignment suffices.
-    mark = np.zeros(len(buf) + 1, dtype=np.int8)
-    mark[starts] = 1
-    mark[content_ends] = -1
-    body = buf[np.cumsum(mark[:-1], dtype=np.int32) > 0]
-    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
+    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == _CR)
+    n_bytes = (ends - starts - has_cr).astype(np.int32)
     lines = pa.BinaryArray.from_buffers(
-        pa.binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(body)])
-    table = pa.Table.from_arrays([pa.array(numbers, pa.int64()), lines], schema=RECORD_SCHEMA)
+        pa.binary(), len(ends),
+        [None, pa.py_buffer(np.concatenate((starts, [len(buf)])).astype(np.int32)),
+         pa.py_buffer(data)])
+    table = pa.Table.from_arrays(
+        [pa.array(np.arange(line_offset + 1, line_offset + len(ends) + 1), pa.int64()), lines,
+         pa.array(n_bytes, pa.int32()), pa.array(_suspect_lines(buf, starts, ends), pa.bool_())],
+        schema=RECORD_SCHEMA)
+    # Blank lines (only spaces, tabs, CRs) are not records. A line starting with another byte is
+    # not blank, so only the rare others are looked at one by one.
+    maybe_blank = np.flatnonzero(_WHITESPACE[buf[starts]])
+    blank = [i for i in maybe_blank if not data[starts[i]:ends[i]].strip(b" \t\r")]
+    if blank:
+        keep = np.ones(len(ends), dtype=bool)
+        keep[blank] = False
+        table = table.filter(pa.array(keep))
     return table, len(ends)
+
+
+def _suspect_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Lines that may hold JSON DuckDB accepts but RFC 8259 does not (trailing commas,
+    NaN/Infinity); only these get the exact, string-aware check in SQL, which is too slow to
+    run on every line. False positives only cost time; a true case is never missed."""
+    # Every such token follows one of , : [ + - (then maybe whitespace): look only there.
+    marks = np.flatnonzero((buf == _COMMA) | (buf == _COLON) | (buf == _BRACKET)
+                           | (buf == _PLUS) | (buf == _MINUS))
+    last = len(buf) - 1
+    nxt = marks + 1
+    for _ in range(_WHITESPACE_STEPS):
+        ws = _is_space(buf[np.minimum(nxt, last)])
+        if not ws.any():
+            break
+        nxt += ws
+    following = buf[np.minimum(nxt, last)]
+    after = buf[np.minimum(nxt + 1, last)] | 32  # | 32 lower-cases an ASCII letter
+    lower = following | 32
+    trailing_comma = (buf[marks] == _COMMA) & ((following == _CLOSE_BRACKET)
+                                                | (following == _CLOSE_BRACE))
+    word = ((lower == ord("n")) & (after == ord("a"))) | ((lower == ord("i")) & (after == ord("n")))
+    hits = marks[trailing_comma | word | _is_space(following)]  # long whitespace: check it
+    suspect = buf[starts] != _BRACE  # not an object at all: rejected anyway, so check it
+    suspect[np.searchsorted(ends, hits)] = True
+    return suspect
+
+
+def _is_space(b: np.ndarray) -> np.ndarray:
+    return (b == 32) | (b == 9) | (b == 13) | (b == _NEWLINE)
+
+
+_WHITESPACE_STEPS = 4
+_COMMA, _COLON, _BRACKET, _PLUS, _MINUS = (ord(c) for c in ",:[+-")
+_BRACE, _CLOSE_BRACKET, _CLOSE_BRACE = (ord(c) for c in "{]}")
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[[32, 9, 13, 10]] = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,12 +191,16 @@ def _batched(rows: Iterator[tuple[int, bytes]], size: int) -> Iterator[pa.Table]
         numbers.append(number)
         lines.append(line)
         if len(numbers) >= size:
-            yield pa.table([pa.array(numbers, pa.int64()), pa.array(lines, pa.binary())],
-                           schema=RECORD_SCHEMA)
+            yield _record_table(numbers, lines)
             numbers, lines = [], []
     if numbers:
-        yield pa.table([pa.array(numbers, pa.int64()), pa.array(lines, pa.binary())],
-                       schema=RECORD_SCHEMA)
+        yield _record_table(numbers, lines)
+
+
+def _record_table(numbers: list[int], lines: list[bytes]) -> pa.Table:
+    return pa.table([pa.array(numbers, pa.int64()), pa.array(lines, pa.binary()),
+                     pa.array([len(line) for line in lines], pa.int32()),
+                     pa.nulls(len(lines), pa.bool_())], schema=RECORD_SCHEMA)
 
 
 def _json_array_records(path: Path) -> Iterator[tuple[int, bytes]]:

@@ -62,6 +62,11 @@ def optional_column_message(table: str, column: str, expectation_type: str) -> s
             f"({expectation_type}, warn)")
 
 
+def _num(value: Any) -> Any:
+    """1.0 -> 1: GX stores numeric bounds as floats; whole numbers read better bare."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _what(expectation_type: str, kwargs: Mapping[str, Any], count: int) -> str:
     """The noun phrase for ``count`` bad values of one expectation type."""
     if expectation_type == "expect_column_values_to_not_be_null":
@@ -73,7 +78,7 @@ def _what(expectation_type: str, kwargs: Mapping[str, Any], count: int) -> str:
         mostly = kwargs.get("mostly")
         return f"{what} (more than {1 - mostly:.0%} allowed)" if mostly else what
     if expectation_type == "expect_column_values_to_be_between":
-        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        low, high = _num(kwargs.get("min_value")), _num(kwargs.get("max_value"))
         if low is not None and high is not None:
             return f"{count} values outside [{low}, {high}]"
         return f"{count} values below {low}" if low is not None else f"{count} values above {high}"

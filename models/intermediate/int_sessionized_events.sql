@@ -30,26 +30,32 @@ with_gaps as (
             'lag(occurred_at) over (partition by device_id order by occurred_at, message_id)',
             'occurred_at'
         ) }} as seconds_since_previous_event
-        {%- if split_on_campaign %},
-        -- campaign_block n = the events from the device's n-th campaign-tagged event on
-        sum(case when utm_campaign is not null then 1 else 0 end) over (
-            partition by device_id
-            order by occurred_at, message_id
-            rows between unbounded preceding and current row
-        ) as campaign_block
-        {%- endif %}
     from events
 
 ),
 
 {% if split_on_campaign -%}
+campaign_blocks as (
+
+    -- campaign_block n = the events from the device's n-th campaign-tagged event on
+    select
+        *,
+        sum(case when utm_campaign is not null then 1 else 0 end) over (
+            partition by device_id
+            order by occurred_at, message_id
+            rows between unbounded preceding and current row
+        ) as campaign_block
+    from with_gaps
+
+),
+
 with_block_campaign as (
 
     select
         *,
         -- the campaign in effect in this block (null before the first tagged event)
         max(utm_campaign) over (partition by device_id, campaign_block) as block_campaign
-    from with_gaps
+    from campaign_blocks
 
 ),
 

@@ -43,8 +43,8 @@ as_of as (
 scored as (
 
     select
-        events.*,
-        {{ engagement_points('events.event_type') }} as engagement_points
+        *,
+        {{ engagement_points('event_type') }} as engagement_points
     from events
 
 ),

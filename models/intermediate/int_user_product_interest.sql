@@ -29,7 +29,7 @@ ranked as (
         *,
         row_number() over (
             partition by user_key
-            order by product_views desc, last_viewed_at desc, product_id
+            order by product_views desc, last_viewed_at desc, product_id asc
         ) as interest_rank
     from views_per_product
 

@@ -59,7 +59,7 @@ user_outcomes as (
     left join purchases
         on
             first_exposures.user_key = purchases.user_key
-            and purchases.occurred_at >= first_exposures.first_exposed_at
+            and first_exposures.first_exposed_at <= purchases.occurred_at
     group by first_exposures.experiment_id, first_exposures.variant, first_exposures.user_key
 
 ),
@@ -130,6 +130,17 @@ tested as (
 
 ),
 
+bounded as (
+
+    select
+        *,
+        rate_difference - {{ ci_z }} * difference_standard_error as ci_lower,
+        rate_difference + {{ ci_z }} * difference_standard_error as ci_upper,
+        {{ two_sided_p_value('z_score') }} as test_p_value
+    from tested
+
+),
+
 final as (
 
     select
@@ -147,26 +158,13 @@ final as (
             when variant <> '{{ control }}' then rate_difference / nullif(control_conversion_rate, 0)
         end as lift,
         case when variant <> '{{ control }}' then z_score end as z_score,
-        case when variant <> '{{ control }}' then {{ two_sided_p_value('z_score') }} end as p_value,
-        case
-            when variant <> '{{ control }}' then rate_difference - {{ ci_z }} * difference_standard_error
-        end as difference_ci_lower,
-        case
-            when variant <> '{{ control }}' then rate_difference + {{ ci_z }} * difference_standard_error
-        end as difference_ci_upper,
-        case
-            when variant <> '{{ control }}'
-                then (rate_difference - {{ ci_z }} * difference_standard_error)
-                / nullif(control_conversion_rate, 0)
-        end as lift_ci_lower,
-        case
-            when variant <> '{{ control }}'
-                then (rate_difference + {{ ci_z }} * difference_standard_error)
-                / nullif(control_conversion_rate, 0)
-        end as lift_ci_upper,
+        case when variant <> '{{ control }}' then test_p_value end as p_value,
+        case when variant <> '{{ control }}' then ci_lower end as difference_ci_lower,
+        case when variant <> '{{ control }}' then ci_upper end as difference_ci_upper,
+        case when variant <> '{{ control }}' then ci_lower / nullif(control_conversion_rate, 0) end as lift_ci_lower,
+        case when variant <> '{{ control }}' then ci_upper / nullif(control_conversion_rate, 0) end as lift_ci_upper,
         coalesce(
-            variant <> '{{ control }}'
-            and {{ two_sided_p_value('z_score') }} < {{ var('experiment_significance_alpha') }},
+            variant <> '{{ control }}' and test_p_value < {{ var('experiment_significance_alpha') }},
             false
         ) as is_significant,
         experiment_users,
@@ -175,7 +173,7 @@ final as (
         {{ two_sided_p_value('srm_z_score') }} as srm_p_value,
         coalesce({{ two_sided_p_value('srm_z_score') }} < {{ var('experiment_srm_alpha') }}, false)
             as has_sample_ratio_mismatch
-    from tested
+    from bounded
 
 )
 

@@ -35,7 +35,7 @@ final as (
         transition_date,
         from_stage,
         to_stage,
-        count(distinct user_key) as users,
+        count(distinct user_key) as users_moved,
         count(*) as transitions
     from moves
     group by transition_date, from_stage, to_stage

@@ -1,4 +1,8 @@
-"""`make dev` serves the Dagster UI, and its code location shows the segment assets."""
+"""`make dev` serves the Dagster UI; a person opening it sees every segment as an asset.
+
+The UI is opened in Debian's headless chromium (installed by `make test`) through
+Playwright, and screenshots are kept in test-artifacts/ for review.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ewh.paths import PROJECT_ROOT
+from playwright.sync_api import Page, sync_playwright
 
-ASSET_QUERY = '{ assetNodes { assetKey { path } } }'
+from ewh.paths import PROJECT_ROOT
+from ewh.segment_catalog import load_segments
+
+ASSET_QUERY = "{ assetNodes { assetKey { path } } }"
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _free_port() -> int:
@@ -44,7 +55,36 @@ def _wait_for_assets(port: int, deadline: float) -> list[str]:
     raise TimeoutError(f"the Dagster UI on port {port} showed no assets in time")
 
 
-def test_dev_serves_the_ui_with_segment_assets_and_stops_on_sigterm(tmp_path: Path) -> None:
+def _dismiss_welcome(page: Page) -> None:
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count():
+        skip.first.click()
+
+
+def _look_at_the_segments_group(port: int, segments: list[str]) -> list[str]:
+    """Open the segments group as a person would; return the segments not shown."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    group = f"http://127.0.0.1:{port}/locations/orchestration.definitions/asset-groups/segments"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(group, wait_until="networkidle")
+        _dismiss_welcome(page)
+        page.wait_for_timeout(2000)  # the lineage graph lays itself out
+        page.screenshot(path=str(ARTIFACTS / "dagster-ui-segments-lineage.png"))
+        page.goto(f"{group}/list", wait_until="networkidle")
+        _dismiss_welcome(page)
+        page.get_by_text(f"segments / {segments[0]}").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "dagster-ui-segments-list.png"), full_page=True)
+        shown = page.inner_text("body")
+        browser.close()
+    return [name for name in segments if f"segments / {name}" not in shown]
+
+
+def test_dev_serves_the_ui_showing_every_segment_asset_and_stops_on_sigterm(tmp_path: Path):
+    from orchestration.project import dbt_project
+
+    segments = [s.name for s in load_segments(dbt_project.manifest_path)]
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"),
            "EWH_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}
@@ -55,10 +95,11 @@ def test_dev_serves_the_ui_with_segment_assets_and_stops_on_sigterm(tmp_path: Pa
         start_new_session=True,
     )
     try:
-        keys = _wait_for_assets(port, time.monotonic() + 120)
-        assert "segments/seg_cart_abandoners" in keys
-        assert "exports/seg_cart_abandoners" in keys
-        assert "raw/events" in keys
+        keys = _wait_for_assets(port, time.monotonic() + 180)
+        assert {f"segments/{name}" for name in segments} <= set(keys)
+        assert "raw/events" in keys and "serving/serving_copy" in keys
+        assert _look_at_the_segments_group(port, segments) == []
+        assert (ARTIFACTS / "dagster-ui-segments-lineage.png").stat().st_size > 10_000
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) is not None
     finally:

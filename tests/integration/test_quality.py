@@ -136,7 +136,7 @@ def test_bad_rows_fail_exactly_the_error_rule_they_break(
     column: str, count: int, text: str,
 ) -> None:
     execute(warehouse, *sql)
-    results = _run(warehouse, project)
+    results = _run(warehouse, project, suites=[suite])  # one suite: 0.4 s instead of 2.5 s
     errors = [(e.expectation_type, e.column) for r in results.values() for e in r.errors]
     assert errors == [(expectation, column)]
     (failure,) = results[suite].errors
@@ -151,7 +151,7 @@ def test_samples_name_the_offending_rows(warehouse: Path, project: Path) -> None
             "update marts.fct_sessions set revenue = -5 where session_id = 's2'",
             "insert into segments.segment_membership_history values "
             "('h4', 'u2', 'seg_test', '2026-10-12', '2026-10-20', false)")
-    results = _run(warehouse, project)
+    results = _run(warehouse, project, suites=["fct_sessions", "segment_membership_history"])
     (revenue,) = results["fct_sessions"].failures
     assert (revenue.sample_values, revenue.sample_keys) == ((-5,), ("s2",))
     (overlap,) = results["segment_membership_history"].failures
@@ -180,7 +180,7 @@ def test_warnings_are_reported_and_do_not_block(
     warehouse: Path, project: Path, sql: list[str], suite: str, column: str, text: str
 ) -> None:
     execute(warehouse, *sql)
-    results = _run(warehouse, project)
+    results = _run(warehouse, project, suites=[suite])
     (failure,) = [f for r in results.values() for f in r.failures]
     assert (failure.column, failure.severity) == (column, "warn")
     assert text in failure.message
@@ -192,26 +192,27 @@ def test_segment_size_outside_the_tolerance_warns_once_and_moves_the_baseline(
 ) -> None:
     # Previous run: 100 members, so the band is [floor(50) - 10, ceil(150) + 10] = [40, 160].
     volume.record_sizes(warehouse, {SEGMENT.name: 100}, AS_OF)
-    (failure,) = _run(warehouse, project)[SEGMENT.name].failures
+    (failure,) = _run(warehouse, project, suites=[SEGMENT.name])[SEGMENT.name].failures
     assert (failure.expectation_type, failure.severity) == (
         "expect_table_row_count_to_be_between", "warn")
     assert "segments.seg_test: 2 rows, outside the accepted [40, 160]" in failure.message
     assert "previous run 100" in failure.message
     assert volume.read_sizes(warehouse)[SEGMENT.name] == 2
-    assert _run(warehouse, project)[SEGMENT.name].success  # 2 is within [0, 11]
+    assert _run(warehouse, project, suites=[SEGMENT.name])[SEGMENT.name].success  # in [0, 11]
 
 
 def test_sizes_of_a_segment_with_errors_are_not_recorded(warehouse: Path, project: Path) -> None:
     execute(warehouse, "insert into segments.seg_test values ('u9', 'u9', 1)")
-    _run(warehouse, project)
+    _run(warehouse, project, suites=[SEGMENT.name])
     assert SEGMENT.name not in volume.read_sizes(warehouse)
-    _run(warehouse, project, record_volumes=False)
+    execute(warehouse, "delete from segments.seg_test where user_key = 'u9'")
+    _run(warehouse, project, suites=[SEGMENT.name], record_volumes=False)
     assert SEGMENT.name not in volume.read_sizes(warehouse)
 
 
 def test_missing_optional_rfm_columns_only_warn(warehouse: Path, project: Path) -> None:
     execute(warehouse, "alter table marts.dim_users drop column recency_score")
-    results = _run(warehouse, project)
+    results = _run(warehouse, project, suites=["dim_users"])
     (failure,) = results["dim_users"].failures
     assert failure.severity == "warn"
     assert failure.message.startswith(
@@ -221,7 +222,7 @@ def test_missing_optional_rfm_columns_only_warn(warehouse: Path, project: Path) 
 
 def test_missing_required_column_is_schema_drift(warehouse: Path, project: Path) -> None:
     execute(warehouse, "alter table raw.events drop column file_checksum")
-    (failure,) = _run(warehouse, project)["raw_events"].failures
+    (failure,) = _run(warehouse, project, suites=["raw_events"])["raw_events"].failures
     assert failure.expectation_type == "expect_table_columns_to_match_set"
     assert "1 missing columns ['file_checksum']" in failure.message
     assert failure.severity == "error"
@@ -229,7 +230,7 @@ def test_missing_required_column_is_schema_drift(warehouse: Path, project: Path)
 
 def test_missing_table_is_a_failed_error_not_a_crash(warehouse: Path, project: Path) -> None:
     execute(warehouse, "drop table marts.fct_sessions")
-    results = _run(warehouse, project)
+    results = _run(warehouse, project, suites=["raw_events", "fct_sessions"])
     (failure,) = results["fct_sessions"].failures
     assert failure.severity == "error"
     assert "marts.fct_sessions: table does not exist" in failure.message
@@ -263,8 +264,8 @@ def test_old_results_are_pruned_to_the_newest_runs(tmp_path: Path) -> None:
 def test_warehouse_is_writable_in_process_after_repeated_validation(
     warehouse: Path, project: Path
 ) -> None:
-    _run(warehouse, project)
-    _run(warehouse, project, build_docs=True)
+    _run(warehouse, project, suites=["raw_events"])
+    _run(warehouse, project, suites=["seg_test"], build_docs=True)
     con = duckdb.connect(str(warehouse))  # read-write, the default configuration
     con.execute("insert into marts.fct_sessions select * from marts.fct_sessions limit 0")
     assert con.execute("select count(*) from raw.events").fetchone() == (6,)
@@ -284,16 +285,17 @@ def test_segments_are_wired_from_the_manifest_once_then_unwired(
 ) -> None:
     project = copy_project(tmp_path / "fresh")
     gx_dir = project / "gx"
-    _run(warehouse, project, segments=())
+    only = ["raw_events"]  # the wiring follows the catalog whatever suites run
+    _run(warehouse, project, segments=(), suites=only)
     before = _files(gx_dir)
-    _run(warehouse, project)
+    _run(warehouse, project, suites=only)
     added = set(_files(gx_dir)) - set(before)
     assert added == {"expectations/seg_test.json", "checkpoints/seg_test_checkpoint.json",
                      "validation_definitions/seg_test_on_segments_seg_test.json"}
     wired = _files(gx_dir)
-    _run(warehouse, project)
+    _run(warehouse, project, suites=only)
     assert _files(gx_dir) == wired  # in sync: nothing rewritten
-    _run(warehouse, project, segments=())
+    _run(warehouse, project, segments=(), suites=only)
     assert _files(gx_dir) == before
 
 
