@@ -148,8 +148,8 @@ def _suspect_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     NaN/Infinity); only these get the exact, string-aware check in SQL, which is too slow to
     run on every line. False positives only cost time; a true case is never missed."""
     # Every such token follows one of , : [ + - (then maybe whitespace): look only there.
-    marks = np.flatnonzero((buf == _COMMA) | (buf == _COLON) | (buf == _BRACKET)
-                           | (buf == _PLUS) | (buf == _MINUS))
+    # bytes.translate finds them in one C pass, several times faster than numpy comparisons.
+    marks = np.flatnonzero(np.frombuffer(buf.tobytes().translate(_MARK_TABLE), dtype=np.uint8))
     last = len(buf) - 1
     nxt = marks + 1
     for _ in range(_WHITESPACE_STEPS):
@@ -174,8 +174,9 @@ def _is_space(b: np.ndarray) -> np.ndarray:
 
 
 _WHITESPACE_STEPS = 4
-_COMMA, _COLON, _BRACKET, _PLUS, _MINUS = (ord(c) for c in ",:[+-")
+_COMMA = ord(",")
 _BRACE, _CLOSE_BRACKET, _CLOSE_BRACE = (ord(c) for c in "{]}")
+_MARK_TABLE = bytes(1 if chr(i) in ",:[+-" else 0 for i in range(256))
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[[32, 9, 13, 10]] = True
 
