@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+import pyarrow as pa
 
 from ewh.contract import utc_now
 from ewh.contract_sql import check_query
@@ -31,6 +32,7 @@ from ewh.record_readers import read_records
 
 CHUNK_LINES = 250_000  # records per SQL check; bounded by the reader's block size anyway
 LOAD_CHECKPOINT_THRESHOLD = "256MB"
+SCAN_BATCH_ROWS = 2048
 LoadStatus = Literal["loaded", "skipped", "dry_run"]
 
 _EVENT_COLUMNS = ("message_id, message_type, event_name, user_id, anonymous_id, occurred_at, "
@@ -183,7 +185,8 @@ def _load_chunks(con: duckdb.DuckDBPyConnection, ctx: _FileContext, chunk_record
     check = check_query("_ewh_chunk")
     params = {"checksum": ctx.checksum, "load_id": ctx.load_id, "loaded_at": ctx.loaded_at}
     for chunk in read_records(ctx.path, chunk_records):
-        con.register("_ewh_chunk", chunk)
+        # Many small record batches: DuckDB scans an Arrow table one batch per thread.
+        con.register("_ewh_chunk", pa.Table.from_batches(chunk.to_batches(SCAN_BATCH_ROWS)))
         try:
             _query(con, f"create or replace temp table _ewh_checked as {check}",
                    {"source_prefix": f"file:{ctx.path}", "received_default": ctx.loaded_at})

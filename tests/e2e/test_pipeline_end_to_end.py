@@ -81,6 +81,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.setenv("EWH_LANDING_DIR", str(landing))
     mp.setenv("EWH_EXPORTS_DIR", str(root / "exports"))
     mp.setenv("EWH_SERVING", str(root / "serving.duckdb"))
+    mp.setenv("EWH_AS_OF", str(AS_OF))  # dbt and the data-quality windows alike
     generate(landing, events=5_000, seed=7, end=AS_OF)
     (landing / "planted.ndjson").write_text("\n".join(planted_lines()) + "\n")
 
@@ -90,7 +91,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     result = job.execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
-        run_config={"ops": {"warehouse_dbt_models": {"config": {"as_of": str(AS_OF)}}}},
     )
     yield {"root": root, "landing": landing, "result": result,
            "con": duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)}
@@ -163,8 +163,8 @@ def test_every_segment_is_exported_with_all_its_members(pipeline: dict) -> None:
 
 def test_great_expectations_suites_ran_as_asset_checks_and_passed(pipeline: dict) -> None:
     evaluations = {e.check_name: e for e in pipeline["result"].get_asset_check_evaluations()}
-    assert evaluations["gx_raw_events"].passed
-    assert evaluations["gx_fct_sessions"].passed
+    assert evaluations["gx_raw_events"].passed, evaluations["gx_raw_events"].metadata
+    assert evaluations["gx_fct_sessions"].passed, evaluations["gx_fct_sessions"].metadata
 
 
 def test_memberships_list_the_current_members_of_every_segment(pipeline: dict) -> None:
@@ -213,3 +213,30 @@ def test_segment_assets_record_their_size_for_the_ui(pipeline: dict) -> None:
         "select count(*) from segments.seg_cart_abandoners").fetchone()[0]
     assert sizes["segments/seg_cart_abandoners"] == expected
     assert len(sizes) >= 3
+
+
+def test_erasing_a_user_removes_them_from_every_layer(pipeline: dict, tmp_path: Path) -> None:
+    import hashlib
+    import shutil
+
+    from ewh.erasure import erase_user
+
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(pipeline["root"] / "warehouse.duckdb", copy)
+    result = erase_user(copy, "planted-buyer")
+    assert result.anonymous_ids == ["anon-planted-buyer"]
+    assert result.raw_events == 2  # the cart add and the order
+    with duckdb.connect(str(copy), read_only=True) as con:
+        leftovers = []
+        for schema, table, column in con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where column_name in ('user_key', 'user_id', 'anonymous_id', 'device_id')"
+        ).fetchall():
+            hits = con.execute(
+                f'select count(*) from "{schema}"."{table}" where "{column}"::varchar in '
+                "('planted-buyer', 'anon-planted-buyer')").fetchone()[0]
+            if hits:
+                leftovers.append((schema, table, column, hits))
+        recorded = con.execute("select user_id_sha256, raw_events from raw.erasures").fetchall()
+    assert leftovers == []
+    assert recorded == [(hashlib.sha256(b"planted-buyer").hexdigest(), 2)]
