@@ -33,7 +33,11 @@ dev: setup
 	$(BIN)/python -m orchestration.dev --host 127.0.0.1 --port 3000
 
 bench: setup
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --sizes 1000000,10000000
+
+.PHONY: bench-large
+bench-large: setup
+	$(BIN)/python -m bench.run --sizes 50000000
 
 lint: setup
 	$(BIN)/ruff check ewh orchestration tests bench

@@ -138,7 +138,8 @@ def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
     if rule.kind == "required_string":
         return [
             (f"{_missing(t)} or ({t} = 'VARCHAR' and {s} = '')",
-             _refuse("missing_field", rule.field, _lit("is missing, expected a non-empty string."))),
+             _refuse("missing_field", rule.field,
+                     _lit("is missing, expected a non-empty string."))),
             (f"{t} <> 'VARCHAR'",
              _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'")),
         ]
@@ -284,7 +285,8 @@ skew as (
   select *,
     case when c_occurred_at is null then null
          when c_sent_at is null then epoch_us(c_occurred_at) - epoch_us(c_received_at)
-         else epoch_us(c_occurred_at) - epoch_us(c_sent_at)  -- received - (sent - occurred) - received
+         -- corrected = received - (sent - occurred); ahead = corrected - received
+         else epoch_us(c_occurred_at) - epoch_us(c_sent_at)
     end as ahead_us
   from labelled
 ),

@@ -62,7 +62,9 @@ def _expected_sessions() -> list[tuple[Any, ...]]:
     rows = []
     with (HERE / "expected_sessions.csv").open() as handle:
         for r in csv.DictReader(handle):
-            session_id = hashlib.md5(f"{r['device_id']}|{r['first_message_id']}".encode()).hexdigest()
+            session_id = hashlib.md5(
+                f"{r['device_id']}|{r['first_message_id']}".encode()
+            ).hexdigest()
             rows.append((
                 session_id, r["user_key"], r["device_id"],
                 datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["ended_at"]),
@@ -73,7 +75,9 @@ def _expected_sessions() -> list[tuple[Any, ...]]:
     return sorted(rows)
 
 
-def test_golden_sessions_match_the_hand_computed_sessions(golden: duckdb.DuckDBPyConnection) -> None:
+def test_golden_sessions_match_the_hand_computed_sessions(
+    golden: duckdb.DuckDBPyConnection,
+) -> None:
     actual = _rows(
         golden,
         """
@@ -89,7 +93,9 @@ def test_golden_segment_members_match_the_hand_computed_members(
     golden: duckdb.DuckDBPyConnection, segment: str
 ) -> None:
     members = sorted(r[0] for r in _rows(golden, f"select user_key from segments.{segment}"))
-    assert members == sorted(EXPECTED_SEGMENTS["members"][segment]), EXPECTED_SEGMENTS["why"][segment]
+    assert members == sorted(EXPECTED_SEGMENTS["members"][segment]), EXPECTED_SEGMENTS["why"][
+        segment
+    ]
 
 
 def test_golden_covers_every_declared_segment(golden: duckdb.DuckDBPyConnection) -> None:
@@ -117,7 +123,8 @@ def test_golden_lifecycle_stages(golden: duckdb.DuckDBPyConnection) -> None:
     current = dict(
         _rows(
             golden,
-            "select user_key, lifecycle_stage from intermediate.int_user_lifecycle_history where is_current",
+            "select user_key, lifecycle_stage from intermediate.int_user_lifecycle_history "
+            "where is_current",
         )
     )
     assert current == stages
@@ -149,10 +156,12 @@ def test_golden_identity_conflict_is_resolved_to_the_earliest_link_and_counted(
 def test_golden_consent_revoked_and_denied_users_are_in_no_segment(
     golden: duckdb.DuckDBPyConnection,
 ) -> None:
-    assert _rows(golden, "select has_analytics_consent from marts.dim_users where user_key = 'u-rev'") == [
-        (False,)
+    assert _rows(
+        golden, "select has_analytics_consent from marts.dim_users where user_key = 'u-rev'"
+    ) == [(False,)]
+    assert _rows(golden, "select count(*) from marts.dim_users where user_key = 'a-denied'") == [
+        (0,)
     ]
-    assert _rows(golden, "select count(*) from marts.dim_users where user_key = 'a-denied'") == [(0,)]
     assert _rows(
         golden,
         "select count(*) from segments.segment_memberships where user_key in ('u-rev', 'a-denied')",

@@ -14,7 +14,13 @@ from quality_warehouse import AS_OF, SEGMENT, build_warehouse, copy_project, exe
 
 from ewh.quality import volume
 from ewh.quality.catalog import FIXED_SUITES, all_suites
-from ewh.quality.project import PROJECT_DIR, data_docs_index, prune_runs, strip_ids
+from ewh.quality.project import (
+    DUCKDB_CONNECT_ARGS,
+    PROJECT_DIR,
+    data_docs_index,
+    prune_runs,
+    strip_ids,
+)
 from ewh.quality.validate import SuiteResult, has_error_failures, validate_warehouse
 
 SUITE_NAMES = [*FIXED_SUITES, SEGMENT.name]
@@ -312,6 +318,9 @@ def test_committed_fixed_suites_are_what_the_code_defines() -> None:
         assert (PROJECT_DIR / "gx" / "checkpoints" / f"{spec.name}_checkpoint.json").exists()
     yml = (PROJECT_DIR / "gx" / "great_expectations.yml").read_text()
     assert "${EWH_GX_WAREHOUSE_URL}" in yml
+    # write_project keeps an existing datasource: its connect args must match the code.
+    limit = DUCKDB_CONNECT_ARGS["config"]["memory_limit"]
+    assert f"memory_limit: {limit}" in yml and "read_only: true" in yml
 
 
 def test_project_folder_can_be_redirected_by_environment(monkeypatch, tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 import duckdb
 import jsonschema
-import pyarrow as pa
 import pytest
 import referencing
 
@@ -119,7 +118,8 @@ def _corpus() -> list[str]:
         _m("track", timestamp="2026-13-01T00:00:00Z"), _m("track", timestamp="2026-02-30T00:00Z"),
         _m("track", timestamp="2026-10-01"), _m("track", timestamp=1727784000),
         _m("track", timestamp=True), _m("track", timestamp={"t": 1}),
-        _m("track", timestamp="2026-10-01T24:00:00Z"), _m("track", timestamp="2026-10-01T23:59:60Z"),
+        _m("track", timestamp="2026-10-01T24:00:00Z"),
+        _m("track", timestamp="2026-10-01T23:59:60Z"),
         _m("track", timestamp="20261001T120000Z"), _m("track", timestamp="2026-10-01T12:00:00z"),
         _m("track", timestamp="0999-10-01T12:00:00Z"), _m("track", sentAt="2026-10-01T12:00:00,5Z"),
         _m("track", receivedAt="2026-10-01T12:00:00Z\n"), _m("track", timestamp="é" * 120),

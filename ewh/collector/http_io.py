@@ -1,0 +1,118 @@
+"""HTTP plumbing of the collector: bounded (and gzip) bodies, write-key auth, JSON answers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+OK_BODY = b'{"success":true}'
+
+
+class HttpError(Exception):
+    """A whole-request failure, answered as {"success": false, "code", "message"}."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+    def response(self, request_id: str) -> Response:
+        body = {"success": False, "code": self.code, "message": self.message, **self.extra}
+        return json_response(body, self.status, request_id)
+
+
+def json_response(body: Any, status: int, request_id: str) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json",
+                    headers={"X-Request-Id": request_id})
+
+
+def ok_response(request_id: str) -> Response:
+    return Response(OK_BODY, 200, media_type="application/json",
+                    headers={"X-Request-Id": request_id})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, gunzipped when Content-Encoding says so, at most `limit` bytes.
+
+    Larger bodies are answered 413 without reading them whole; decompression stops at the
+    limit too, so a small gzip bomb cannot expand in memory.
+    """
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise HttpError(415, "unsupported_encoding",
+                        f"Content-Encoding {encoding!r} is not supported; use gzip or none.")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise HttpError(400, "invalid_gzip", f"the gzip body cannot be decompressed: {exc}") \
+            from exc
+    if len(plain) > limit or inflater.unconsumed_tail:
+        raise _too_large(len(plain), limit)
+    if not inflater.eof:
+        raise HttpError(400, "invalid_gzip", "the gzip body is truncated")
+    return plain
+
+
+def _too_large(size: int, limit: int) -> HttpError:
+    return HttpError(413, "payload_too_large",
+                     f"the request body is over {limit} bytes ({size} or more); Segment's "
+                     "limits are 32 KB per message and 500 KB per batch")
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise HttpError(400, "invalid_request", "the body must be a JSON object")
+    return value
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+
+
+def write_key_from_header(request: Request) -> str | None:
+    """The key of HTTP Basic auth (Segment sends it as the user name, password empty)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+def authenticate(request: Request, body_key: Any, accepted: frozenset[str]) -> None:
+    """Basic auth first, else `writeKey` in the body; 401 unless the key is configured."""
+    key = write_key_from_header(request) or (body_key if isinstance(body_key, str) else None)
+    if not key:
+        raise HttpError(401, "unauthorized", "no write key: send it as the HTTP Basic user "
+                                             "name or as writeKey in the body")
+    if key not in accepted:
+        raise HttpError(401, "unauthorized", "the write key is not valid")

@@ -1,0 +1,92 @@
+"""From accepted-for-checking messages to durable landing lines: one path for every endpoint.
+
+Each message is stamped (receivedAt by the server), checked by the event contract
+(ewh.contract.validate_text, the same rules the loader runs as SQL), put through the consent
+policy, and the valid ones of a request are landed together with one durable append.
+
+Mixed batches: the valid events of a request are landed even when others are invalid; the
+answer is then 400 with the errors of each invalid event (index, messageId, reason, field,
+detail) and how many were accepted. Resending the whole batch is safe: the loader keeps one
+row per messageId.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ewh.collector.consent import CONSENT_FIELD, analytics_consent, flag_consent
+from ewh.collector.settings import CollectorSettings
+from ewh.contract import Rejection, validate_text
+from ewh.landing import LandingWriter
+
+
+@dataclass(slots=True)
+class IntakeResult:
+    accepted: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def iso_utc(moment: datetime) -> str:
+    """A naive UTC datetime as ISO-8601 with milliseconds and Z, as Segment writes it."""
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+class Intake:
+    def __init__(self, settings: CollectorSettings, writer: LandingWriter) -> None:
+        self.settings = settings
+        self.writer = writer
+
+    def check(self, messages: list[Any], received_at: datetime, request_id: str,
+              indices: list[int] | None = None) -> tuple[list[bytes], IntakeResult]:
+        """The landing lines of the valid messages, and an error for each invalid one.
+
+        `indices` gives each message's position in the request when some were set aside
+        before (the engagement API's own checks); errors name that position."""
+        received = iso_utc(received_at)
+        reject_unconsented = self.settings.consent_policy == "reject"
+        lines: list[bytes] = []
+        result = IntakeResult()
+        for position, message in enumerate(messages):
+            index = indices[position] if indices is not None else position
+            source = f"request {request_id} event {index}"
+            consent: str = "granted"
+            if isinstance(message, dict):
+                message.pop("writeKey", None)  # never land a credential
+                message["receivedAt"] = received
+                consent = analytics_consent(message)
+                if consent != "granted" and not reject_unconsented:
+                    flag_consent(message, consent)
+            line = orjson.dumps(message)
+            verdict = validate_text(line, source, received_at)
+            if isinstance(verdict, Rejection):
+                result.errors.append(_error(index, verdict))
+            elif consent != "granted" and reject_unconsented:
+                result.errors.append(_consent_error(index, message, source, consent))
+            else:
+                lines.append(line)
+        result.accepted = len(lines)
+        return lines, result
+
+    async def land(self, lines: list[bytes]) -> None:
+        if lines:
+            await self.writer.append(b"\n".join(lines) + b"\n")
+
+
+def _error(index: int, rejection: Rejection) -> dict[str, Any]:
+    return {"index": index, "messageId": rejection.message_id, "reason": rejection.reason,
+            "field": rejection.field, "detail": rejection.detail}
+
+
+def _consent_error(index: int, message: dict[str, Any], source: str,
+                   state: str) -> dict[str, Any]:
+    message_id = message.get("messageId") if isinstance(message.get("messageId"), str) else None
+    label = f"Record {source}" + (f" (messageId {message_id})" if message_id else "")
+    seen = "false" if state == "denied" else "missing"
+    return {"index": index, "messageId": message_id, "reason": "consent_required",
+            "field": CONSENT_FIELD,
+            "detail": f"{label}: field `{CONSENT_FIELD}` is {seen}, expected true "
+                      "(EWH_CONSENT_POLICY=reject refuses events without analytics consent)."}
