@@ -9,7 +9,8 @@ RSS of that child's process tree, from wait4):
   full_build   `dbt build --full-refresh` (seeds, models, tests)
   sql_floor    bench/sql_floor.sql: the same transformations as plain DuckDB SQL, one script,
                into its own file, reading the same raw.events (attached read-only)
-  load_day     `ewh load` of the held-back last day (~1.1 % of the events)
+  load_day     `ewh load` of the held-back last day (4 % of the events at seed 7: the
+               generator makes its last two days ~3x busier than average)
   incremental  `dbt build` (no --full-refresh) after that day
 
 It checks that the floor's fct_sessions / dim_users / segment row counts equal dbt's, prints a

@@ -309,11 +309,15 @@ checked as (
   from skew
 )
 select record_number, src as source,
-       coalesce(txt, regexp_replace(line::varchar, '(\\x0D)?\\x0A$', '')) as raw_text,
+       -- Text is kept once: as raw_text when rejected, as payload when accepted.
+       case when rejection is not null
+            then coalesce(txt, regexp_replace(line::varchar, '(\\x0D)?\\x0A$', '')) end
+         as raw_text,
        rejection.reason as reason, rejection.field as field, rejection.detail as detail,
        rejected_message_id,
        c_message_id as message_id, s_0 as message_type, c_event_name as event_name,
        c_user_id as user_id, c_anonymous_id as anonymous_id, c_occurred_at as occurred_at,
-       c_sent_at as sent_at, c_received_at as received_at, txt as payload
+       c_sent_at as sent_at, c_received_at as received_at,
+       case when rejection is null then txt end as payload
 from checked
 """

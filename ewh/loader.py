@@ -196,7 +196,13 @@ def _load_chunks(con: duckdb.DuckDBPyConnection, ctx: _FileContext, chunk_record
                     "select source, record_number, rejected_message_id, reason, field, detail, "
                     "raw_text, $checksum, $load_id, $loaded_at "
                     "from _ewh_checked where reason is not null order by record_number", params)
-        # The first occurrence in the chunk wins; then only ids not yet in raw.events go in.
+        # The first occurrence in the chunk wins (the window only runs when the chunk repeats
+        # an id: it sorts the payloads); then only ids not yet in raw.events go in.
+        [(read, rejected, repeats)] = _query(
+            con, "select count(*), count(*) filter (where reason is not null), "
+                 "count(message_id) - count(distinct message_id) from _ewh_checked")
+        first_only = ("qualify row_number() over (partition by message_id "
+                      "order by record_number) = 1 " if repeats else "")
         inserted = _query(
             con,
             f"insert into raw.events ({_EVENT_COLUMNS}) "
@@ -204,10 +210,7 @@ def _load_chunks(con: duckdb.DuckDBPyConnection, ctx: _FileContext, chunk_record
             "sent_at, received_at, payload, source, $checksum, $load_id, $loaded_at "
             "from _ewh_checked c where reason is null "
             "and not exists (select 1 from raw.events e where e.message_id = c.message_id) "
-            "qualify row_number() over (partition by message_id order by record_number) = 1 "
-            "order by record_number", params)[0][0]
-        [(read, rejected)] = _query(
-            con, "select count(*), count(*) filter (where reason is not null) from _ewh_checked")
+            f"{first_only}", params)[0][0]  # file order: DuckDB preserves insertion order
         counts.read += int(read)  # type: ignore[call-overload]
         counts.rejected += int(rejected)  # type: ignore[call-overload]
         counts.loaded += int(inserted)  # type: ignore[call-overload]
