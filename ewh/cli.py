@@ -86,7 +86,8 @@ def _run_generate(args: argparse.Namespace) -> int:
 # load
 
 
-@command("load", "load NDJSON files (paths or glob patterns) into raw.events")
+@command("load", "load NDJSON (plain/gzip), JSON array, CSV or Parquet files into raw.events, "
+                 "exactly once")
 def _load(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("paths", nargs="*",
                         help="files, folders or glob patterns (default: the landing zone, "

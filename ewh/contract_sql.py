@@ -39,6 +39,12 @@ _NUMBER_TYPES = ("BIGINT", "UBIGINT", "HUGEINT")
 _STRICT_JSON_VIOLATION = r'^(?:[^"]|"(?:[^"\\]|\\.)*")*(?:,[ \t\n\r]*[\]}]|(?i:nan|inf))'
 
 
+# "Record <source> (messageId <id>): " -- only built inside a rejection's detail, so accepted
+# records never pay for it. messageId is field 1 (_Fields puts it right after type).
+_LABEL = ("('Record ' || src || case when t_1 = 'VARCHAR' and s_1 <> '' "
+          "then ' (messageId ' || s_1 || ')' else '' end || ': ')")
+
+
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -60,6 +66,7 @@ class _Fields:
     def __init__(self, contract: Contract) -> None:
         names = ["type"]
         objects: set[str] = set()
+        self.datetimes: list[str] = []
         for tc in contract.types.values():
             for rule in tc.rules:
                 for name in (rule.members or (rule.field,)):
@@ -67,6 +74,8 @@ class _Fields:
                         names.append(name)
                 if rule.kind == "object":
                     objects.add(rule.field)
+                if rule.kind == "datetime" and rule.field not in self.datetimes:
+                    self.datetimes.append(rule.field)
         self.names = names
         self.scalars = [n for n in names if n not in objects]
 
@@ -79,6 +88,10 @@ class _Fields:
     @staticmethod
     def path(name: str) -> str:
         return _lit(f'$."{name}"')
+
+    def ts(self, name: str) -> str:
+        """The field parsed as a naive UTC timestamp (computed once, in the fields CTE)."""
+        return f"ts_{self.names.index(name)}"
 
     def q(self, name: str) -> str:
         return f"json_extract(j, {self.path(name)})::varchar"
@@ -93,6 +106,11 @@ class _Fields:
         parts = [f"kinds[{i + 2}] as t_{i}" for i in range(len(self.names))]
         parts += [f"strs[{k + 1}] as {self.s(n)}" for k, n in enumerate(self.scalars)]
         return ",\n    ".join(parts)
+
+    def timestamps(self) -> str:
+        return ",\n    ".join(
+            f"case when {self.t(n)} = 'VARCHAR' then try_cast({self.s(n)} as timestamptz)"
+            f"::timestamp end as {self.ts(n)}" for n in self.datetimes)
 
 
 def _kind(t: str) -> str:
@@ -111,7 +129,7 @@ def _show(t: str, q: str) -> str:
 
 
 def _refuse(reason: str, field: str, expectation_sql: str) -> str:
-    detail = f"label || {_lit(f'field `{field}` ')} || {expectation_sql}"
+    detail = f"{_LABEL} || {_lit(f'field `{field}` ')} || {expectation_sql}"
     return f"{{'reason': {_lit(reason)}, 'field': {_lit(field)}, 'detail': {detail}}}"
 
 
@@ -155,7 +173,7 @@ def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
                  _refuse("wrong_type", rule.field, f"{wrong} || ', expected a JSON object.'"))]
     if rule.kind == "datetime":
         bad = (f"{t} <> 'VARCHAR' or not regexp_full_match({s}, {_lit(rule.pattern or '')}) "
-               f"or try_cast({s} as timestamptz) is null")
+               f"or {f.ts(rule.field)} is null")
         shown = f"(case when {t} = 'VARCHAR' then 'is ' || {_show(t, q)} else {wrong} end)"
         return [(f"not {_missing(t)} and ({bad})", _refuse(
             "invalid_timestamp", rule.field,
@@ -166,7 +184,7 @@ def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
 def _column_value(rule: FieldRule, f: _Fields) -> str:
     t, s = f.t(rule.field), f.s(rule.field)
     if rule.kind == "datetime":
-        return f"(case when {t} = 'VARCHAR' then try_cast({s} as timestamptz)::timestamp end)"
+        return f.ts(rule.field)
     if rule.kind == "identity":
         return (f"(case when {t} = 'VARCHAR' then (case when regexp_matches({s}, "
                 f"{_lit(rule.pattern or '')}) then {s} end) "
@@ -242,14 +260,16 @@ def check_query(relation: str, version: str = "v1") -> str:
     return f"""
 with lines as (
   select record_number, line, n_bytes, coalesce(suspect, true) as suspect,
-         rtrim(try(decode(line)), chr(13) || chr(10)) as txt,
+         try(decode(line)) as txt,
          $source_prefix || ':' || record_number as src
   from {relation}
 ),
 parsed as (
-  select *, case when n_bytes <= {contract.max_bytes} and json_valid(txt)
-                      and not (suspect and regexp_matches(txt, {_lit(_STRICT_JSON_VIOLATION)}))
-                 then txt end as j
+  -- CASE, not AND: DuckDB evaluates both sides of an AND on every row, a CASE branch only
+  -- on the rows that reach it, so the slow regex runs on suspect records alone.
+  select *, case when n_bytes > {contract.max_bytes} or not json_valid(txt) then null
+                 when suspect and regexp_matches(txt, {_lit(_STRICT_JSON_VIOLATION)}) then null
+                 else txt end as j
   from lines
 ),
 typed as (
@@ -264,12 +284,13 @@ fields as (
     {f.projections()}
   from extracted
 ),
+stamped as (
+  select *,
+    {f.timestamps()}
+  from fields
+),
 labelled as (
   select *,
-    'Record ' || src || case when t_{f.names.index('messageId')} = 'VARCHAR'
-                              and s_{f.names.index('messageId')} <> ''
-                         then ' (messageId ' || s_{f.names.index('messageId')} || ')' else '' end
-      || ': ' as label,
     case when t_{f.names.index('messageId')} = 'VARCHAR' and s_{f.names.index('messageId')} <> ''
          then s_{f.names.index('messageId')} end as rejected_message_id,
     {columns['message_id']} as c_message_id,
@@ -279,7 +300,7 @@ labelled as (
     {columns['occurred_at']} as c_occurred_at,
     {columns['sent_at']} as c_sent_at,
     coalesce({columns['received_at']}, $received_default::timestamp) as c_received_at
-  from fields
+  from stamped
 ),
 skew as (
   select *,
@@ -302,7 +323,7 @@ checked as (
         'detail': 'Record ' || src || ': is a JSON ' || {kind0} || ', expected a JSON object.'}}
       when t_0 is distinct from 'VARCHAR' or not {_one_of('s_0', contract.message_types)} then {{
         'reason': 'unknown_message_type', 'field': 'type',
-        'detail': label || 'field `type` is ' || {_show('t_0', f.q('type'))}
+        'detail': {_LABEL} || 'field `type` is ' || {_show('t_0', f.q('type'))}
                   || ', expected one of {type_list}.'}}
       {_merged_checks(contract, f)}
     end as rejection
@@ -311,7 +332,7 @@ checked as (
 select record_number, src as source,
        -- Text is kept once: as raw_text when rejected, as payload when accepted.
        case when rejection is not null
-            then coalesce(txt, regexp_replace(line::varchar, '(\\x0D)?\\x0A$', '')) end
+            then coalesce(txt, line::varchar) end
          as raw_text,
        rejection.reason as reason, rejection.field as field, rejection.detail as detail,
        rejected_message_id,

@@ -22,6 +22,18 @@ events as (
 
 ),
 
+event_keys as (
+
+    -- the windows below run on this narrow projection; the wide rows are joined back once
+    select
+        message_id,
+        device_id,
+        occurred_at{% if split_on_campaign %},
+        utm_campaign{% endif %}
+    from events
+
+),
+
 with_gaps as (
 
     select
@@ -30,7 +42,7 @@ with_gaps as (
             'lag(occurred_at) over (partition by device_id order by occurred_at, message_id)',
             'occurred_at'
         ) }} as seconds_since_previous_event
-    from events
+    from event_keys
 
 ),
 
@@ -159,44 +171,58 @@ numbered as (
 
 ),
 
-final as (
+session_keys as (
 
     select
+        message_id,
         {{ dbt.hash(dbt.concat(['device_id', "'|'", 'session_first_message_id'])) }} as session_id,
         device_session_number,
         session_event_number,
-        session_event_number = 1 as is_session_start,
-        seconds_since_previous_event,
-        message_id,
-        message_type,
-        event_name,
-        event_type,
-        user_key,
-        user_id,
-        device_id,
-        anonymous_id,
-        occurred_at,
-        page_path,
-        page_url,
-        page_referrer,
-        page_title,
-        page_name,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        device_type,
-        channel,
-        product_id,
-        category,
-        price,
-        order_id,
-        revenue,
-        currency,
-        campaign_id,
-        campaign_name,
-        experiment_id,
-        variation
+        seconds_since_previous_event
     from numbered
+
+),
+
+final as (
+
+    select
+        session_keys.session_id,
+        session_keys.device_session_number,
+        session_keys.session_event_number,
+        session_keys.session_event_number = 1 as is_session_start,
+        session_keys.seconds_since_previous_event,
+        events.message_id,
+        events.message_type,
+        events.event_name,
+        events.event_type,
+        events.user_key,
+        events.user_id,
+        events.device_id,
+        events.anonymous_id,
+        events.occurred_at,
+        events.page_path,
+        events.page_url,
+        events.page_referrer,
+        events.page_title,
+        events.page_name,
+        events.utm_source,
+        events.utm_medium,
+        events.utm_campaign,
+        events.device_type,
+        events.channel,
+        events.product_id,
+        events.category,
+        events.price,
+        events.order_id,
+        events.revenue,
+        events.currency,
+        events.campaign_id,
+        events.campaign_name,
+        events.experiment_id,
+        events.variation
+    from events
+    inner join session_keys
+        on events.message_id = session_keys.message_id
 
 )
 
