@@ -71,9 +71,12 @@ def encode_cursor(user_key: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        key = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"invalid cursor {cursor!r}") from exc
+        raise ValueError(f"invalid cursor {cursor!r}: pass next_cursor back unchanged") from exc
+    if not key:
+        raise ValueError(f"invalid cursor {cursor!r}: pass next_cursor back unchanged")
+    return key
 
 
 def segment_members(serving: Path, name: str, limit: int = 100,

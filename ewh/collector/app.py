@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from ewh.collector.engagement_routes import engagement_routes
 from ewh.collector.intake import Intake
+from ewh.collector.segment_api_routes import segment_api_routes
 from ewh.collector.segment_routes import segment_routes
 from ewh.collector.settings import CollectorSettings
 from ewh.landing import LandingWriter
@@ -44,6 +45,7 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
         Route("/health", _health, methods=["GET"]),
         *segment_routes(),
         *engagement_routes(),
+        *segment_api_routes(),
         *extra_routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ewh.paths import landing_dir
+from ewh.paths import landing_dir, serving_path
 
 ConsentPolicy = Literal["accept_and_flag", "reject"]
 CONSENT_POLICIES: tuple[ConsentPolicy, ...] = ("accept_and_flag", "reject")
@@ -23,6 +23,7 @@ class CollectorSettings:
     max_message_bytes: int = 32 * 1024  # Segment: 32 KB per message
     max_batch_bytes: int = 500 * 1024  # Segment: 500 KB per batch request
     max_engagement_batch: int = 100  # engagement API: events per /api/engagement/events call
+    serving_path: Path = Path("data/serving.duckdb")  # what the segment API reads (read-only)
 
     @classmethod
     def from_env(cls) -> CollectorSettings:
@@ -35,6 +36,7 @@ class CollectorSettings:
         return cls(
             write_keys=keys,
             landing_dir=landing_dir(),
+            serving_path=serving_path(),
             consent_policy=policy,  # type: ignore[arg-type]
             max_file_bytes=int(os.environ.get("EWH_LANDING_MAX_BYTES", 64 << 20)),
             max_file_age_seconds=float(os.environ.get("EWH_LANDING_MAX_AGE_SECONDS", 60)),

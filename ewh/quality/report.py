@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ewh.quality.results import ExpectationOutcome, SuiteResult
+from ewh.quality.results import ExpectationOutcome, SuiteResult, shown_samples
 from ewh.segment_report import format_table
 
 MAX_SAMPLES = 3
@@ -18,9 +18,7 @@ def _status(result: SuiteResult) -> str:
 
 
 def _samples(outcome: ExpectationOutcome) -> str:
-    """A few offending values; for nulls, the keys of the rows that hold them."""
-    values = [v for v in outcome.sample_values if v is not None]
-    shown = values or list(outcome.sample_keys)
+    shown = shown_samples(outcome)
     if not shown:
         return ""
     return " e.g. " + ", ".join(str(v) for v in shown[:MAX_SAMPLES])

@@ -24,6 +24,12 @@ class ExpectationOutcome:
     observed_value: Any = None  # GX's observed value, e.g. the row count of a volume check
 
 
+def shown_samples(outcome: ExpectationOutcome) -> tuple[Any, ...]:
+    """The offending values; for nulls (nothing to show), the keys of their rows."""
+    values = tuple(v for v in outcome.sample_values if v is not None)
+    return values or outcome.sample_keys
+
+
 @dataclass(frozen=True)
 class SuiteResult:
     suite: str

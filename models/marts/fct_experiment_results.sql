@@ -84,7 +84,7 @@ with_totals as (
     select
         *,
         cast(converted_users as double) / exposed_users as conversion_rate,
-        sum(exposed_users) over (partition by experiment_id) as experiment_users,
+        cast(sum(exposed_users) over (partition by experiment_id) as {{ dbt.type_bigint() }}) as experiment_users,
         count(*) over (partition by experiment_id) as experiment_variants
     from variants
 

@@ -22,7 +22,7 @@ import dagster as dg
 
 from ewh.paths import warehouse_path
 from ewh.quality.catalog import SuiteSpec, all_suites
-from ewh.quality.results import ExpectationOutcome, SuiteResult
+from ewh.quality.results import ExpectationOutcome, SuiteResult, shown_samples
 from ewh.quality.segment_tables import segment_tables
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import dbt_project
@@ -65,8 +65,9 @@ def check_result_from_suite(result: SuiteResult, docs_index: Path | None) -> dg.
     counts = {_label(f): f.unexpected_count for f in failures if f.unexpected_count is not None}
     if counts:
         metadata["failing_counts"] = dg.MetadataValue.json(counts)
-    samples = {_label(f): [str(v) for v in f.sample_values or f.sample_keys]
-               for f in failures if f.sample_values or f.sample_keys}
+    # Offending values, or for nulls the keys (message_id, user_key...) of their rows.
+    samples = {_label(f): [str(v) for v in shown_samples(f)] for f in failures
+               if shown_samples(f)}
     if samples:
         metadata["sample_values"] = dg.MetadataValue.json(samples)
     if result.docs_url:

@@ -155,6 +155,10 @@ def test_null_ids_in_raw_stop_the_dbt_build_and_everything_after_it(state: Path)
                     3, "anonymous_id", before, state)
     steps = {e.step_key for e in result.get_step_success_events()}
     assert "raw_load" in steps and "warehouse_dbt_models" not in steps
+    # Null values have nothing to show: the samples are the message_ids of those rows.
+    samples = _evaluation(result, "gx_raw_events").metadata["sample_values"].value
+    assert samples == {"anonymous_id expect_column_values_to_not_be_null":
+                       ["no-id-0", "no-id-1", "no-id-2"]}
 
 
 def test_future_timestamps_in_raw_stop_the_refresh(state: Path) -> None:
