@@ -12,7 +12,9 @@ from orchestration.pools import WAREHOUSE_POOL
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_REJECTED = dg.AssetKey(["raw", "events_rejected"])
 RAW_MANIFEST = dg.AssetKey(["raw", "load_manifest"])
-LANDING_PATTERNS = ("*.ndjson", "*.ndjson.gz", "*.jsonl", "*.json.gz")
+# Closed files only: the collector writes `*.ndjson.open` and renames it when it closes.
+LANDING_PATTERNS = ("*.ndjson", "*.ndjson.gz", "*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz",
+                    "*.csv", "*.csv.gz", "*.parquet")
 
 
 def landing_files(folder: Path) -> list[Path]:
