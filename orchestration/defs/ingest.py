@@ -13,7 +13,7 @@ RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_REJECTED = dg.AssetKey(["raw", "events_rejected"])
 RAW_MANIFEST = dg.AssetKey(["raw", "load_manifest"])
 # Closed files only: the collector writes `*.ndjson.open` and renames it when it closes.
-LANDING_PATTERNS = ("*.ndjson", "*.ndjson.gz", "*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz",
+LANDING_PATTERNS = ("*.ndjson", "*.ndjson.gz", "*.jsonl", "*.jsonl.gz", "*.json.gz",
                     "*.csv", "*.csv.gz", "*.parquet")
 
 
