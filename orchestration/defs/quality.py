@@ -110,8 +110,55 @@ def build_suite_check(spec: SuiteSpec) -> dg.AssetChecksDefinition:
     return _check
 
 
+def build_warehouse_checks(specs: Sequence[SuiteSpec]) -> dg.AssetChecksDefinition:
+    """Every suite on a dbt-built table, as one step after the dbt build.
+
+    One GX context and one Data Docs build serve all of them (a step per suite costs about a
+    second each in start-up alone); each suite is still its own blocking check in the UI.
+    """
+    by_name = {check_name(spec): spec for spec in specs}
+
+    @dg.multi_asset_check(
+        name="gx_warehouse_suites",
+        specs=[
+            dg.AssetCheckSpec(
+                name=name, asset=suite_asset_key(spec), blocking=True,
+                description=f"Great Expectations suite `{spec.name}` on "
+                f"{spec.qualified_table}, validated by SQL pushdown. Error-level failures "
+                "block the serving copy and the exports.",
+            )
+            for name, spec in by_name.items()
+        ],
+        can_subset=True,
+        # Reads the warehouse file: it must not overlap a writer of another run.
+        pool=WAREHOUSE_POOL,
+    )
+    def _checks(context):  # annotation left off: the module uses postponed annotations
+        from ewh.quality.validate import data_docs_index, validate_warehouse
+
+        selected = [by_name[key.name] for key in context.selected_asset_check_keys]
+        results = validate_warehouse(
+            warehouse_path(), suites=[spec.name for spec in selected],
+            segments=segment_tables(dbt_project.manifest_path),
+        )
+        docs = data_docs_index()
+        by_suite = {result.suite: result for result in results}
+        for spec in selected:
+            check = check_result_from_suite(by_suite[spec.name], docs)
+            yield dg.AssetCheckResult(
+                asset_key=suite_asset_key(spec), check_name=check_name(spec),
+                passed=check.passed, severity=check.severity, metadata=check.metadata,
+                description=check.description,
+            )
+
+    return _checks
+
+
 def build_quality_checks(specs: Sequence[SuiteSpec]) -> list[dg.AssetChecksDefinition]:
-    return [build_suite_check(spec) for spec in specs]
+    raw = [spec for spec in specs if spec.schema == "raw"]
+    built = [spec for spec in specs if spec.schema != "raw"]
+    # The raw suite stays its own step: it must pass before the dbt build starts.
+    return [*(build_suite_check(spec) for spec in raw), build_warehouse_checks(built)]
 
 
 quality_checks = build_quality_checks(list(SUITES.values()))
