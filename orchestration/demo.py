@@ -30,10 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ewh.generator import generate
-    from ewh.paths import exports_dir, landing_dir, warehouse_path
+    from ewh.paths import exports_dir, landing_dir, serving_path, warehouse_path
 
     os.environ["EWH_WAREHOUSE"] = str(warehouse_path())
-    _reset([warehouse_path(), landing_dir(), exports_dir()])
+    # The warehouse and what sits beside it (its WAL, the segment-size history of the
+    # volume checks), the landing zone, the exports and the serving copy.
+    beside = list(warehouse_path().parent.glob(warehouse_path().stem + ".*"))
+    _reset([warehouse_path(), *beside, landing_dir(), exports_dir(), serving_path()])
     started = time.monotonic()
     print(f"1/3 generating {args.events:,} events (seed {args.seed}) into {landing_dir()}")
     generate(landing_dir(), events=args.events, seed=args.seed)
@@ -59,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result.success else 1
 
 
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def render_summary(result) -> str:
     from ewh.paths import exports_dir, warehouse_path
     from ewh.segment_report import format_table, segment_sizes
@@ -80,8 +87,7 @@ def render_summary(result) -> str:
         "",
         format_table(
             ["segment", "members", "owner", "export", "rule"],
-            [[s.segment, f"{s.members:,}", s.owner,
-              str(exports_dir() / s.segment / "members.parquet") if s.exported else "-", s.rule]
+            [[s.segment, f"{s.members:,}", s.owner, "yes" if s.exported else "-", _short(s.rule)]
              for s in segment_sizes(warehouse_path(), SEGMENTS)],
         ),
         "",
@@ -92,9 +98,13 @@ def render_summary(result) -> str:
     lines.append(f"data quality: {len(evaluations) - len(failed)}/{len(evaluations)} checks "
                  f"passed ({len(gx)} Great Expectations suites, "
                  f"{len(evaluations) - len(gx)} dbt tests)")
-    for e in gx + failed:
-        status = "PASS" if e.passed else f"FAIL ({e.severity.value})"
-        lines.append(f"  {status:<12} {e.asset_key.to_user_string()} {e.check_name}")
+    for e in sorted(failed, key=lambda e: e.check_name):
+        lines.append(f"  FAIL ({e.severity.value}) {e.asset_key.to_user_string()} "
+                     f"{e.check_name}: {e.description or ''}")
+    from ewh.quality.validate import data_docs_index
+
+    lines.append(f"exports: {exports_dir()}/<segment>/members.parquet|csv (+ entered, exited)")
+    lines.append(f"Data Docs: {data_docs_index()}")
     if not result.success:
         lines.append("\nthe run FAILED: see the Dagster UI (make dev) for the failing step")
     return "\n".join(lines)
