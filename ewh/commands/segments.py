@@ -22,8 +22,9 @@ def _specs():
 def _segments(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("action", choices=["list", "export"])
     parser.add_argument("names", nargs="*", help="segments to export (default: every exported)")
-    parser.add_argument("--warehouse", type=Path, default=None,
-                        help="DuckDB file (EWH_WAREHOUSE or data/warehouse.duckdb)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="DuckDB file to read (default: the serving copy, EWH_SERVING or "
+                             "data/serving.duckdb; never locked by a refresh)")
     parser.add_argument("--out", type=Path, default=None,
                         help="export folder (EWH_EXPORTS_DIR or data/exports)")
     return _run
@@ -31,14 +32,16 @@ def _segments(parser: argparse.ArgumentParser) -> Handler:
 
 def _run(args: argparse.Namespace) -> int:
     from ewh.exports import export_segment
-    from ewh.paths import exports_dir, warehouse_path
+    from ewh.paths import exports_dir, serving_path
     from ewh.segment_report import format_table, segment_sizes
 
-    warehouse = args.warehouse or warehouse_path()
+    source = args.source or serving_path()
+    if not source.exists():
+        raise OperationalError(f"no serving copy at {source}: run a refresh (make demo) first")
     specs = _specs()
     if args.action == "list":
         rows = [[s.segment, f"{s.members:,}", s.owner, "yes" if s.exported else "no", s.rule]
-                for s in segment_sizes(warehouse, specs)]
+                for s in segment_sizes(source, specs)]
         print(format_table(["segment", "members", "owner", "exported", "rule"], rows))
         return 0
     known = {s.name: s for s in specs}
@@ -47,6 +50,6 @@ def _run(args: argparse.Namespace) -> int:
         raise OperationalError(f"unknown segments {unknown}; known: {sorted(known)}")
     names = args.names or [s.name for s in specs if s.exported]
     for name in names:
-        result = export_segment(warehouse, name, args.out or exports_dir())
+        result = export_segment(source, name, args.out or exports_dir())
         print(f"{name}: {result.rows:,} members -> {result.parquet_path}, {result.csv_path}")
     return 0

@@ -240,3 +240,25 @@ def test_erasing_a_user_removes_them_from_every_layer(pipeline: dict, tmp_path: 
         recorded = con.execute("select user_id_sha256, raw_events from raw.erasures").fetchall()
     assert leftovers == []
     assert recorded == [(hashlib.sha256(b"planted-buyer").hexdigest(), 2)]
+
+
+def test_segments_command_lists_and_exports_from_the_serving_copy(pipeline: dict,
+                                                                  tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    ewh = str(Path(sys.executable).with_name("ewh"))
+    env = {**os.environ, "EWH_SERVING": str(pipeline["root"] / "serving.duckdb")}
+    listed = subprocess.run([ewh, "segments", "list"], env=env, capture_output=True, text=True,
+                            check=True).stdout
+    members = pipeline["con"].execute(
+        "select count(*) from segments.seg_cart_abandoners").fetchone()[0]
+    line = next(x for x in listed.splitlines() if x.startswith("seg_cart_abandoners "))
+    assert line.split()[1] == f"{members:,}"
+    subprocess.run([ewh, "segments", "export", "seg_cart_abandoners", "--out", str(tmp_path)],
+                   env=env, check=True, capture_output=True)
+    exported = pipeline["con"].execute(
+        f"select count(*) from '{tmp_path / 'seg_cart_abandoners' / 'members.parquet'}'"
+    ).fetchone()[0]
+    assert exported == members

@@ -137,9 +137,9 @@ def test_every_mart_and_segment_table_equals_a_full_refresh(replay: dict[str, An
             cols = ", ".join(f'"{c}"' for c in columns)
             a, b = f"inc.{table}", f"full_db.{table}"
             only_inc = con.sql(f"select count(*) from (select {cols} from {a} except all "
-                               f"select {cols} from {b})").fetchone()[0]
+                               f"select {cols} from {b})").fetchall()[0][0]
             only_full = con.sql(f"select count(*) from (select {cols} from {b} except all "
-                                f"select {cols} from {a})").fetchone()[0]
+                                f"select {cols} from {a})").fetchall()[0][0]
             if only_inc or only_full:
                 differences[table] = (only_inc, only_full)
         assert differences == {}
@@ -147,7 +147,7 @@ def test_every_mart_and_segment_table_equals_a_full_refresh(replay: dict[str, An
 
 def test_the_replay_exercised_late_and_retroactive_data(replay: dict[str, Any]) -> None:
     with duckdb.connect(str(replay["inc"]), read_only=True) as con:
-        assert con.sql("select count(*) from marts.fct_sessions").fetchone()[0] > 100
+        assert con.sql("select count(*) from marts.fct_sessions").fetchall()[0][0] > 100
         [(late,)] = con.sql(
             "select count(*) from intermediate.int_events_stitched where message_id = 'equiv-late-1'"
         ).fetchall()
