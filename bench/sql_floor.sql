@@ -30,14 +30,25 @@ event_type_map as (
         event_type
     from floor.event_type_map
 ),
+duplicated_ids as (
+    -- stg_events ranks only the messages that occur more than once (normally none)
+    select message_id from events group by message_id having count(*) > 1
+),
 deduplicated as (
-    select
-        *,
-        row_number() over (
-            partition by message_id
-            order by received_at, loaded_at
-        ) as message_rank
-    from events
+    select *, 1 as message_rank from events
+    where message_id not in (select message_id from duplicated_ids)
+    union all
+    select * from (
+        select
+            *,
+            row_number() over (
+                partition by message_id
+                order by received_at, loaded_at, load_id
+            ) as message_rank
+        from events
+        where message_id in (select message_id from duplicated_ids)
+    ) as ranked
+    where message_rank = 1
 ),
 unpacked as (
     -- one parse of the payload for every field (see json_string_list)

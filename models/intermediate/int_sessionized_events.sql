@@ -6,12 +6,138 @@
   Everything is a function of the device's own events ordered by (occurred_at, message_id):
   the result does not depend on processing order, and session_id only on the session's
   first message.
+
+  Incremental (delete+insert on message_id). Sessionization is causal: an event's session
+  depends only on the device's earlier events. A run finds the touched device identities (rows
+  int_events_stitched (re)wrote since this table's last stitched_at: new, late or re-stitched
+  events) and, per device, re-sessionizes every event from the start of the visit holding the
+  device's last untouched event before its earliest touched one (the whole device when there is
+  none, or when campaign changes split sessions). That visit start stays a visit start, so the
+  result equals a full rebuild; session ids (hash of device and first message) are stable, and
+  device_session_number continues from the visits before.
 -#}
 {%- set split_on_campaign = var('session_new_on_campaign_change', false) -%}
 {%- set max_seconds = var('session_max_duration_seconds', none) -%}
 
+{%- set early = "cast('1900-01-01' as " ~ dbt.type_timestamp() ~ ")" -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='message_id',
+        on_schema_change='append_new_columns',
+        pre_hook="{% if is_incremental() %}delete from {{ this }} where occurred_at > {{ as_of() }}{% endif %}"
+    )
+}}
+
 with
 
+{% if is_incremental() -%}
+{%- set restart_ctes -%}
+all_events as (
+
+    -- server-side messages (email webhooks) are not visits: they never form sessions
+    select * from {{ ref('int_events_stitched') }}
+    where
+        channel is null
+        or channel not in {{ sql_list(var('session_excluded_channels')) }}
+
+),
+
+touched_devices as (
+
+    select
+        device_id,
+        min(occurred_at) as first_touched_at
+    from all_events
+    where stitched_at > (select coalesce(max(stitched_at), {{ early }}) from {{ this }})
+    group by device_id
+
+),
+
+previous as (
+
+    select
+        previous.device_id,
+        previous.message_id,
+        previous.occurred_at,
+        previous.visit_started_at,
+        previous.device_session_number,
+        previous.seconds_since_previous_event,
+        touched_devices.first_touched_at
+    from {{ this }} as previous
+    inner join touched_devices
+        on previous.device_id = touched_devices.device_id
+
+),
+
+restart as (
+
+    -- where each touched device is re-sessionized from (null: from its first event); a
+    -- device with no earlier event restarts at its first touched one
+    select
+        touched_devices.device_id,
+        {% if split_on_campaign -%}
+            cast(null as {{ dbt.type_timestamp() }})
+        {%- else -%}
+            case
+                when count(previous.message_id) = 0 then touched_devices.first_touched_at
+                else max(previous.visit_started_at)
+            end
+        {%- endif %} as restart_at
+    from touched_devices
+    left join previous
+        on
+            touched_devices.device_id = previous.device_id
+            and previous.occurred_at < touched_devices.first_touched_at
+    group by touched_devices.device_id, touched_devices.first_touched_at
+
+),
+
+restart_offsets as (
+
+    -- the device's sessions before the restart point, and the restart event's own gap
+    select
+        restart.device_id,
+        restart.restart_at,
+        coalesce(min(previous.device_session_number) - 1, 0) as session_number_offset
+    from restart
+    left join previous
+        on
+            restart.device_id = previous.device_id
+            and previous.occurred_at >= restart.restart_at
+    group by restart.device_id, restart.restart_at
+
+),
+{%- endset -%}
+{#- dbt compiles this model after int_events_stitched has run: the earliest restart point,
+    inlined as a literal, lets the scan of int_events_stitched skip older row groups -#}
+{%- set restart_floor = none -%}
+{%- if execute -%}
+    {%- set floor_rows = run_query(
+        'with ' ~ restart_ctes ~ ' select cast(min(restart_at) as ' ~ dbt.type_string()
+        ~ '), count(*) - count(restart_at) from restart'
+    ).rows -%}
+    {%- if floor_rows | length > 0 and floor_rows[0][0] is not none and floor_rows[0][1] == 0 -%}
+        {%- set restart_floor = floor_rows[0][0] -%}
+    {%- endif -%}
+{%- endif -%}
+{{ restart_ctes }}
+
+events as (
+
+    select all_events.*
+    from all_events
+    inner join restart_offsets
+        on all_events.device_id = restart_offsets.device_id
+    where
+        (restart_offsets.restart_at is null or all_events.occurred_at >= restart_offsets.restart_at)
+        {%- if restart_floor is not none %}
+        and all_events.occurred_at >= cast('{{ restart_floor }}' as {{ dbt.type_timestamp() }})
+        {%- endif %}
+
+),
+{%- else -%}
 events as (
 
     -- server-side messages (email webhooks) are not visits: they never form sessions
@@ -21,6 +147,7 @@ events as (
         or channel not in {{ sql_list(var('session_excluded_channels')) }}
 
 ),
+{%- endif %}
 
 event_keys as (
 
@@ -34,6 +161,7 @@ event_keys as (
 
 ),
 
+{% if split_on_campaign -%}
 with_gaps as (
 
     select
@@ -171,15 +299,116 @@ numbered as (
 
 ),
 
+{%- else -%}
+{#- Three window passes, all partitioned by device and ordered by (occurred_at, message_id). -#}
+with_gaps as (
+
+    select
+        *,
+        lag(occurred_at) over (partition by device_id order by occurred_at, message_id)
+            as previous_occurred_at
+    from event_keys
+
+),
+
+flagged as (
+
+    -- a gap strictly greater than the timeout starts a new visit (exact seconds)
+    select
+        *,
+        {{ seconds_between('previous_occurred_at', 'occurred_at') }} as seconds_since_previous_event,
+        previous_occurred_at is null
+        or {{ seconds_between('previous_occurred_at', 'occurred_at') }} > {{ var('session_timeout_seconds') }}
+            as is_visit_start
+    from with_gaps
+
+),
+
+with_visit_start as (
+
+    -- occurred_at only grows along the device, so the running max of visit-start times is the
+    -- start of the current visit
+    select
+        *,
+        max(case when is_visit_start then occurred_at end) over (
+            partition by device_id
+            order by occurred_at, message_id
+            rows between unbounded preceding and current row
+        ) as visit_started_at,
+        row_number() over (partition by device_id order by occurred_at, message_id) as device_event_number
+    from flagged
+
+),
+
+chunked as (
+
+    -- the maximum length: an event at start + k * max seconds or later opens part k; a
+    -- session starts at a visit start or where the part changes within the visit
+    select
+        *,
+        {% if max_seconds is not none -%}
+            is_visit_start
+            or floor({{ seconds_between('visit_started_at', 'occurred_at') }} / {{ max_seconds }})
+            > floor({{ seconds_between('visit_started_at', 'previous_occurred_at') }} / {{ max_seconds }})
+        {%- else -%}
+            is_visit_start
+        {%- endif %} as is_session_start
+    from with_visit_start
+
+),
+
+numbered as (
+
+    select
+        *,
+        last_value(case when is_session_start then message_id end ignore nulls) over (
+            partition by device_id
+            order by occurred_at, message_id
+            rows between unbounded preceding and current row
+        ) as session_first_message_id,
+        device_event_number + 1 - last_value(
+            case when is_session_start then device_event_number end ignore nulls
+        ) over (
+            partition by device_id
+            order by occurred_at, message_id
+            rows between unbounded preceding and current row
+        ) as session_event_number,
+        sum(case when is_session_start then 1 else 0 end) over (
+            partition by device_id
+            order by occurred_at, message_id
+            rows between unbounded preceding and current row
+        ) as device_session_number
+    from chunked
+
+),
+
+{% endif -%}
 session_keys as (
 
     select
-        message_id,
-        {{ dbt.hash(dbt.concat(['device_id', "'|'", 'session_first_message_id'])) }} as session_id,
-        device_session_number,
-        session_event_number,
-        seconds_since_previous_event
+        numbered.message_id,
+        {{ dbt.hash(dbt.concat(['numbered.device_id', "'|'", 'numbered.session_first_message_id'])) }}
+            as session_id,
+        {% if is_incremental() -%}
+            numbered.device_session_number + restart_offsets.session_number_offset
+                as device_session_number,
+            numbered.session_event_number,
+            -- the restart event keeps its gap to the (unchanged) event before it
+            coalesce(numbered.seconds_since_previous_event, previous.seconds_since_previous_event)
+                as seconds_since_previous_event,
+        {%- else -%}
+            numbered.device_session_number,
+            numbered.session_event_number,
+            numbered.seconds_since_previous_event,
+        {%- endif %}
+        numbered.visit_started_at
     from numbered
+    {%- if is_incremental() %}
+    inner join restart_offsets
+        on numbered.device_id = restart_offsets.device_id
+    left join previous
+        on numbered.message_id = previous.message_id
+    {%- endif %}
 
 ),
 
@@ -219,7 +448,9 @@ final as (
         events.campaign_id,
         events.campaign_name,
         events.experiment_id,
-        events.variation
+        events.variation,
+        session_keys.visit_started_at,
+        events.stitched_at
     from events
     inner join session_keys
         on events.message_id = session_keys.message_id

@@ -30,13 +30,41 @@
     'variation': '$.properties.variation_name',
 } -%}
 
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='message_id',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 with
 
+{% if is_incremental() -%}
+new_message_ids as (
+
+    -- the high-water mark is the load time (loaded_at), never occurred_at: a client clock
+    -- far in the future cannot stall it
+    select distinct message_id from {{ source('raw', 'events') }}
+    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+
+),
+
+events as (
+
+    -- every raw row of those messages, including copies loaded earlier (the earliest wins)
+    select * from {{ source('raw', 'events') }}
+    where message_id in (select message_id from new_message_ids)
+
+),
+{%- else -%}
 events as (
 
     select * from {{ source('raw', 'events') }}
 
 ),
+{%- endif %}
 
 event_type_map as (
 
@@ -48,15 +76,37 @@ event_type_map as (
 
 ),
 
+duplicated_ids as (
+
+    -- the loader keeps message_id unique in raw.events, so this is normally empty; only the
+    -- messages it lists are ranked (a hash aggregate instead of a sort of all of raw)
+    select message_id from events
+    group by message_id
+    having count(*) > 1
+
+),
+
 deduplicated as (
 
     select
         *,
-        row_number() over (
-            partition by message_id
-            order by received_at, loaded_at
-        ) as message_rank
+        1 as message_rank
     from events
+    where message_id not in (select message_id from duplicated_ids)
+
+    union all
+
+    select * from (
+        select
+            *,
+            row_number() over (
+                partition by message_id
+                order by received_at, loaded_at, load_id
+            ) as message_rank
+        from events
+        where message_id in (select message_id from duplicated_ids)
+    ) as ranked
+    where message_rank = 1
 
 ),
 
@@ -77,7 +127,6 @@ unpacked as (
         source,
         {{ json_string_list('payload', json_fields.values() | list) }} as json_values
     from deduplicated
-    where message_rank = 1
 
 ),
 
