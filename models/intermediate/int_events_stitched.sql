@@ -38,6 +38,8 @@ events as (
                 select coalesce(max(occurred_at), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
                 from {{ this }}
             )
+            -- a backfill re-stitches every event of its day
+            or {{ backfill_window_condition('occurred_at') }}
         )
         {%- endif %}
 

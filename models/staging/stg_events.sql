@@ -48,6 +48,10 @@ new_message_ids as (
     -- far in the future cannot stall it
     select distinct message_id from {{ source('raw', 'events') }}
     where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+        -- a backfill re-stages its day (by client or receive time, a day either side:
+        -- re-staging an extra row is harmless, missing one is not)
+        or {{ backfill_window_condition('coalesce(occurred_at, received_at)', pad_days=1) }}
+        or {{ backfill_window_condition('received_at', pad_days=1) }}
 
 ),
 
