@@ -10,36 +10,22 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from dbt_runner import run_dbt
 
 from ewh.loader import load_files
 
 HERE = Path(__file__).resolve().parent
-PROJECT_DIR = HERE.parents[1]
 EXPECTED_SEGMENTS = json.loads((HERE / "expected_segments.json").read_text())
 AS_OF = EXPECTED_SEGMENTS["as_of"]
 
 
-def _dbt(warehouse: Path, work_dir: Path, *args: str) -> None:
-    local = Path(sys.executable).with_name("dbt")
-    executable = str(local) if local.exists() else (shutil.which("dbt") or "dbt")
-    env = {**os.environ, "EWH_WAREHOUSE": str(warehouse), "EWH_DBT_TARGET": "duckdb"}
-    command = [
-        executable, *args,
-        "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(work_dir / "target"), "--log-path", str(work_dir / "logs"),
-    ]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"dbt {args[0]} failed:\n{result.stdout[-6000:]}"
+_dbt = run_dbt  # the real dbt CLI: tests/dbt_runner.py
 
 
 @pytest.fixture(scope="module")

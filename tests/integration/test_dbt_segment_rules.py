@@ -11,21 +11,17 @@ membership history across the two builds, and `dbt docs generate` runs on it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from dbt_runner import run_dbt
 
 from ewh.generator import generate
 from ewh.loader import load_files
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 END = datetime(2026, 11, 1)
 AS_OF_1 = "2026-10-29 00:00:00"
 AS_OF_2 = "2026-11-01 00:00:00"
@@ -220,17 +216,7 @@ def rederive(con: duckdb.DuckDBPyConnection, segment: str, as_of: str) -> set[st
     return {row[0] for row in con.sql(sql).fetchall()}
 
 
-def _dbt(warehouse: Path, work_dir: Path, *args: str) -> None:
-    local = Path(sys.executable).with_name("dbt")
-    executable = str(local) if local.exists() else (shutil.which("dbt") or "dbt")
-    env = {**os.environ, "EWH_WAREHOUSE": str(warehouse), "EWH_DBT_TARGET": "duckdb"}
-    command = [
-        executable, *args,
-        "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(work_dir / "target"), "--log-path", str(work_dir / "logs"),
-    ]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"dbt {args[0]} failed:\n{result.stdout[-6000:]}"
+_dbt = run_dbt  # the real dbt CLI: tests/dbt_runner.py
 
 
 def _compare(warehouse: Path, as_of: str) -> dict[str, tuple[set[str], set[str]]]:

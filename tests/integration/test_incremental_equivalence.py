@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,28 +29,18 @@ from typing import Any
 
 import duckdb
 import pytest
+from dbt_runner import run_dbt
 
 from ewh.generator import generate
 from ewh.loader import load_files
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 END = datetime(2026, 10, 1)
 DAYS = 20
 BATCHES = int(os.environ.get("EWH_EQUIVALENCE_BATCHES", "4"))  # see the docstring before changing
 IGNORED_COLUMNS = {"loaded_at", "load_id"}
 
 
-def _dbt(warehouse: Path, work_dir: Path, *args: str) -> None:
-    local = Path(sys.executable).with_name("dbt")
-    executable = str(local) if local.exists() else (shutil.which("dbt") or "dbt")
-    env = {**os.environ, "EWH_WAREHOUSE": str(warehouse), "EWH_DBT_TARGET": "duckdb"}
-    command = [
-        executable, *args,
-        "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(work_dir / "target"), "--log-path", str(work_dir / "logs"),
-    ]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"dbt {args} failed:\n{result.stdout[-6000:]}"
+_dbt = run_dbt  # the real dbt CLI: tests/dbt_runner.py
 
 
 def _build(warehouse: Path, work_dir: Path, as_of: datetime, *extra: str) -> None:
