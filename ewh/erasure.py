@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from ewh.raw_schema import ensure_raw_tables
+from ewh.sql_text import quote_ident
 
 DERIVED_SCHEMAS = ("staging", "intermediate", "marts", "segments")
 IDENTITY_COLUMNS = ("user_key", "user_id", "anonymous_id", "device_id", "previous_id")
@@ -58,7 +59,7 @@ def _derived_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
         f"where t.table_type = 'BASE TABLE' and c.table_schema in ({schemas}) "
         f"and c.column_name in ({columns}) order by 1, 2, 3"
     ).fetchall():
-        found.setdefault(f'"{schema}"."{table}"', []).append(column)
+        found.setdefault(f"{quote_ident(schema)}.{quote_ident(table)}", []).append(column)
     return found
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from ewh.sql_text import quote_ident, sql_literal
+
 FORMATS = (("parquet", "format parquet"), ("csv", "format csv, header true"))
 
 
@@ -34,14 +36,6 @@ class ExportResult:
     csv_path: Path
     exported_at: datetime
     previous_exported_at: datetime | None
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _previous_export(target: Path) -> tuple[Path | None, datetime | None]:
@@ -60,7 +54,7 @@ def _write(con: duckdb.DuckDBPyConnection, query: str, target: Path, stem: str) 
     rows = con.execute(f"select count(*) from ({query})").fetchone()[0]
     for suffix, options in FORMATS:
         partial = target / f"{stem}.{suffix}.partial"
-        con.execute(f"copy ({query}) to {_sql_literal(str(partial))} ({options})")
+        con.execute(f"copy ({query}) to {sql_literal(str(partial))} ({options})")
     return int(rows)
 
 
@@ -74,12 +68,12 @@ def export_segment(source: Path, segment: str, out_dir: Path) -> ExportResult:
     target = out_dir / segment
     target.mkdir(parents=True, exist_ok=True)
     previous, previous_at = _previous_export(target)
-    current = f"select * from segments.{_quote_ident(segment)}"
+    current = f"select * from segments.{quote_ident(segment)}"
     with duckdb.connect(str(source), read_only=True) as con:
         if previous is None:
             prior = f"select * from ({current}) where false"
         else:
-            prior = f"select * from read_parquet({_sql_literal(str(previous))})"
+            prior = f"select * from read_parquet({sql_literal(str(previous))})"
         entered_q = (f"select * from ({current}) c where c.user_key not in "
                      f"(select user_key from ({prior})) order by user_key")
         exited_q = (f"select * from ({prior}) p where p.user_key not in "

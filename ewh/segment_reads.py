@@ -14,6 +14,8 @@ from typing import Any
 
 import duckdb
 
+from ewh.sql_text import quote_ident
+
 MAX_PAGE = 1000
 
 
@@ -90,7 +92,7 @@ def segment_members(serving: Path, name: str, limit: int = 100,
         segment = _resolve_segment(con, name)
         members = _rows(
             con,
-            f'select * from segments."{segment}" where ? is null or user_key > ? '
+            f"select * from segments.{quote_ident(segment)} where ? is null or user_key > ? "
             "order by user_key limit ?",
             [after, after, limit + 1],
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from ewh.segment_catalog import SegmentSpec
+from ewh.sql_text import quote_ident
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ def segment_sizes(warehouse: Path, specs: list[SegmentSpec]) -> list[SegmentSize
     sizes = []
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for spec in specs:
-            members = con.execute(f'select count(*) from segments."{spec.name}"').fetchone()[0]
+            members = con.execute(
+                f"select count(*) from segments.{quote_ident(spec.name)}").fetchone()[0]
             sizes.append(SegmentSize(spec.name, int(members), spec.rule, spec.owner,
                                      spec.exported))
     return sizes

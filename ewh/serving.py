@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from ewh.segment_catalog import SegmentSpec
+from ewh.sql_text import quote_ident, sql_literal
 
 PUBLISHED_SCHEMAS = ("marts", "segments")
 
@@ -28,16 +29,8 @@ class PublishResult:
     published_at: datetime
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    schemas = ", ".join(_literal(s) for s in PUBLISHED_SCHEMAS)
+    schemas = ", ".join(sql_literal(s) for s in PUBLISHED_SCHEMAS)
     return con.execute(
         "select table_schema, table_name from information_schema.tables "
         f"where table_catalog = 'warehouse' and table_schema in ({schemas}) "
@@ -55,11 +48,11 @@ def publish_serving_copy(
     counts: dict[str, int] = {}
     try:
         with duckdb.connect(str(staging)) as con:
-            con.execute(f"attach {_literal(str(warehouse))} as warehouse (read_only)")
+            con.execute(f"attach {sql_literal(str(warehouse))} as warehouse (read_only)")
             for schema in PUBLISHED_SCHEMAS:
-                con.execute(f"create schema if not exists {_quote(schema)}")
+                con.execute(f"create schema if not exists {quote_ident(schema)}")
             for schema, table in _tables(con):
-                target = f"{_quote(schema)}.{_quote(table)}"
+                target = f"{quote_ident(schema)}.{quote_ident(table)}"
                 con.execute(f"create table {target} as select * from warehouse.{target}")
                 counts[f"{schema}.{table}"] = con.execute(
                     f"select count(*) from {target}").fetchone()[0]

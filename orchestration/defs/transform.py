@@ -11,6 +11,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from ewh.paths import warehouse_path
 from ewh.segment_catalog import load_segments
+from ewh.sql_text import quote_ident
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import dbt_project
 from orchestration.translator import WarehouseTranslator, asset_key_for
@@ -48,7 +49,7 @@ def _segment_of(event: Any) -> dg.AssetKey | None:
 
 
 def _segment_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict[str, Any]:
-    relation = f'"{key.path[0]}"."{key.path[1]}"'
+    relation = f"{quote_ident(key.path[0])}.{quote_ident(key.path[1])}"
     rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
     sample = con.execute(
         f"select * from {relation} order by user_key limit {SAMPLE_MEMBERS}").fetchall()
