@@ -48,8 +48,10 @@ def gated_asset_keys() -> list[dg.AssetKey]:
                   key=lambda k: k.to_user_string())
 
 
-def check_result_from_suite(result: SuiteResult, docs_index: Path | None) -> dg.AssetCheckResult:
-    """Translate a SuiteResult into what the Dagster UI shows."""
+def check_result_from_suite(result: SuiteResult, docs_index: Path | None,
+                            spec: SuiteSpec | None = None) -> dg.AssetCheckResult:
+    """Translate a SuiteResult into what the Dagster UI shows; `spec` names the check when
+    one step reports several."""
     failures = result.failures
     metadata: dict[str, object] = {
         "table": result.table,
@@ -74,7 +76,9 @@ def check_result_from_suite(result: SuiteResult, docs_index: Path | None) -> dg.
         metadata["data_docs"] = dg.MetadataValue.url(result.docs_url)
     if docs_index is not None and docs_index.exists():
         metadata["data_docs_index"] = dg.MetadataValue.url(docs_index.as_uri())
+    named = {"asset_key": suite_asset_key(spec), "check_name": check_name(spec)} if spec else {}
     return dg.AssetCheckResult(
+        **named,
         passed=not failures,
         severity=dg.AssetCheckSeverity.ERROR if result.errors else dg.AssetCheckSeverity.WARN,
         metadata=metadata,
@@ -144,12 +148,7 @@ def build_warehouse_checks(specs: Sequence[SuiteSpec]) -> dg.AssetChecksDefiniti
         docs = data_docs_index()
         by_suite = {result.suite: result for result in results}
         for spec in selected:
-            check = check_result_from_suite(by_suite[spec.name], docs)
-            yield dg.AssetCheckResult(
-                asset_key=suite_asset_key(spec), check_name=check_name(spec),
-                passed=check.passed, severity=check.severity, metadata=check.metadata,
-                description=check.description,
-            )
+            yield check_result_from_suite(by_suite[spec.name], docs, spec)
 
     return _checks
 
