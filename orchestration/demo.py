@@ -69,7 +69,7 @@ def _short(text: str, width: int = 90) -> str:
 def render_summary(result) -> str:
     from ewh.paths import exports_dir, warehouse_path
     from ewh.segment_report import format_table, segment_sizes
-    from orchestration.defs.segments import SEGMENTS
+    from orchestration.project import SEGMENTS
 
     with duckdb.connect(str(warehouse_path()), read_only=True) as con:
         read, loaded, dup, rejected = con.execute(

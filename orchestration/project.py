@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from dagster_dbt import DbtProject
 
 from ewh.paths import PROJECT_ROOT, warehouse_path
+from ewh.segment_catalog import SegmentSpec, segments_from_manifest
 
 # Files whose change alters the manifest.
 _DBT_SOURCES = ("models", "macros", "seeds", "tests/dbt")
@@ -54,3 +57,7 @@ def ensure_manifest(project: DbtProject) -> Path:
 
 dbt_project = DbtProject(project_dir=PROJECT_ROOT, profiles_dir=PROJECT_ROOT)
 ensure_manifest(dbt_project)
+# Parsed once for the whole code location (1.5 MB of JSON).
+MANIFEST: dict[str, Any] = json.loads(dbt_project.manifest_path.read_text())
+# Every model with meta.segment: the segment assets, exports, schedules and sizes follow it.
+SEGMENTS: list[SegmentSpec] = segments_from_manifest(MANIFEST)

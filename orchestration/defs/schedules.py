@@ -3,8 +3,8 @@
 import dagster as dg
 
 from ewh.segment_catalog import SegmentSpec
-from orchestration.defs.segments import SEGMENTS
 from orchestration.defs.serving import SERVING_COPY
+from orchestration.project import SEGMENTS
 from orchestration.translator import asset_key_for
 
 # Everything: load new landing files, build dbt, run the checks, publish, export.

@@ -7,12 +7,10 @@ import dagster as dg
 
 from ewh.exports import export_segment
 from ewh.paths import exports_dir, serving_path
-from ewh.segment_catalog import SegmentSpec, load_segments
+from ewh.segment_catalog import SegmentSpec
 from orchestration.defs.serving import SERVING_COPY
-from orchestration.project import dbt_project
+from orchestration.project import SEGMENTS
 from orchestration.translator import asset_key_for
-
-SEGMENTS: list[SegmentSpec] = load_segments(dbt_project.manifest_path)
 
 
 def _owner(spec: SegmentSpec) -> str:

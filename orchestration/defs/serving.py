@@ -3,22 +3,18 @@
 import dagster as dg
 
 from ewh.paths import serving_path, warehouse_path
-from ewh.segment_catalog import load_segments
 from ewh.serving import publish_serving_copy
 from orchestration.defs.quality import gated_asset_keys
 from orchestration.pools import WAREHOUSE_POOL
-from orchestration.project import dbt_project
+from orchestration.project import MANIFEST, SEGMENTS
 from orchestration.translator import asset_key_for
 
 SERVING_COPY = dg.AssetKey(["serving", "serving_copy"])
 
 
 def _published_models() -> list[dg.AssetKey]:
-    import json
-
-    manifest = json.loads(dbt_project.manifest_path.read_text())
     return sorted(
-        (asset_key_for(n["schema"], n["name"]) for n in manifest["nodes"].values()
+        (asset_key_for(n["schema"], n["name"]) for n in MANIFEST["nodes"].values()
          if n["resource_type"] == "model" and n["schema"] in ("marts", "segments")),
         key=lambda k: k.to_user_string(),
     )
@@ -39,7 +35,7 @@ def _published_models() -> list[dg.AssetKey]:
 )
 def serving_copy(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     result = publish_serving_copy(warehouse_path(), serving_path(),
-                                  load_segments(dbt_project.manifest_path), context.run_id)
+                                  SEGMENTS, context.run_id)
     context.log.info(f"published {len(result.tables)} tables to {result.path}")
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(result.path)),

@@ -10,16 +10,13 @@ import duckdb
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from ewh.paths import warehouse_path
-from ewh.segment_catalog import load_segments
 from ewh.sql_text import quote_ident
 from orchestration.pools import WAREHOUSE_POOL
-from orchestration.project import dbt_project
+from orchestration.project import SEGMENTS, dbt_project
 from orchestration.translator import WarehouseTranslator, asset_key_for
 
 SAMPLE_MEMBERS = 5
-SEGMENT_KEYS = {
-    asset_key_for("segments", s.name) for s in load_segments(dbt_project.manifest_path)
-}
+SEGMENT_KEYS = {asset_key_for("segments", s.name) for s in SEGMENTS}
 
 
 class DbtBuildConfig(dg.Config):
