@@ -33,24 +33,15 @@
 with
 
 {% if is_incremental() -%}
-{%- set restart_ctes -%}
-all_events as (
-
-    -- server-side messages (email webhooks) are not visits: they never form sessions
-    select * from {{ ref('int_events_stitched') }}
-    where
-        channel is null
-        or channel not in {{ sql_list(var('session_excluded_channels')) }}
-
-),
-
 touched_devices as (
 
     select
         device_id,
         min(occurred_at) as first_touched_at
-    from all_events
-    where stitched_at > (select coalesce(max(stitched_at), {{ early }}) from {{ this }})
+    from {{ ref('int_events_stitched') }}
+    where
+        stitched_at > (select coalesce(max(stitched_at), {{ early }}) from {{ this }})
+        and (channel is null or channel not in {{ sql_list(var('session_excluded_channels')) }})
     group by device_id
 
 ),
@@ -71,70 +62,64 @@ previous as (
 
 ),
 
+{#- Equality joins only below: an inequality join here makes DuckDB estimate billions of
+    restart rows and build the join with the event table on the event side (it spills). -#}
 restart as (
 
-    -- where each touched device is re-sessionized from (null: from its first event); a
-    -- device with no earlier event restarts at its first touched one
+    -- where each touched device is re-sessionized from (null: from its first event): the
+    -- start of the visit holding its last untouched event, else its first touched event
     select
         touched_devices.device_id,
         {% if split_on_campaign -%}
             cast(null as {{ dbt.type_timestamp() }})
         {%- else -%}
-            case
-                when count(previous.message_id) = 0 then touched_devices.first_touched_at
-                else max(previous.visit_started_at)
-            end
+            coalesce(before_touch.restart_at, touched_devices.first_touched_at)
         {%- endif %} as restart_at
     from touched_devices
-    left join previous
-        on
-            touched_devices.device_id = previous.device_id
-            and previous.occurred_at < touched_devices.first_touched_at
-    group by touched_devices.device_id, touched_devices.first_touched_at
+    left join (
+        select
+            device_id,
+            max(visit_started_at) as restart_at
+        from previous
+        where occurred_at < first_touched_at
+        group by device_id
+    ) as before_touch
+        on touched_devices.device_id = before_touch.device_id
 
 ),
 
 restart_offsets as (
 
-    -- the device's sessions before the restart point, and the restart event's own gap
+    -- the device's sessions before the restart point: the restart visit's first session - 1
     select
         restart.device_id,
         restart.restart_at,
-        coalesce(min(previous.device_session_number) - 1, 0) as session_number_offset
+        coalesce(visit_sessions.first_session_number - 1, 0) as session_number_offset
     from restart
-    left join previous
+    left join (
+        select
+            device_id,
+            visit_started_at,
+            min(device_session_number) as first_session_number
+        from previous
+        group by device_id, visit_started_at
+    ) as visit_sessions
         on
-            restart.device_id = previous.device_id
-            and previous.occurred_at >= restart.restart_at
-    group by restart.device_id, restart.restart_at
+            restart.device_id = visit_sessions.device_id
+            and restart.restart_at = visit_sessions.visit_started_at
 
 ),
-{%- endset -%}
-{#- dbt compiles this model after int_events_stitched has run: the earliest restart point,
-    inlined as a literal, lets the scan of int_events_stitched skip older row groups -#}
-{%- set restart_floor = none -%}
-{%- if execute -%}
-    {%- set floor_rows = run_query(
-        'with ' ~ restart_ctes ~ ' select cast(min(restart_at) as ' ~ dbt.type_string()
-        ~ '), count(*) - count(restart_at) from restart'
-    ).rows -%}
-    {%- if floor_rows | length > 0 and floor_rows[0][0] is not none and floor_rows[0][1] == 0 -%}
-        {%- set restart_floor = floor_rows[0][0] -%}
-    {%- endif -%}
-{%- endif -%}
-{{ restart_ctes }}
 
 events as (
 
+    -- the touched devices' events from the restart point (server messages never form visits)
     select all_events.*
-    from all_events
+    from {{ ref('int_events_stitched') }} as all_events
     inner join restart_offsets
         on all_events.device_id = restart_offsets.device_id
     where
-        (restart_offsets.restart_at is null or all_events.occurred_at >= restart_offsets.restart_at)
-        {%- if restart_floor is not none %}
-        and all_events.occurred_at >= cast('{{ restart_floor }}' as {{ dbt.type_timestamp() }})
-        {%- endif %}
+        (all_events.channel is null or all_events.channel not in {{ sql_list(var('session_excluded_channels')) }})
+        and (restart_offsets.restart_at is null or all_events.occurred_at >= restart_offsets.restart_at)
 
 ),
 {%- else -%}

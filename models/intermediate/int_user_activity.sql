@@ -1,7 +1,18 @@
 {#-
   One pass over the behavioral events: every per-user count, sum and window feature that
   a plain aggregate can give. Windows are "the last N" = occurred_at > as_of - N.
+  Incremental by changed users (macros/incremental_refresh.sql): a run recomputes only the
+  users whose events changed, or crossed one of the windows below as as_of moved.
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ changed_keys_pre_hook('user_key', user_activity_windows()) }}",
+        post_hook=changed_keys_post_hooks()
+    )
+}}
+{%- set refresh = changed_keys('user_key', user_activity_windows()) -%}
 {%- set pricing_view -%}
     events.event_type in ('page_view', 'screen_view')
     and (
@@ -17,6 +28,9 @@ with
 events as (
 
     select * from {{ ref('int_events_stitched') }}
+    {%- if refresh.filtered %}
+    where user_key in ({{ refresh.keys_sql }})
+    {%- endif %}
 
 ),
 

@@ -1,8 +1,26 @@
+{#-
+  One row per session. Incremental by changed devices (macros/incremental_refresh.sql): a run
+  recomputes every session of the devices whose events int_events_stitched (re)wrote since the
+  last run, so merged, split and renumbered sessions are replaced whole.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ changed_keys_pre_hook('device_id') }}",
+        post_hook=changed_keys_post_hooks()
+    )
+}}
+{%- set refresh = changed_keys('device_id') %}
+
 with
 
 events as (
 
     select * from {{ ref('int_sessionized_events') }}
+    {%- if refresh.filtered %}
+    where device_id in ({{ refresh.keys_sql }})
+    {%- endif %}
 
 ),
 

@@ -1,0 +1,126 @@
+{#-
+  Refresh by changed keys: per-user and per-device models that aggregate events are
+  incremental without a load timestamp of their own. Each keeps a watermark row in
+  intermediate.incremental_watermarks: the int_events_stitched.stitched_at it has seen and the
+  as_of it was built at. A run then
+    1. deletes (pre-hook) the rows of every key that may have changed since the watermark, and
+    2. appends those keys' rows, recomputed from all of their events (the model body), and
+    3. records the new watermark (post-hook), in the same transaction.
+  A key may have changed when int_events_stitched (re)wrote one of its events since the
+  watermark (new, late, re-stitched or backfilled events), or, for a model with as_of windows,
+  when an event crossed a window boundary because as_of moved forward. Without a watermark,
+  or when as_of moved back, every key is refreshed.
+
+  Usage in a model (key_column: user_key or device_id; windows: (datepart, amount) pairs):
+    {{ config(materialized='incremental', incremental_strategy='append',
+              pre_hook="{{ changed_keys_pre_hook('user_key', my_windows()) }}",
+              post_hook=changed_keys_post_hooks()) }}
+    {%- set refresh = changed_keys('user_key', my_windows()) -%}
+    ... where events.user_key in ({{ refresh.keys_sql }})   (only when refresh.filtered)
+-#}
+
+{% macro incremental_watermarks_relation() -%}
+    {{ return(api.Relation.create(
+        database=(target.database if target.type == 'duckdb' else none),
+        schema='intermediate',
+        identifier='incremental_watermarks'
+    )) }}
+{%- endmacro %}
+
+{% macro read_incremental_watermark(model_name) -%}
+    {#- (watermark, as_of) strings of the model's last run, or none -#}
+    {%- if not execute -%}{{ return(none) }}{%- endif -%}
+    {%- set relation = incremental_watermarks_relation() -%}
+    {%- do run_query('create schema if not exists ' ~ relation.include(identifier=false)) -%}
+    {%- do run_query(incremental_watermark_ddl()) -%}
+    {%- set rows = run_query(
+        'select cast(stitched_through as ' ~ dbt.type_string() ~ '), cast(as_of as '
+        ~ dbt.type_string() ~ ') from ' ~ relation ~ " where model_name = '" ~ model_name ~ "'"
+    ).rows -%}
+    {%- if rows | length == 1 and rows[0][0] is not none -%}
+        {{ return({'stitched_through': rows[0][0], 'as_of': rows[0][1]}) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{% macro changed_keys(key_column, windows=[]) -%}
+    {#- {filtered, keys_sql}: keys_sql selects the keys to refresh when filtered -#}
+    {%- set events = ref('int_events_stitched') -%}
+    {%- set links = ref('int_identity_links') -%}
+    {%- set state = read_incremental_watermark(model.name) if is_incremental() else none -%}
+    {%- set as_of_text = as_of_string() -%}
+    {%- set filtered = state is not none and as_of_text >= state.as_of[:19] -%}
+    {%- set keys_sql -%}
+        {%- if filtered -%}
+        {%- set since = "cast('" ~ state.stitched_through ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
+        {%- set previous_as_of = "cast('" ~ state.as_of ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
+        select {{ key_column }} from {{ events }}
+        where stitched_at > {{ since }}
+        {%- if key_column == 'user_key' %}
+        -- a re-stitched event leaves its former key: its anonymous id, or a user it linked to
+        union
+        select anonymous_id from {{ events }}
+        where stitched_at > {{ since }} and anonymous_id is not null
+        union
+        select user_id from {{ links }}
+        where anonymous_id in (select anonymous_id from {{ events }} where stitched_at > {{ since }})
+        {%- endif %}
+        {%- if windows | length > 0 and as_of_text != state.as_of[:19] %}
+        -- events that left a window as as_of moved forward
+        union
+        select {{ key_column }} from {{ events }}
+        where
+            {% for part, amount in windows -%}
+            {%- if not loop.first %} or {% endif -%}
+            (occurred_at > {{ dbt.dateadd(part, -1 * amount, previous_as_of) }}
+            and occurred_at <= {{ dbt.dateadd(part, -1 * amount, as_of()) }})
+            {% endfor %}
+        {%- endif -%}
+        {%- endif -%}
+    {%- endset -%}
+    {{ return({'filtered': filtered, 'keys_sql': keys_sql}) }}
+{%- endmacro %}
+
+{% macro changed_keys_pre_hook(key_column, windows=[]) -%}
+    {#- the pre-hook: delete the rows of the keys to refresh (all rows when not filtered) -#}
+    {%- if is_incremental() -%}
+        {%- set refresh = changed_keys(key_column, windows) -%}
+        delete from {{ this }}
+        {%- if refresh.filtered %} where {{ key_column }} in ({{ refresh.keys_sql }}){% endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro changed_keys_post_hooks() -%}
+    {#- the post-hooks (templates): record the watermark this run has seen -#}
+    {{ return([
+        '{{ incremental_watermark_ddl() }}',
+        "delete from {{ incremental_watermarks_relation() }} where model_name = '{{ model.name }}'",
+        "insert into {{ incremental_watermarks_relation() }} select '{{ model.name }}', "
+            ~ "max(stitched_at), {{ as_of() }} from {{ ref('int_events_stitched') }}",
+    ]) }}
+{%- endmacro %}
+
+{% macro incremental_watermark_ddl() -%}
+    create table if not exists {{ incremental_watermarks_relation() }} (
+        model_name {{ dbt.type_string() }},
+        stitched_through {{ dbt.type_timestamp() }},
+        as_of {{ dbt.type_timestamp() }}
+    )
+{%- endmacro %}
+
+{% macro user_activity_windows() -%}
+    {#- every as_of window int_user_activity counts over, as (datepart, amount) -#}
+    {{ return([
+        ('day', 30),
+        ('day', 365),
+        ('day', var('rfm_window_days')),
+        ('hour', var('high_intent_window_hours')),
+        ('day', var('browse_abandonment_window_days')),
+        ('day', var('engaged_non_converter_open_window_days')),
+        ('day', var('engagement_window_days')),
+        ('day', var('churn_recent_days')),
+        ('day', var('churn_recent_days') + var('churn_baseline_days')),
+    ]) }}
+{%- endmacro %}
