@@ -1,8 +1,9 @@
 {#-
   Refresh by changed keys: per-user and per-device models that aggregate events are
   incremental without a load timestamp of their own. Each keeps a watermark row in
-  intermediate.incremental_watermarks: the int_events_stitched.stitched_at it has seen and the
-  as_of it was built at. A run then
+  intermediate.incremental_watermarks: the newest int_events_stitched.stitched_at (or, for
+  models upstream of stitching, stg_events.loaded_at) it has seen, and the as_of it was built
+  at. A run then
     1. deletes (pre-hook) the rows of every key that may have changed since the watermark, and
     2. appends those keys' rows, recomputed from all of their events (the model body), and
     3. records the new watermark (post-hook), in the same transaction.
@@ -10,6 +11,10 @@
   watermark (new, late, re-stitched or backfilled events), or, for a model with as_of windows,
   when an event crossed a window boundary because as_of moved forward. Without a watermark,
   or when as_of moved back, every key is refreshed.
+
+  The stg_events flavour (changed_staged_keys) also refreshes the keys of events that as_of
+  newly reveals, and refreshes everything while a backfill runs (a backfill re-stages rows
+  without changing their loaded_at).
 
   Usage in a model (key_column: user_key or device_id; windows: (datepart, amount) pairs):
     {{ config(materialized='incremental', incremental_strategy='append',
@@ -34,11 +39,11 @@
     {%- do run_query('create schema if not exists ' ~ relation.include(identifier=false)) -%}
     {%- do run_query(incremental_watermark_ddl()) -%}
     {%- set rows = run_query(
-        'select cast(stitched_through as ' ~ dbt.type_string() ~ '), cast(as_of as '
+        'select cast(seen_through as ' ~ dbt.type_string() ~ '), cast(as_of as '
         ~ dbt.type_string() ~ ') from ' ~ relation ~ " where model_name = '" ~ model_name ~ "'"
     ).rows -%}
     {%- if rows | length == 1 and rows[0][0] is not none -%}
-        {{ return({'stitched_through': rows[0][0], 'as_of': rows[0][1]}) }}
+        {{ return({'seen_through': rows[0][0], 'as_of': rows[0][1]}) }}
     {%- endif -%}
     {{ return(none) }}
 {%- endmacro %}
@@ -52,7 +57,7 @@
     {%- set filtered = state is not none and as_of_text >= state.as_of[:19] -%}
     {%- set keys_sql -%}
         {%- if filtered -%}
-        {%- set since = "cast('" ~ state.stitched_through ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
+        {%- set since = "cast('" ~ state.seen_through ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
         {%- set previous_as_of = "cast('" ~ state.as_of ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
         select {{ key_column }} from {{ events }}
         where stitched_at > {{ since }}
@@ -92,20 +97,77 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro changed_keys_post_hooks() -%}
+{% macro changed_keys_post_hooks(source_model='int_events_stitched', column='stitched_at') -%}
     {#- the post-hooks (templates): record the watermark this run has seen -#}
     {{ return([
         '{{ incremental_watermark_ddl() }}',
         "delete from {{ incremental_watermarks_relation() }} where model_name = '{{ model.name }}'",
         "insert into {{ incremental_watermarks_relation() }} select '{{ model.name }}', "
-            ~ "max(stitched_at), {{ as_of() }} from {{ ref('int_events_stitched') }}",
+            ~ "max(" ~ column ~ "), {{ as_of() }} from {{ ref('" ~ source_model ~ "') }}",
     ]) }}
+{%- endmacro %}
+
+{% macro changed_staged_keys(key_column) -%}
+    {#- changed_keys for models upstream of int_events_stitched, from stg_events.loaded_at.
+        key_column: anonymous_id (the anonymous and previous ids of changed events) or
+        user_key (as int_events_stitched derives it, plus the former keys of those ids) -#}
+    {%- set events = ref('stg_events') -%}
+    {%- if key_column == 'user_key' -%}
+        {%- set identity_map = ref('int_identity_map') -%}
+        {%- set links = ref('int_identity_links') -%}
+    {%- endif -%}
+    {%- set state = read_incremental_watermark(model.name) if is_incremental() else none -%}
+    {%- set as_of_text = as_of_string() -%}
+    {%- set backfill = var('backfill_start', none) and var('backfill_end', none) -%}
+    {%- set filtered = state is not none and as_of_text >= state.as_of[:19] and not backfill -%}
+    {%- set keys_sql -%}
+        {%- if filtered -%}
+        {%- set since = "cast('" ~ state.seen_through ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
+        {%- set previous_as_of = "cast('" ~ state.as_of ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
+        {%- set changed -%}
+            select * from {{ events }}
+            where
+                occurred_at <= {{ as_of() }}
+                and (
+                    loaded_at > {{ since }}
+                    or occurred_at > {{ previous_as_of }}
+                )
+        {%- endset -%}
+        {%- set changed_ids -%}
+            select anonymous_id from ({{ changed }}) as changed where anonymous_id is not null
+            union
+            select previous_id from ({{ changed }}) as changed where previous_id is not null
+        {%- endset -%}
+        {{ changed_ids }}
+        {%- if key_column == 'user_key' %}
+        union
+        select coalesce(changed.user_id, identity_map.user_id, changed.anonymous_id)
+        from ({{ changed }}) as changed
+        left join {{ identity_map }} as identity_map
+            on changed.anonymous_id = identity_map.anonymous_id
+        union
+        select user_id from {{ links }}
+        where anonymous_id in ({{ changed_ids }})
+        {%- endif %}
+        {%- endif -%}
+    {%- endset -%}
+    {{ return({'filtered': filtered, 'keys_sql': keys_sql}) }}
+{%- endmacro %}
+
+{% macro changed_staged_keys_pre_hook(key_column) -%}
+    {%- if is_incremental() -%}
+        {%- set refresh = changed_staged_keys(key_column) -%}
+        delete from {{ this }}
+        {%- if refresh.filtered %} where {{ key_column }} in ({{ refresh.keys_sql }}){% endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro incremental_watermark_ddl() -%}
     create table if not exists {{ incremental_watermarks_relation() }} (
         model_name {{ dbt.type_string() }},
-        stitched_through {{ dbt.type_timestamp() }},
+        seen_through {{ dbt.type_timestamp() }},
         as_of {{ dbt.type_timestamp() }}
     )
 {%- endmacro %}
@@ -123,4 +185,17 @@
         ('day', var('churn_recent_days')),
         ('day', var('churn_recent_days') + var('churn_baseline_days')),
     ]) }}
+{%- endmacro %}
+
+{% macro max_timestamp_literal(relation, column) -%}
+    {#- max(column) of relation as a timestamp literal, read when the model runs (1900-01-01
+        when empty): a literal, unlike a subquery, lets the scan skip older row groups -#}
+    {%- set value = none -%}
+    {%- if execute -%}
+        {%- set rows = run_query(
+            'select cast(max(' ~ column ~ ') as ' ~ dbt.type_string() ~ ') from ' ~ relation
+        ).rows -%}
+        {%- set value = rows[0][0] if rows | length > 0 else none -%}
+    {%- endif -%}
+    cast('{{ value if value is not none else "1900-01-01 00:00:00" }}' as {{ dbt.type_timestamp() }})
 {%- endmacro %}

@@ -30,14 +30,8 @@ events as (
         occurred_at <= {{ as_of() }}
         {%- if is_incremental() %}
         and (
-            loaded_at > (
-                select coalesce(max(loaded_at), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
-                from {{ this }}
-            )
-            or occurred_at > (
-                select coalesce(max(occurred_at), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
-                from {{ this }}
-            )
+            loaded_at > {{ max_timestamp_literal(this, 'loaded_at') }}
+            or occurred_at > {{ max_timestamp_literal(this, 'occurred_at') }}
             -- a backfill re-stitches every event of its day
             or {{ backfill_window_condition('occurred_at') }}
         )

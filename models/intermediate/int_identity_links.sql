@@ -1,9 +1,38 @@
+{#-
+  Every observed anonymousId -> userId link with its first evidence. Incremental by changed
+  anonymous ids (macros/incremental_refresh.sql): a run recomputes the links of the anonymous
+  (and alias previous) ids of events staged or revealed by as_of since its last run.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ changed_staged_keys_pre_hook('anonymous_id') }}",
+        post_hook=changed_keys_post_hooks('stg_events', 'loaded_at')
+    )
+}}
+{%- set refresh = changed_staged_keys('anonymous_id') %}
+
 with
 
+{% if refresh.filtered -%}
+changed_ids as (
+
+    {{ refresh.keys_sql }}
+
+),
+
+{% endif -%}
 events as (
 
     select * from {{ ref('stg_events') }}
     where occurred_at <= {{ as_of() }}
+    {%- if refresh.filtered %}
+        and (
+            anonymous_id in (select anonymous_id from changed_ids)
+            or previous_id in (select anonymous_id from changed_ids)
+        )
+    {%- endif %}
 
 ),
 
@@ -78,7 +107,12 @@ final as (
         link_source as first_link_source,
         evidence_count
     from ranked
-    where evidence_rank = 1
+    where
+        evidence_rank = 1
+        {%- if refresh.filtered %}
+        -- an alias event read for its own anonymous id may name another previous id
+        and anonymous_id in (select anonymous_id from changed_ids)
+        {%- endif %}
 
 )
 

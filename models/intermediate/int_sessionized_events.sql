@@ -19,7 +19,6 @@
 {%- set split_on_campaign = var('session_new_on_campaign_change', false) -%}
 {%- set max_seconds = var('session_max_duration_seconds', none) -%}
 
-{%- set early = "cast('1900-01-01' as " ~ dbt.type_timestamp() ~ ")" -%}
 {{
     config(
         materialized='incremental',
@@ -40,7 +39,7 @@ touched_devices as (
         min(occurred_at) as first_touched_at
     from {{ ref('int_events_stitched') }}
     where
-        stitched_at > (select coalesce(max(stitched_at), {{ early }}) from {{ this }})
+        stitched_at > {{ max_timestamp_literal(this, 'stitched_at') }}
         and (channel is null or channel not in {{ sql_list(var('session_excluded_channels')) }})
     group by device_id
 

@@ -1,5 +1,44 @@
+{#-
+  Each user's latest consent statement. Incremental by changed users
+  (macros/incremental_refresh.sql): a run recomputes the users of events staged or revealed
+  by as_of since its last run, and the former users of their anonymous ids.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ changed_staged_keys_pre_hook('user_key') }}",
+        post_hook=changed_keys_post_hooks('stg_events', 'loaded_at')
+    )
+}}
+{%- set refresh = changed_staged_keys('user_key') %}
+
 with
 
+identity_map as (
+
+    select * from {{ ref('int_identity_map') }}
+
+),
+
+{% if refresh.filtered -%}
+changed_keys as (
+
+    {{ refresh.keys_sql }}
+
+),
+
+changed_anonymous_ids as (
+
+    -- the anonymous ids whose events may be keyed to a changed user
+    select anonymous_id from identity_map
+    where user_id in (select * from changed_keys)
+    union
+    select * from changed_keys
+
+),
+
+{% endif -%}
 events as (
 
     -- every event, including those that deny analytics: they carry the consent state
@@ -7,12 +46,12 @@ events as (
     where
         occurred_at <= {{ as_of() }}
         and has_analytics_consent is not null
-
-),
-
-identity_map as (
-
-    select * from {{ ref('int_identity_map') }}
+        {%- if refresh.filtered %}
+        and (
+            user_id in (select * from changed_keys)
+            or anonymous_id in (select * from changed_anonymous_ids)
+        )
+        {%- endif %}
 
 ),
 
@@ -49,7 +88,11 @@ final as (
         occurred_at as consent_stated_at,
         message_id as consent_message_id
     from ranked
-    where recency_rank = 1
+    where
+        recency_rank = 1
+        {%- if refresh.filtered %}
+        and user_key in (select * from changed_keys)
+        {%- endif %}
 
 )
 

@@ -42,12 +42,12 @@
 with
 
 {% if is_incremental() -%}
-new_message_ids as (
+new_rows as (
 
     -- the high-water mark is the load time (loaded_at), never occurred_at: a client clock
     -- far in the future cannot stall it
-    select distinct message_id from {{ source('raw', 'events') }}
-    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    select * from {{ source('raw', 'events') }}
+    where loaded_at > {{ max_timestamp_literal(this, 'loaded_at') }}
         -- a backfill re-stages its day (by client or receive time, a day either side:
         -- re-staging an extra row is harmless, missing one is not)
         or {{ backfill_window_condition('coalesce(occurred_at, received_at)', pad_days=1) }}
@@ -55,11 +55,25 @@ new_message_ids as (
 
 ),
 
+copied_ids as (
+
+    -- messages of new rows with another raw row (normally none: the loader keeps message_id
+    -- unique); found on the narrow message_id column, so raw payloads are read only for them
+    select message_id from {{ source('raw', 'events') }}
+    where message_id in (select message_id from new_rows)
+    group by message_id
+    having count(*) > 1
+
+),
+
 events as (
 
     -- every raw row of those messages, including copies loaded earlier (the earliest wins)
+    select * from new_rows
+    where message_id not in (select message_id from copied_ids)
+    union all
     select * from {{ source('raw', 'events') }}
-    where message_id in (select message_id from new_message_ids)
+    where message_id in (select message_id from copied_ids)
 
 ),
 {%- else -%}
