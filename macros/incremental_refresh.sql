@@ -48,7 +48,7 @@
     {{ return(none) }}
 {%- endmacro %}
 
-{% macro changed_keys(key_column, windows=[]) -%}
+{% macro changed_keys(key_column, windows=[], via_sessions=false) -%}
     {#- {filtered, keys_sql}: keys_sql selects the keys to refresh when filtered -#}
     {%- set events = ref('int_events_stitched') -%}
     {%- set links = ref('int_identity_links') -%}
@@ -70,6 +70,12 @@
         select user_id from {{ links }}
         where anonymous_id in (select anonymous_id from {{ events }} where stitched_at > {{ since }})
         {%- endif %}
+        {%- if via_sessions %}
+        -- re-sessionizing a device can move session starts of its other users' events
+        union
+        select user_key from {{ ref('int_sessionized_events') }}
+        where device_id in (select device_id from {{ events }} where stitched_at > {{ since }})
+        {%- endif %}
         {%- if windows | length > 0 and as_of_text != state.as_of[:19] %}
         -- events that left a window as as_of moved forward
         union
@@ -86,10 +92,10 @@
     {{ return({'filtered': filtered, 'keys_sql': keys_sql}) }}
 {%- endmacro %}
 
-{% macro changed_keys_pre_hook(key_column, windows=[]) -%}
+{% macro changed_keys_pre_hook(key_column, windows=[], via_sessions=false) -%}
     {#- the pre-hook: delete the rows of the keys to refresh (all rows when not filtered) -#}
     {%- if is_incremental() -%}
-        {%- set refresh = changed_keys(key_column, windows) -%}
+        {%- set refresh = changed_keys(key_column, windows, via_sessions) -%}
         delete from {{ this }}
         {%- if refresh.filtered %} where {{ key_column }} in ({{ refresh.keys_sql }}){% endif -%}
     {%- else -%}

@@ -1,11 +1,28 @@
-{%- set email_key = 'coalesce(campaign_id, message_id)' -%}
+{#-
+  Each user's last N deliveries and how many were opened. Incremental by changed users
+  (macros/incremental_refresh.sql).
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ changed_keys_pre_hook('user_key') }}",
+        post_hook=changed_keys_post_hooks()
+    )
+}}
+{%- set refresh = changed_keys('user_key') %}
+{%- set email_key = 'coalesce(campaign_id, message_id)' %}
 
 with
 
 events as (
 
     select * from {{ ref('int_events_stitched') }}
-    where event_type in ('email_delivered', 'email_open')
+    where
+        event_type in ('email_delivered', 'email_open')
+        {%- if refresh.filtered %}
+        and user_key in ({{ refresh.keys_sql }})
+        {%- endif %}
 
 ),
 

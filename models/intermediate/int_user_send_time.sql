@@ -1,16 +1,46 @@
+{#-
+  Each user's preferred engagement hour and weekday. Incremental by changed users
+  (macros/incremental_refresh.sql), including every user of a re-sessionized device.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ changed_keys_pre_hook('user_key', via_sessions=true) }}",
+        post_hook=changed_keys_post_hooks()
+    )
+}}
+{%- set refresh = changed_keys('user_key', via_sessions=true) %}
+
 with
 
+{% if refresh.filtered -%}
+changed_keys as (
+
+    {{ refresh.keys_sql }}
+
+),
+
+{% endif -%}
 events as (
 
     select * from {{ ref('int_events_stitched') }}
-    where event_type in ('email_open', 'email_click')
+    where
+        event_type in ('email_open', 'email_click')
+        {%- if refresh.filtered %}
+        and user_key in (select * from changed_keys)
+        {%- endif %}
 
 ),
 
 session_starts as (
 
     select * from {{ ref('int_sessionized_events') }}
-    where is_session_start
+    where
+        is_session_start
+        {%- if refresh.filtered %}
+        and user_key in (select * from changed_keys)
+        {%- endif %}
 
 ),
 
