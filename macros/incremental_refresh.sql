@@ -48,7 +48,7 @@
     {{ return(none) }}
 {%- endmacro %}
 
-{% macro changed_keys(key_column, windows=[], via_sessions=false) -%}
+{% macro changed_keys(key_column, windows=[]) -%}
     {#- {filtered, keys_sql}: keys_sql selects the keys to refresh when filtered -#}
     {#- refs only at parse time (dependencies) and in incremental runs: a unit test supplies
         just the model's own inputs -#}
@@ -66,19 +66,15 @@
         select {{ key_column }} from {{ events }}
         where stitched_at > {{ since }}
         {%- if key_column == 'user_key' %}
-        -- a re-stitched event leaves its former key: its anonymous id, or a user it linked to
+        -- a re-stitched event leaves its former key: its anonymous id, or a user it linked
+        -- to. These also cover every user of a re-sessionized device: each event naming a
+        -- user on a device is link evidence for the device's anonymous id.
         union
         select anonymous_id from {{ events }}
         where stitched_at > {{ since }} and anonymous_id is not null
         union
         select user_id from {{ links }}
         where anonymous_id in (select anonymous_id from {{ events }} where stitched_at > {{ since }})
-        {%- endif %}
-        {%- if via_sessions %}
-        -- re-sessionizing a device can move session starts of its other users' events
-        union
-        select user_key from {{ ref('int_sessionized_events') }}
-        where device_id in (select device_id from {{ events }} where stitched_at > {{ since }})
         {%- endif %}
         {%- if windows | length > 0 and as_of_text != state.as_of[:19] %}
         -- events that left a window as as_of moved forward
@@ -96,10 +92,10 @@
     {{ return({'filtered': filtered, 'keys_sql': keys_sql}) }}
 {%- endmacro %}
 
-{% macro changed_keys_pre_hook(key_column, windows=[], via_sessions=false) -%}
+{% macro changed_keys_pre_hook(key_column, windows=[]) -%}
     {#- the pre-hook: delete the rows of the keys to refresh (all rows when not filtered) -#}
     {%- if is_incremental() -%}
-        {%- set refresh = changed_keys(key_column, windows, via_sessions) -%}
+        {%- set refresh = changed_keys(key_column, windows) -%}
         delete from {{ this }}
         {%- if refresh.filtered %} where {{ key_column }} in ({{ refresh.keys_sql }}){% endif -%}
     {%- else -%}

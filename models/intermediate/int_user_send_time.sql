@@ -1,16 +1,16 @@
 {#-
   Each user's preferred engagement hour and weekday. Incremental by changed users
-  (macros/incremental_refresh.sql), including every user of a re-sessionized device.
+  (macros/incremental_refresh.sql); its keys include every user of a re-sessionized device.
 -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ changed_keys_pre_hook('user_key', via_sessions=true) }}",
+        pre_hook="{{ changed_keys_pre_hook('user_key') }}",
         post_hook=changed_keys_post_hooks()
     )
 }}
-{%- set refresh = changed_keys('user_key', via_sessions=true) %}
+{%- set refresh = changed_keys('user_key') %}
 
 with
 
