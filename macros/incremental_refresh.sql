@@ -95,12 +95,15 @@
 {% macro changed_keys_pre_hook(key_column, windows=[]) -%}
     {#- the pre-hook: delete the rows of the keys to refresh (all rows when not filtered) -#}
     {%- if is_incremental() -%}
-        {%- set refresh = changed_keys(key_column, windows) -%}
-        delete from {{ this }}
-        {%- if refresh.filtered %} where {{ key_column }} in ({{ refresh.keys_sql }}){% endif -%}
+        {{ delete_changed_keys(changed_keys(key_column, windows), key_column) }}
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+{% macro delete_changed_keys(refresh, key_column) -%}
+    delete from {{ this }}
+    {%- if refresh.filtered %} where {{ key_column }} in ({{ refresh.keys_sql }}){% endif -%}
 {%- endmacro %}
 
 {% macro changed_keys_post_hooks(source_model='int_events_stitched', column='stitched_at') -%}
@@ -164,9 +167,7 @@
 
 {% macro changed_staged_keys_pre_hook(key_column) -%}
     {%- if is_incremental() -%}
-        {%- set refresh = changed_staged_keys(key_column) -%}
-        delete from {{ this }}
-        {%- if refresh.filtered %} where {{ key_column }} in ({{ refresh.keys_sql }}){% endif -%}
+        {{ delete_changed_keys(changed_staged_keys(key_column), key_column) }}
     {%- else -%}
         select 1
     {%- endif -%}
