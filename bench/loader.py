@@ -3,7 +3,7 @@
 `python -m bench.loader [--events N]`: generates N events (ewh.generator, one file), then times
 1. read_json: `create table as select * from read_json(file)` into a fresh DuckDB file, and
 2. `ewh load`: ewh.loader.load_files into a fresh warehouse (checksum, contract check in SQL,
-   dedupe, rejections, manifest: everything a real load does).
+   dedupe, rejections, manifest: everything a real load does), with the reader it chose.
 Prints a table and the ratio (loader throughput / read_json throughput; target >= 0.8) and
 writes bench/results/loader.json.
 """
@@ -16,6 +16,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -43,21 +44,21 @@ def _time_read_json(path: Path, db: Path) -> float:
     return time.perf_counter() - started
 
 
-def _time_loader(path: Path, db: Path) -> tuple[float, int]:
+def _time_loader(path: Path, db: Path) -> tuple[float, int, str | None]:
     started = time.perf_counter()
     [result] = load_files([path], db)
-    return time.perf_counter() - started, result.rows_loaded
+    return time.perf_counter() - started, result.rows_loaded, result.reader
 
 
-def run(events: int) -> dict[str, float]:
+def run(events: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ewh-bench-loader-") as tmp:
         folder = Path(tmp)
         path = _dataset(folder, events)
         size_mb = path.stat().st_size / 1e6
         baseline = _time_read_json(path, folder / "read_json.duckdb")
-        ours, loaded = _time_loader(path, folder / "warehouse.duckdb")
+        ours, loaded, reader = _time_loader(path, folder / "warehouse.duckdb")
     result = {
-        "events": events, "file_mb": round(size_mb, 1), "rows_loaded": loaded,
+        "events": events, "file_mb": round(size_mb, 1), "rows_loaded": loaded, "reader": reader,
         "read_json_s": round(baseline, 3), "loader_s": round(ours, 3),
         "read_json_events_per_s": round(events / baseline),
         "loader_events_per_s": round(events / ours),
@@ -71,7 +72,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
     r = run(args.events)
-    print(f"loader bench: {r['events']:,} events, {r['file_mb']} MB NDJSON")
+    print(f"loader bench: {r['events']:,} events, {r['file_mb']} MB NDJSON "
+          f"(ewh load read it with: {r['reader']})")
     print(f"{'':<12}{'seconds':>10}{'events/s':>14}{'MB/s':>10}")
     for name, key in (("read_json", "read_json"), ("ewh load", "loader")):
         seconds = r[f"{key}_s"]

@@ -1,13 +1,19 @@
 """The event contract in SQL: the rules of ewh.contract_rules as one DuckDB query.
 
-The loader runs this query over a chunk of raw records so parsing and validation happen inside
-DuckDB (vectorized, on every core) instead of once per record in Python. It gives the same
-reason, field and detail as ewh.contract, because both are built from the same compiled schema
-rules and the same sentence templates; tests/unit/test_contract_differential.py proves it.
+The loader runs this query over raw records so parsing and validation happen inside DuckDB
+(vectorized, on every core) instead of once per record in Python. It gives the same reason,
+field and detail as ewh.contract, because both are built from the same compiled schema rules and
+the same sentence templates; tests/unit/test_contract_differential.py proves it.
 
-Input: a relation with `record_number BIGINT, line BLOB`. Parameters: `$source_prefix` (the
-record's source is `<prefix>:<record_number>`) and `$received_default` (naive UTC timestamp for
-messages without receivedAt). The connection must have TimeZone set to UTC.
+Two entry points share one verdict query:
+- `check_query(relation)`: input `record_number BIGINT, line BLOB, n_bytes INT, suspect BOOL`
+  (ewh.record_readers); output OUTPUT_COLUMNS. Parameters: `$source_prefix` (the record's source
+  is `<prefix>:<record_number>`) and `$received_default`.
+- `verdict_query(lines)`: input `txt VARCHAR, raw, n_bytes INT, suspect BOOL` and passthrough,
+  in file order; output VERDICT_COLUMNS, without source or detail, so it can stream straight from
+  a file scan before line numbers exist. `detail_sql` adds the detail once the source is known.
+  Parameter: `$received_default`.
+The connection must have TimeZone set to UTC.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ from ewh.contract_rules import (
     load_contract,
 )
 
-OUTPUT_COLUMNS = ("record_number", "source", "raw_text", "reason", "field", "detail",
-                  "rejected_message_id", "message_id", "message_type", "event_name", "user_id",
+_VALUE_COLUMNS = ("rejected_message_id", "message_id", "message_type", "event_name", "user_id",
                   "anonymous_id", "occurred_at", "sent_at", "received_at", "payload")
+OUTPUT_COLUMNS = ("record_number", "source", "raw_text", "reason", "field", "detail",
+                  *_VALUE_COLUMNS)
+# detail_tail: the detail after "Record <source> (messageId <id>): ", see detail_sql.
+VERDICT_COLUMNS = ("raw_text", "reason", "field", "detail_tail", *_VALUE_COLUMNS)
 _EVENT_COLUMNS = ("message_id", "event_name", "user_id", "anonymous_id", "occurred_at",
                   "sent_at", "received_at")
 _NUMBER_TYPES = ("BIGINT", "UBIGINT", "HUGEINT")
@@ -39,10 +48,12 @@ _NUMBER_TYPES = ("BIGINT", "UBIGINT", "HUGEINT")
 _STRICT_JSON_VIOLATION = r'^(?:[^"]|"(?:[^"\\]|\\.)*")*(?:,[ \t\n\r]*[\]}]|(?i:nan|inf))'
 
 
-# "Record <source> (messageId <id>): " -- only built inside a rejection's detail, so accepted
-# records never pay for it. messageId is field 1 (_Fields puts it right after type).
-_LABEL = ("('Record ' || src || case when t_1 = 'VARCHAR' and s_1 <> '' "
-          "then ' (messageId ' || s_1 || ')' else '' end || ': ')")
+def suspect_sql(text: str) -> str:
+    """SQL that is true for every text that may hold a token _STRICT_JSON_VIOLATION looks for
+    (and for some that do not): a comma before a closing bracket, or nan or inf in any case
+    (inf is found by its "nf": one regex with a literal to scan for each, the cheapest form)."""
+    return (rf"(regexp_matches({text}, ',[ \t\n\r]*[\]}}]') "
+            f"or regexp_matches({text}, 'n(?:an|f)', 'i'))")
 
 
 def _lit(text: str) -> str:
@@ -67,6 +78,7 @@ class _Fields:
         names = ["type"]
         objects: set[str] = set()
         self.datetimes: list[str] = []
+        self.matches: dict[tuple[str, str], str] = {}
         for tc in contract.types.values():
             for rule in tc.rules:
                 for name in (rule.members or (rule.field,)):
@@ -107,10 +119,21 @@ class _Fields:
         parts += [f"strs[{k + 1}] as {self.s(n)}" for k, n in enumerate(self.scalars)]
         return ",\n    ".join(parts)
 
+    def match(self, name: str, pattern: str) -> str:
+        """The column holding regexp_matches(field text, pattern): several checks read it, and
+        it is computed once (with the timestamps), not once per check."""
+        return self.matches.setdefault((name, pattern), f"m_{len(self.matches)}")
+
     def timestamps(self) -> str:
-        return ",\n    ".join(
-            f"case when {self.t(n)} = 'VARCHAR' then try_cast({self.s(n)} as timestamptz)"
-            f"::timestamp end as {self.ts(n)}" for n in self.datetimes)
+        """The stamped CTE's columns; call it after every match() call."""
+        # The instant as a naive UTC timestamp: its epoch microseconds, which is what ::timestamp
+        # gives under TimeZone UTC without the ICU time-zone conversion (half the cost).
+        stamps = [f"case when {self.t(n)} = 'VARCHAR' then make_timestamp(epoch_us("
+                  f"try_cast({self.s(n)} as timestamptz))) end as {self.ts(n)}"
+                  for n in self.datetimes]
+        matches = [f"regexp_matches({self.s(n)}, {_lit(pattern)}) as {column}"
+                   for (n, pattern), column in self.matches.items()]
+        return ",\n    ".join(stamps + matches)
 
 
 def _kind(t: str) -> str:
@@ -129,8 +152,8 @@ def _show(t: str, q: str) -> str:
 
 
 def _refuse(reason: str, field: str, expectation_sql: str) -> str:
-    detail = f"{_LABEL} || {_lit(f'field `{field}` ')} || {expectation_sql}"
-    return f"{{'reason': {_lit(reason)}, 'field': {_lit(field)}, 'detail': {detail}}}"
+    tail = f"{_lit(f'field `{field}` ')} || {expectation_sql}"
+    return f"{{'reason': {_lit(reason)}, 'field': {_lit(field)}, 'tail': {tail}}}"
 
 
 def _missing(t: str) -> str:
@@ -145,7 +168,7 @@ def _integral_double(t: str, s: str) -> str:
 def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
     if rule.kind == "identity_group":
         present = " or ".join(
-            f"({f.t(m)} = 'VARCHAR' and regexp_matches({f.s(m)}, {_lit(rule.pattern or '')})) "
+            f"({f.t(m)} = 'VARCHAR' and {f.match(m, rule.pattern or '')}) "
             f"or {_one_of(f.t(m), (*_NUMBER_TYPES, 'DOUBLE'))}" for m in rule.members)
         members = " or ".join(rule.members)
         return [(f"not coalesce({present}, false)", _refuse(
@@ -181,24 +204,68 @@ def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
     raise AssertionError(f"unknown rule kind {rule.kind}")  # pragma: no cover
 
 
+def _passes(rule: FieldRule, f: _Fields) -> str:
+    """A cheap condition under which none of `_conditions(rule)` holds (the converse need not
+    hold: a record that fails it only goes through the full checks)."""
+    if rule.kind == "identity_group":
+        return "(" + " or ".join(
+            f"({f.t(m)} = 'VARCHAR' and {f.match(m, rule.pattern or '')})"
+            for m in rule.members) + ")"
+    t, s = f.t(rule.field), f.s(rule.field)
+    if rule.kind == "required_string":
+        return f"({t} = 'VARCHAR' and {s} <> '')"
+    if rule.kind in ("identity", "optional_string"):
+        return f"({t} is null or {t} = 'VARCHAR' or {t} = 'NULL')"
+    if rule.kind == "object":
+        return f"({t} is null or {t} = 'OBJECT' or {t} = 'NULL')"
+    if rule.kind == "datetime":
+        return (f"({_missing(t)} or ({f.ts(rule.field)} is not null "
+                f"and regexp_full_match({s}, {_lit(rule.pattern or '')})))")
+    raise AssertionError(f"unknown rule kind {rule.kind}")  # pragma: no cover
+
+
+def _plainly_valid(contract: Contract, f: _Fields) -> str:
+    """A condition under which no check of the CASE fires: one AND of simple tests, where the
+    CASE runs about twenty coalesced clauses on every row. Almost every record meets it, so the
+    CASE proper only runs on the few others."""
+    types_of: dict[str, list[str]] = {}
+    for name, tc in contract.types.items():
+        limit = tc.future.hours * 3600 * 1_000_000
+        for test in [*(_passes(rule, f) for rule in tc.rules),
+                     f"coalesce(ahead_us <= {limit}, true)"]:
+            types_of.setdefault(test, []).append(name)
+    tests = [f"n_bytes <= {contract.max_bytes}", "j is not null", "root_kind = 'OBJECT'",
+             "t_0 = 'VARCHAR'", _one_of("s_0", contract.message_types)]
+    for test, names in types_of.items():
+        others = [n for n in contract.types if n not in names]
+        tests.append(f"({_one_of('s_0', others)} or {test})" if others else test)
+    return "\n        and ".join(tests)
+
+
 def _column_value(rule: FieldRule, f: _Fields) -> str:
     t, s = f.t(rule.field), f.s(rule.field)
     if rule.kind == "datetime":
         return f.ts(rule.field)
     if rule.kind == "identity":
-        return (f"(case when {t} = 'VARCHAR' then (case when regexp_matches({s}, "
-                f"{_lit(rule.pattern or '')}) then {s} end) "
+        return (f"(case when {t} = 'VARCHAR' then (case when "
+                f"{f.match(rule.field, rule.pattern or '')} then {s} end) "
                 f"when {_one_of(t, _NUMBER_TYPES)} then {s} "
                 f"when {t} = 'DOUBLE' then try_cast(try_cast({s} as double) as hugeint)::varchar "
                 f"end)")
     return f"(case when {t} = 'VARCHAR' then {s} end)"
 
 
-def _by_type(per_type: dict[str, str]) -> str:
-    """One expression per distinct SQL, guarded by the message types that use it."""
+def _by_type(per_type: dict[str, str], all_types: int) -> str:
+    """One expression per distinct SQL, guarded by the message types that use it.
+
+    An expression every type shares needs no guard: only rows of a known type are accepted or
+    reach the future check, the one check that reads these columns.
+    """
     groups: dict[str, list[str]] = {}
     for name, sql in per_type.items():
         groups.setdefault(sql, []).append(name)
+    if len(groups) == 1 and len(per_type) == all_types:
+        return f"({next(iter(groups))})"
     whens = " ".join(f"when {_one_of('s_0', names)} then {sql}" for sql, names in groups.items())
     return f"(case {whens} end)" if whens else "null"
 
@@ -242,11 +309,7 @@ def _type_clauses(tc: TypeContract, f: _Fields) -> list[tuple[str, str]]:
     return clauses
 
 
-@cache
-def check_query(relation: str, version: str = "v1") -> str:
-    """SELECT every record of `relation` with its rejection (or NULLs) and its event columns."""
-    contract = load_contract(version)
-    f = _Fields(contract)
+def _event_columns(contract: Contract, f: _Fields) -> dict[str, str]:
     columns: dict[str, str] = {}
     for column in _EVENT_COLUMNS:
         per_type = {}
@@ -254,30 +317,63 @@ def check_query(relation: str, version: str = "v1") -> str:
             rule = next((r for r in tc.rules if r.column == column), None)
             if rule is not None:
                 per_type[name] = _column_value(rule, f)
-        columns[column] = _by_type(per_type)
+        columns[column] = _by_type(per_type, len(contract.types))
+    return columns
+
+
+def detail_sql(source: str) -> str:
+    """The full detail of a verdict row, given the SQL of its source: the label
+    "Record <source> (messageId <id>): " then the tail. Only rejected rows have one."""
+    return (f"('Record ' || {source} || coalesce(' (messageId ' || rejected_message_id || ')', '')"
+            " || ': ' || detail_tail)")
+
+
+@cache
+def check_query(relation: str, version: str = "v1") -> str:
+    """SELECT every record of `relation` with its rejection (or NULLs) and its event columns."""
+    lines = (f"select record_number, try(decode(line)) as txt, line as raw, n_bytes, "
+             f"coalesce(suspect, true) as suspect from {relation}")
+    values = ", ".join(_VALUE_COLUMNS)
+    return f"""
+select record_number, source, raw_text, reason, field, {detail_sql("source")} as detail, {values}
+from (select $source_prefix || ':' || record_number as source, *
+      from ({verdict_query(lines, ("record_number",), version)}))
+"""
+
+
+@cache
+def verdict_query(lines: str, passthrough: tuple[str, ...] = (), version: str = "v1") -> str:
+    """SELECT the verdict (VERDICT_COLUMNS, after `passthrough`) of every row of `lines`.
+
+    `lines` has `txt` (the record as text, NULL when it is not UTF-8), `raw` (the record as read,
+    shown as raw_text when txt is NULL), `n_bytes` and `suspect` (may hold a token DuckDB's
+    lenient parser accepts, see _STRICT_JSON_VIOLATION). Rows keep their order.
+    """
+    contract = load_contract(version)
+    f = _Fields(contract)
+    columns = _event_columns(contract, f)
+    plainly_valid, merged_checks = _plainly_valid(contract, f), _merged_checks(contract, f)
     type_list = ", ".join(contract.message_types)
     kind0 = _kind("root_kind")
+    kept = "".join(f"{c}, " for c in passthrough)
     return f"""
-with lines as (
-  select record_number, line, n_bytes, coalesce(suspect, true) as suspect,
-         try(decode(line)) as txt,
-         $source_prefix || ':' || record_number as src
-  from {relation}
-),
-parsed as (
-  -- CASE, not AND: DuckDB evaluates both sides of an AND on every row, a CASE branch only
-  -- on the rows that reach it, so the slow regex runs on suspect records alone.
-  select *, case when n_bytes > {contract.max_bytes} or not json_valid(txt) then null
+with parsed as (
+  -- CASE, not AND: a CASE branch only runs on the rows that reach it, so oversize records are
+  -- never parsed and the slow strict regex only runs on suspect records. json_type fails on
+  -- text that is not JSON: a record shaped like an object ({...}) goes straight to it, under
+  -- TRY (a failure redoes that vector row by row, which is rare); any other record is first
+  -- tested by json_valid, a second parse the usual record does not need.
+  select *, case when n_bytes > {contract.max_bytes} then null
                  when suspect and regexp_matches(txt, {_lit(_STRICT_JSON_VIOLATION)}) then null
-                 else txt end as j
-  from lines
-),
-typed as (
-  select *, json_type(j, {f.kinds()}) as kinds from parsed
+                 when prefix(txt, '{{') and suffix(txt, '}}') then try(json_type(txt, {f.kinds()}))
+                 when json_valid(txt) then json_type(txt, {f.kinds()})
+            end as kinds
+  from ({lines})
 ),
 extracted as (
-  select *, case when kinds[1] = 'OBJECT' then json_extract_string(j, {f.strings()}) end as strs
-  from typed
+  select *, case when kinds is not null then txt end as j,
+         case when kinds[1] = 'OBJECT' then json_extract_string(txt, {f.strings()}) end as strs
+  from parsed
 ),
 fields as (
   select *, kinds[1] as root_kind,
@@ -314,28 +410,27 @@ skew as (
 checked as (
   select *,
     case
+      when {plainly_valid} then null
       when n_bytes > {contract.max_bytes} then {{'reason': 'oversize', 'field': null::varchar,
-        'detail': 'Record ' || src || ': is ' || n_bytes || ' bytes, expected at most '
-                  || '{contract.max_bytes} bytes per message.'}}
+        'tail': 'is ' || n_bytes || ' bytes, expected at most '
+                || '{contract.max_bytes} bytes per message.'}}
       when j is null then {{'reason': 'invalid_json', 'field': null::varchar,
-        'detail': 'Record ' || src || ': is not valid JSON, expected one JSON object.'}}
+        'tail': 'is not valid JSON, expected one JSON object.'}}
       when root_kind <> 'OBJECT' then {{'reason': 'not_an_object', 'field': null::varchar,
-        'detail': 'Record ' || src || ': is a JSON ' || {kind0} || ', expected a JSON object.'}}
+        'tail': 'is a JSON ' || {kind0} || ', expected a JSON object.'}}
       when t_0 is distinct from 'VARCHAR' or not {_one_of('s_0', contract.message_types)} then {{
         'reason': 'unknown_message_type', 'field': 'type',
-        'detail': {_LABEL} || 'field `type` is ' || {_show('t_0', f.q('type'))}
-                  || ', expected one of {type_list}.'}}
-      {_merged_checks(contract, f)}
+        'tail': 'field `type` is ' || {_show('t_0', f.q('type'))}
+                || ', expected one of {type_list}.'}}
+      {merged_checks}
     end as rejection
   from skew
 )
-select record_number, src as source,
+select {kept}
        -- Text is kept once: as raw_text when rejected, as payload when accepted.
-       case when rejection is not null
-            then coalesce(txt, line::varchar) end
-         as raw_text,
-       rejection.reason as reason, rejection.field as field, rejection.detail as detail,
-       rejected_message_id,
+       case when rejection is not null then coalesce(txt, raw::varchar) end as raw_text,
+       rejection.reason as reason, rejection.field as field, rejection.tail as detail_tail,
+       case when rejection is not null then rejected_message_id end as rejected_message_id,
        c_message_id as message_id, s_0 as message_type, c_event_name as event_name,
        c_user_id as user_id, c_anonymous_id as anonymous_id, c_occurred_at as occurred_at,
        c_sent_at as sent_at, c_received_at as received_at,

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import duckdb
+import pytest
 import requests
 from collector_process import WRITE_KEY, running_collector, start_collector
 
@@ -99,32 +100,45 @@ def test_kill_9_of_the_collector_mid_stream_loses_no_acknowledged_event(tmp_path
         assert con.execute("select count(*) from raw.events_rejected").fetchone() == (0,)
 
 
+# The child stops mid-file, records inserted but not committed, and waits to be killed: after
+# its fourth chunk (exact reader), or after the whole file's rows are in (DuckDB reader).
 _LOADER_CHILD = """
-import sys
+import sys, time
 import ewh.loader as loader
-original = loader.read_records
-def traced(path, size):
-    for number, chunk in enumerate(original(path, size)):
-        if number == 3:
-            print("mid-file", flush=True)
-        yield chunk
-loader.read_records = traced
-loader.load_files([sys.argv[1]], sys.argv[2], chunk_lines=2_000)
+if sys.argv[3] == "records":
+    original = loader.read_records
+    def traced(path, size):
+        for number, chunk in enumerate(original(path, size)):
+            if number == 3:
+                print("mid-file", flush=True)
+            yield chunk
+    loader.read_records = traced
+else:
+    inserted = loader._insert_checked
+    def traced(*args):
+        inserted(*args)
+        print("mid-file", flush=True)
+        time.sleep(60)
+    loader._insert_checked = traced
+loader.load_files([sys.argv[1]], sys.argv[2], chunk_lines=2_000,
+                  sql_reader=sys.argv[3] == "duckdb")
 print("finished", flush=True)
 """
 
 
+@pytest.mark.parametrize("reader", ["records", "duckdb"])
 def test_kill_9_of_the_loader_mid_file_leaves_nothing_and_the_rerun_loads_once(
-        tmp_path: Path) -> None:
+        tmp_path: Path, reader: str) -> None:
     path = tmp_path / "big.ndjson"
     ids = [f"m-{i}" for i in range(60_000)]
     path.write_text("".join(json.dumps({"type": "track", "messageId": m, "userId": "u",
                                         "event": "Signed Up"}) + "\n" for m in ids))
     warehouse = tmp_path / "warehouse.duckdb"
-    child = subprocess.Popen([sys.executable, "-c", _LOADER_CHILD, str(path), str(warehouse)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _LOADER_CHILD, str(path), str(warehouse), reader],
+        stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
-    assert child.stdout.readline().strip() == "mid-file"  # 6,000+ records are in, uncommitted
+    assert child.stdout.readline().strip() == "mid-file"  # records are in, uncommitted
     child.kill()
     child.wait(timeout=10)
     with duckdb.connect(str(warehouse)) as con:  # replays the WAL, if any

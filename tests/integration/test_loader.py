@@ -112,7 +112,8 @@ def test_a_repeated_message_id_in_a_file_is_a_duplicate_and_the_first_wins(
 def test_duplicates_are_found_across_chunks_of_one_file(tmp_path: Path, warehouse: Path) -> None:
     path = _write(tmp_path / "f.ndjson", _line("m-1"), _line("m-2"), _line("m-3"), _line("m-1"),
                   _line("m-2"))
-    [result] = load_files([path], warehouse, chunk_lines=2)
+    # The exact reader streams NDJSON in chunks (DuckDB's reader checks the file at once).
+    [result] = load_files([path], warehouse, chunk_lines=2, sql_reader=False)
     assert (result.rows_loaded, result.rows_duplicate) == (3, 2)
 
 

@@ -98,7 +98,7 @@ def test_a_file_is_streamed_in_chunks_and_counts_reconcile(tmp_path: Path) -> No
     lines = [json.dumps(_msg(f"s-{i % 900}")) for i in range(1_000)]  # 100 repeats
     lines[500] = "{broken"
     path.write_text("\n".join(lines) + "\n")
-    [result] = load_files([path], tmp_path / "w.duckdb", chunk_lines=64)
+    [result] = load_files([path], tmp_path / "w.duckdb", chunk_lines=64, sql_reader=False)
     # Lines 0..899 carry s-0..s-899, lines 900..999 repeat s-0..s-99. Line 500 is broken, and
     # s-500 appears nowhere else: loaded 900 - 1 = 899, duplicates 100, rejected 1.
     assert (result.rows_read, result.rows_rejected) == (1_000, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -25,7 +26,8 @@ from ewh.contract_rules import (
     load_contract,
     schema_documents,
 )
-from ewh.contract_sql import check_query
+from ewh.contract_sql import check_query, detail_sql, verdict_query
+from ewh.loader import NDJSON_LINES
 from ewh.record_readers import _record_table, _split_lines
 
 RECEIVED_DEFAULT = datetime(2026, 10, 1, 12, 30)
@@ -95,6 +97,9 @@ def _corpus() -> list[str]:
         '{"type":"track","messageId":"m","userId":"u","event":"E","properties":{"a":inf}}',
         '{"type":"track","messageId":"m","userId":"u","event":"E" , "p":[nan , 1]}',
         '{"type":"track","messageId":"m","userId":"u","event":"E","p":{"a":[1,2] ,\n}}',
+        # shaped like an object, but not JSON
+        '{"type":"track","messageId":"m" "userId":"u"}', '{"type":"track",,"messageId":"m"}',
+        '{"type":"track","messageId":"m","userId":"u","event":"E"}}', "{}}", "{",
         # not_an_object
         "[1, 2]", '"a string"', "42", "null", "true", "[]",
         # unknown_message_type
@@ -137,20 +142,36 @@ def _corpus() -> list[str]:
 CORPUS = _corpus()
 
 
-def _sql_results(lines: list[str], *, as_ndjson: bool = False) -> list[tuple[Any, ...]]:
-    """The SQL verdicts, on records as the loader reads them: one by one (suspect unknown), or
-    split from an NDJSON block (suspect computed), which must not change any verdict."""
+def _sql_results(lines: list[str], *, read_as: str = "records",
+                 tmp_path: Path | None = None) -> list[tuple[Any, ...]]:
+    """The SQL verdicts, on records as the loader reads them: one by one (suspect unknown),
+    split from an NDJSON block by ewh.record_readers (suspect computed), or read from an NDJSON
+    file by DuckDB (suspect found in SQL). None of the three may change any verdict."""
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    if as_ndjson:
+    params = {"source_prefix": PREFIX, "received_default": RECEIVED_DEFAULT}
+    if read_as == "duckdb":
+        assert tmp_path is not None
+        path = tmp_path / "corpus.ndjson"
+        path.write_bytes(b"".join(line.encode() + b"\n" for line in lines))
+        verdicts = verdict_query(NDJSON_LINES, ("blank",))
+        source = f"'{PREFIX}:' || n"
+        rows = con.execute(
+            f"select n, {source}, raw_text, reason, field, {detail_sql(source)}, "
+            "rejected_message_id, message_id, message_type, event_name, user_id, anonymous_id, "
+            "occurred_at, sent_at, received_at, payload "
+            f"from (select row_number() over () as n, * from ({verdicts})) where not blank",
+            {"path": str(path), "received_default": RECEIVED_DEFAULT}).fetchall()
+        con.close()
+        return rows
+    if read_as == "ndjson_block":
         block = b"".join(line.encode() + b"\n" for line in lines)
         chunk, _ = _split_lines(block, 0)
         assert chunk.num_rows == len(lines)  # no corpus line is blank
     else:
         chunk = _record_table(list(range(1, len(lines) + 1)), [line.encode() for line in lines])
     con.register("chunk", chunk)
-    rows = con.execute(check_query("chunk") + " order by record_number",
-                       {"source_prefix": PREFIX, "received_default": RECEIVED_DEFAULT}).fetchall()
+    rows = con.execute(check_query("chunk") + " order by record_number", params).fetchall()
     con.close()
     return rows
 
@@ -172,11 +193,12 @@ def _sql_view(row: tuple[Any, ...]) -> tuple[Any, ...]:
             occurred_at, sent_at, received_at, payload)
 
 
-@pytest.mark.parametrize("as_ndjson", [False, True], ids=["records", "ndjson_block"])
-def test_sql_and_python_validators_agree_on_every_record_of_the_corpus(as_ndjson: bool) -> None:
-    # An NDJSON block cannot hold a blank record or one with a raw newline.
-    lines = [x for x in CORPUS if x.strip() and "\n" not in x] if as_ndjson else CORPUS
-    rows = _sql_results(lines, as_ndjson=as_ndjson)
+@pytest.mark.parametrize("read_as", ["records", "ndjson_block", "duckdb"])
+def test_sql_and_python_validators_agree_on_every_record_of_the_corpus(
+        read_as: str, tmp_path: Path) -> None:
+    # An NDJSON file cannot hold a blank record or one with a raw newline.
+    lines = [x for x in CORPUS if x.strip() and "\n" not in x] if read_as != "records" else CORPUS
+    rows = _sql_results(lines, read_as=read_as, tmp_path=tmp_path)
     disagreements = []
     for number, (line, row) in enumerate(zip(lines, rows, strict=True), start=1):
         python = _python_view(validate_text(line.encode(), f"{PREFIX}:{number}", RECEIVED_DEFAULT))
