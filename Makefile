@@ -37,7 +37,7 @@ bench: setup
 
 .PHONY: bench-large
 bench-large: setup
-	$(BIN)/python -m bench.run --sizes 50000000 --memory-limit 8GB --out bench/results/large.json
+	$(BIN)/python -m bench.run --sizes 50000000 --memory-limit 16GB --out bench/results/large.json
 
 lint: setup
 	$(BIN)/ruff check ewh orchestration tests bench
