@@ -48,6 +48,23 @@
     {{ return(none) }}
 {%- endmacro %}
 
+{% macro refresh_run() -%}
+    {#- This run against the model's watermark: {filtered, since, previous_as_of, as_of_moved}.
+        Filtered (refresh only changed keys) when a watermark exists and as_of did not move
+        back; since and previous_as_of are the watermark's timestamps as SQL literals. -#}
+    {%- set state = read_incremental_watermark(model.name) if is_incremental() else none -%}
+    {%- set as_of_text = as_of_string() -%}
+    {%- if state is none or as_of_text < state.as_of[:19] -%}
+        {{ return({'filtered': false, 'since': none, 'previous_as_of': none, 'as_of_moved': true}) }}
+    {%- endif -%}
+    {{ return({
+        'filtered': true,
+        'since': "cast('" ~ state.seen_through ~ "' as " ~ dbt.type_timestamp() ~ ")",
+        'previous_as_of': "cast('" ~ state.as_of ~ "' as " ~ dbt.type_timestamp() ~ ")",
+        'as_of_moved': as_of_text != state.as_of[:19],
+    }) }}
+{%- endmacro %}
+
 {% macro changed_keys(key_column, windows=[]) -%}
     {#- {filtered, keys_sql}: keys_sql selects the keys to refresh when filtered -#}
     {#- refs only at parse time (dependencies) and in incremental runs: a unit test supplies
@@ -56,13 +73,10 @@
         {%- set events = ref('int_events_stitched') -%}
         {%- set links = ref('int_identity_links') -%}
     {%- endif -%}
-    {%- set state = read_incremental_watermark(model.name) if is_incremental() else none -%}
-    {%- set as_of_text = as_of_string() -%}
-    {%- set filtered = state is not none and as_of_text >= state.as_of[:19] -%}
+    {%- set run = refresh_run() -%}
+    {%- set filtered, since, previous_as_of = run.filtered, run.since, run.previous_as_of -%}
     {%- set keys_sql -%}
         {%- if filtered -%}
-        {%- set since = "cast('" ~ state.seen_through ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
-        {%- set previous_as_of = "cast('" ~ state.as_of ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
         select {{ key_column }} from {{ events }}
         where stitched_at > {{ since }}
         {%- if key_column == 'user_key' %}
@@ -76,7 +90,7 @@
         select user_id from {{ links }}
         where anonymous_id in (select anonymous_id from {{ events }} where stitched_at > {{ since }})
         {%- endif %}
-        {%- if windows | length > 0 and as_of_text != state.as_of[:19] %}
+        {%- if windows | length > 0 and run.as_of_moved %}
         -- events that left a window as as_of moved forward
         union
         select {{ key_column }} from {{ events }}
@@ -127,14 +141,12 @@
             {%- set links = ref('int_identity_links') -%}
         {%- endif -%}
     {%- endif -%}
-    {%- set state = read_incremental_watermark(model.name) if is_incremental() else none -%}
-    {%- set as_of_text = as_of_string() -%}
+    {%- set run = refresh_run() -%}
+    {#- a backfill re-stages rows without changing their loaded_at: refresh every key -#}
     {%- set backfill = var('backfill_start', none) and var('backfill_end', none) -%}
-    {%- set filtered = state is not none and as_of_text >= state.as_of[:19] and not backfill -%}
+    {%- set filtered, since, previous_as_of = run.filtered and not backfill, run.since, run.previous_as_of -%}
     {%- set keys_sql -%}
         {%- if filtered -%}
-        {%- set since = "cast('" ~ state.seen_through ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
-        {%- set previous_as_of = "cast('" ~ state.as_of ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
         {%- set changed -%}
             select * from {{ events }}
             where
