@@ -1,6 +1,6 @@
 {#-
   Every observed anonymousId -> userId link with its first evidence. Incremental by changed
-  anonymous ids (macros/incremental_refresh.sql): a run recomputes the links of the anonymous
+  anonymous ids (macros/incremental/incremental_refresh.sql): a run recomputes the links of the anonymous
   (and alias previous) ids of events staged or revealed by as_of since its last run.
 -#}
 {{

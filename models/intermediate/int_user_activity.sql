@@ -1,7 +1,7 @@
 {#-
   One pass over the behavioral events: every per-user count, sum and window feature that
   a plain aggregate can give. Windows are "the last N" = occurred_at > as_of - N.
-  Incremental by changed users (macros/incremental_refresh.sql): a run recomputes only the
+  Incremental by changed users (macros/incremental/incremental_refresh.sql): a run recomputes only the
   users whose events changed, or crossed one of the windows below as as_of moved.
 -#}
 {{

@@ -1,6 +1,6 @@
 {#-
   Each user's latest consent statement. Incremental by changed users
-  (macros/incremental_refresh.sql): a run recomputes the users of events staged or revealed
+  (macros/incremental/incremental_refresh.sql): a run recomputes the users of events staged or revealed
   by as_of since its last run, and the former users of their anonymous ids.
 -#}
 {{

@@ -1,6 +1,6 @@
 {#-
   Each user's last N deliveries and how many were opened. Incremental by changed users
-  (macros/incremental_refresh.sql).
+  (macros/incremental/incremental_refresh.sql).
 -#}
 {{
     config(

@@ -1,6 +1,6 @@
 {#-
   Each user's preferred engagement hour and weekday. Incremental by changed users
-  (macros/incremental_refresh.sql); its keys include every user of a re-sessionized device.
+  (macros/incremental/incremental_refresh.sql); its keys include every user of a re-sessionized device.
 -#}
 {{
     config(

@@ -1,5 +1,5 @@
 {#-
-  One row per session. Incremental by changed devices (macros/incremental_refresh.sql): a run
+  One row per session. Incremental by changed devices (macros/incremental/incremental_refresh.sql): a run
   recomputes every session of the devices whose events int_events_stitched (re)wrote since the
   last run, so merged, split and renumbered sessions are replaced whole.
 -#}

@@ -1,4 +1,7 @@
-{#- The canonical event types (PRODUCT.md). dim_users has one <type>_count column per type. -#}
+{#-
+  The canonical event types: what stg_events maps every Segment message to (via the
+  event_type_map seed), `other` when unmapped. dim_users has one <type>_count column per type.
+-#}
 {% macro canonical_event_types() -%}
     {{ return([
         'page_view', 'screen_view', 'click', 'video_play', 'search', 'product_view',

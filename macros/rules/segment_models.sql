@@ -1,6 +1,7 @@
 {#-
   Segment discovery. A segment is any enabled model whose yml carries `meta.segment`
-  (see models/segments/_segments__models.yml). Returns graph nodes, sorted by name.
+  (config.meta.segment in each models/segments/seg_<name>.yml, beside its .sql; see
+  models/segments/README.md). Returns graph nodes, sorted by name.
   The graph is only populated at execution time; at parse time this returns [].
 -#}
 {% macro segment_models() -%}
