@@ -1,14 +1,18 @@
-"""The file-mode GX project in ``expectations/``: open it, (re)write it, keep segments in sync.
+"""The file-mode GX project in ``expectations/``: open it, keep it in sync with the code.
+
+Only ``gx/great_expectations.yml`` (the datasource, its table assets, the stores, Data Docs)
+and the Data Docs CSS plugin are committed. Every suite, validation definition and
+checkpoint is generated from code (``suites.py``, ``catalog.py``) into ``gx/expectations/``,
+``gx/validation_definitions/`` and ``gx/checkpoints/`` (gitignored): each validation run
+writes what is missing or differs from the code (``sync_suites``) and unwires the segment
+suites no longer in the dbt manifest, writing only what changed. A fresh clone therefore
+validates as is; ``python -m ewh.quality.project`` writes the whole project ahead of a run.
 
 The committed ``great_expectations.yml`` holds the datasource with the connection string
 ``${EWH_GX_WAREHOUSE_URL}``; each run fills it through ``runtime_environment`` with the
 warehouse file in use, so no path is committed. The datasource opens DuckDB read-only, with
-a memory limit (``DUCKDB_CONNECT_ARGS``).
-
-Fixed suites change only when ``suites.py`` does: regenerate with
-``python -m ewh.quality.project``. Segment suites follow the dbt manifest: a run wires a new
-segment (table asset, suite, validation definition, checkpoint) and unwires a removed one,
-writing only what changed; commit those files like any generated artifact.
+a memory limit (``DUCKDB_CONNECT_ARGS``). GX writes ``gx/expectations/.ge_store_backend_id``
+itself when it is missing, from the yml's ``data_context_id``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from great_expectations.exceptions import DataContextError
 
 from ewh.paths import PROJECT_ROOT
 from ewh.quality import gx_duckdb_compat
-from ewh.quality.catalog import SEGMENT_KIND, SuiteSpec
+from ewh.quality.catalog import SEGMENT_KIND, TABLE_KIND, SuiteSpec
 
 PROJECT_DIR = PROJECT_ROOT / "expectations"
 DATASOURCE = "warehouse"
@@ -43,6 +47,10 @@ SAMPLE_SIZE = 5
 DUCKDB_CONNECT_ARGS = {"read_only": True, "config": {"memory_limit": "256MB"}}
 # Stored validation results and their Data Docs pages kept per suite (older ones are pruned).
 KEEP_RUNS = 30
+# The suites this module writes carry meta.kind; any other suite in the store is left alone.
+GENERATED_KINDS = (TABLE_KIND, SEGMENT_KIND)
+# The folders of gx/ they are written to, with GX's .ge_store_backend_id (all gitignored).
+GENERATED_DIRS = ("expectations", "validation_definitions", "checkpoints")
 
 
 def warehouse_url(warehouse_path: Path) -> str:
@@ -145,22 +153,27 @@ def _unwire(context: FileDataContext, datasource: Any, suite_name: str, table: s
 
 
 def _is_current(context: FileDataContext, spec: SuiteSpec) -> bool:
+    """Whether ``spec``'s suite, validation definition and checkpoint are all stored, the
+    suite as the code defines it."""
     try:
         stored = context.suites.get(spec.name)
+        context.validation_definitions.get(validation_definition_name(spec))
         context.checkpoints.get(checkpoint_name(spec))
-    except DataContextError:  # not stored yet
+    except DataContextError:  # not generated yet (a fresh clone), or deleted
         return False
     return _suite_json(stored) == _suite_json(gx_suite(spec))
 
 
-def sync_segments(
+def sync_suites(
     context: FileDataContext, specs: Iterable[SuiteSpec], existing_tables: set[str]
 ) -> list[str]:
-    """Wire segment suites that are new or changed, unwire segments no longer in the
-    manifest. Returns the names written. A segment whose table is not built yet is left
-    alone: GX refuses an asset on a missing table, and the run reports it as an error."""
+    """Generate what is missing or stale: wire every suite of ``specs`` (fixed or segment)
+    whose files are absent or differ from the code, and unwire every generated suite not in
+    ``specs`` (a segment no longer in the manifest). Returns the names written. A suite
+    whose table is not built yet is left alone: GX refuses an asset on a missing table, and
+    the run reports it as an error."""
     datasource = context.data_sources.get(DATASOURCE)
-    wanted = {s.name: s for s in specs if s.kind == SEGMENT_KIND}
+    wanted = {s.name: s for s in specs}
     changed: list[str] = []
     for spec in wanted.values():
         if spec.qualified_table in existing_tables and not _is_current(context, spec):
@@ -168,7 +181,7 @@ def sync_segments(
             changed.append(spec.name)
     for suite in context.suites.all():
         meta = suite.meta or {}
-        if meta.get("kind") == SEGMENT_KIND and suite.name not in wanted:
+        if meta.get("kind") in GENERATED_KINDS and suite.name not in wanted:
             _unwire(context, datasource, suite.name, str(meta.get("table")))
             changed.append(suite.name)
     return changed
@@ -186,7 +199,8 @@ def _scratch_warehouse(path: Path, specs: Iterable[SuiteSpec]) -> None:
 
 
 def write_project(specs: Iterable[SuiteSpec], project_dir: Path = PROJECT_DIR) -> None:
-    """(Re)write datasource, assets, suites, validation definitions and checkpoints from code."""
+    """(Re)write datasource, assets, suites, validation definitions and checkpoints from code,
+    without a warehouse (against empty look-alike tables)."""
     specs = list(specs)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "scratch.duckdb"
@@ -205,13 +219,10 @@ def write_project(specs: Iterable[SuiteSpec], project_dir: Path = PROJECT_DIR) -
                 kwargs={"connect_args": DUCKDB_CONNECT_ARGS},
             )
         try:
+            for spec in specs:  # the yml's table assets, added when missing
+                _batch_definition(datasource, spec)
             # Only what changed is rewritten: GX assigns fresh ids on every save.
-            for spec in specs:
-                if _is_current(context, spec):
-                    _batch_definition(datasource, spec)
-                else:
-                    _wire(context, datasource, spec)
-            sync_segments(context, specs, {s.qualified_table for s in specs})
+            sync_suites(context, specs, {s.qualified_table for s in specs})
         finally:
             dispose_engines(datasource)
 

@@ -1,8 +1,9 @@
 """The expectations of every suite, defined once in code.
 
-The JSON under ``expectations/gx/expectations/`` is what ``ewh.quality.project`` writes from
-these definitions; a test checks the fixed suites have not drifted. Segment suites come from
-one template (``_segment_template``), instantiated per segment found in the dbt manifest.
+The JSON under ``expectations/gx/expectations/`` is generated from these definitions by
+``ewh.quality.project`` at each validation run (gitignored, never edited by hand). Segment
+suites come from one template (``_segment_template``), instantiated per segment found in the
+dbt manifest.
 
 Every expectation carries ``meta.severity``: ``error`` blocks downstream, ``warn`` only reports.
 Suite parameters (``{"$PARAMETER": ...}``) are filled at run time from the ``as_of`` instant

@@ -102,7 +102,8 @@ def validate_warehouse(
     try:
         engine = datasource.get_engine()
         columns = _table_columns(engine)
-        project.sync_segments(context, catalog.values(), set(columns))
+        # Generated here, not committed: what a fresh clone lacks, or what the code changed.
+        project.sync_suites(context, catalog.values(), set(columns))
         previous = volume.read_sizes(path)
         results: list[SuiteResult] = []
         run_ids: dict[str, Any] = {}

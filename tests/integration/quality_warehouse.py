@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from ewh.quality.project import PROJECT_DIR
+from ewh.quality.project import GENERATED_DIRS, PROJECT_DIR
 from ewh.quality.segment_tables import SegmentTable
 from ewh.raw_schema import ensure_raw_tables
 
@@ -90,7 +90,8 @@ def execute(path: Path, *statements: str) -> None:
 
 
 def copy_project(target: Path) -> Path:
-    """A private copy of the committed GX project, so runs never write into the repo."""
+    """A private copy of the committed GX project, so runs never write into the repo. Like a
+    fresh clone it has no generated files: the first run writes them."""
     shutil.copytree(PROJECT_DIR / "gx", target / "gx",
-                    ignore=shutil.ignore_patterns("uncommitted"))
+                    ignore=shutil.ignore_patterns("uncommitted", *GENERATED_DIRS))
     return target

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -16,10 +17,14 @@ from ewh.quality import volume
 from ewh.quality.catalog import FIXED_SUITES, all_suites
 from ewh.quality.project import (
     DUCKDB_CONNECT_ARGS,
+    GENERATED_DIRS,
     PROJECT_DIR,
+    checkpoint_name,
     data_docs_index,
+    gx_suite,
     prune_runs,
     strip_ids,
+    validation_definition_name,
 )
 from ewh.quality.validate import SuiteResult, has_error_failures, validate_warehouse
 
@@ -305,22 +310,66 @@ def test_segments_are_wired_from_the_manifest_once_then_unwired(
     assert _files(gx_dir) == before
 
 
-def test_committed_fixed_suites_are_what_the_code_defines() -> None:
-    for spec in FIXED_SUITES.values():
-        committed_file = PROJECT_DIR / "gx" / "expectations" / f"{spec.name}.json"
-        committed = json.loads(committed_file.read_text())
-        committed.pop("meta", None)
-        written = json.loads(json.dumps(spec.to_gx_suite().to_json_dict()))
-        written.pop("meta", None)
-        assert strip_ids(committed) == strip_ids(written), (
-            f"{spec.name}: run `python -m ewh.quality.project` to regenerate the committed suite"
-        )
-        assert (PROJECT_DIR / "gx" / "checkpoints" / f"{spec.name}_checkpoint.json").exists()
+def test_committed_config_keeps_the_url_placeholder_and_connect_args() -> None:
     yml = (PROJECT_DIR / "gx" / "great_expectations.yml").read_text()
     assert "${EWH_GX_WAREHOUSE_URL}" in yml
     # write_project keeps an existing datasource: its connect args must match the code.
     limit = DUCKDB_CONNECT_ARGS["config"]["memory_limit"]
     assert f"memory_limit: {limit}" in yml and "read_only: true" in yml
+
+
+def _code_json(spec) -> object:
+    return strip_ids(json.loads(json.dumps(gx_suite(spec).to_json_dict(), default=str)))
+
+
+def test_validation_starts_from_a_project_without_generated_files(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a fresh clone holds: great_expectations.yml and the plugin, nothing generated.
+    folder = copy_project(tmp_path / "clone")
+    gx_dir = folder / "gx"
+    assert not [d for d in GENERATED_DIRS if (gx_dir / d).exists()]
+    context_id = re.search(r"^data_context_id: (\S+)$",
+                           (gx_dir / "great_expectations.yml").read_text(), re.M)
+    assert context_id
+    monkeypatch.setenv("EWH_GX_PROJECT_DIR", str(folder))  # the folder a run uses by default
+
+    results = validate_warehouse(warehouse, as_of=AS_OF, segments=(SEGMENT,))
+
+    assert [r.suite for r in results] == SUITE_NAMES
+    assert [f.message for r in results for f in r.failures] == []
+    assert data_docs_index(folder).exists()
+    for spec in all_suites([SEGMENT]).values():
+        suite = json.loads((gx_dir / "expectations" / f"{spec.name}.json").read_text())
+        assert strip_ids(suite) == _code_json(spec), spec.name
+        assert (gx_dir / "checkpoints" / f"{checkpoint_name(spec)}.json").exists()
+        definition = gx_dir / "validation_definitions" / f"{validation_definition_name(spec)}.json"
+        assert definition.exists()
+    # GX writes its store id from the committed data_context_id, which it leaves alone.
+    assert (gx_dir / "expectations" / ".ge_store_backend_id").read_text() == (
+        f"store_backend_id = {context_id.group(1)}\n")
+    assert f"data_context_id: {context_id.group(1)}\n" in (
+        gx_dir / "great_expectations.yml").read_text()
+    generated = _files(gx_dir)
+    assert [r.suite for r in validate_warehouse(warehouse, as_of=AS_OF, segments=(SEGMENT,),
+                                                build_docs=False)] == SUITE_NAMES
+    assert _files(gx_dir) == generated  # in sync: nothing rewritten
+
+
+def test_a_suite_changed_in_code_is_rewritten_at_the_next_run(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    project = copy_project(tmp_path / "stale")
+    _run(warehouse, project, suites=["raw_events"])
+    stored = project / "gx" / "expectations" / "raw_events.json"
+    suite = json.loads(stored.read_text())
+    suite["expectations"].pop()  # as if suites.py had gained an expectation since
+    stored.write_text(json.dumps(suite))
+    (project / "gx" / "checkpoints" / "fct_sessions_checkpoint.json").unlink()
+    results = _run(warehouse, project, suites=["raw_events", "fct_sessions"])
+    assert all(r.success for r in results.values())
+    assert strip_ids(json.loads(stored.read_text())) == _code_json(FIXED_SUITES["raw_events"])
+    assert (project / "gx" / "checkpoints" / "fct_sessions_checkpoint.json").exists()
 
 
 def test_project_folder_can_be_redirected_by_environment(monkeypatch, tmp_path: Path) -> None:
