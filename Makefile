@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/python -m orchestration.demo
+	$(BIN)/ewh demo
 
 # The UI test drives Debian's chromium (a registry package, no browser download).
 CHROMIUM := /usr/bin/chromium
@@ -30,7 +30,7 @@ test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 dev: setup
-	$(BIN)/python -m orchestration.dev --host 127.0.0.1 --port 3000
+	$(BIN)/ewh dev --host 127.0.0.1 --port 3000
 
 bench: setup
 	$(BIN)/python -m bench.run --sizes 1000000,10000000

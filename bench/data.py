@@ -1,7 +1,7 @@
 """Seeded benchmark datasets of any size, cached under /tmp/bench-data (EWH_BENCH_DATA).
 
 The generator keeps a whole dataset in memory (~1.3 GB per 1M events), so big sizes are built
-by tiling: one base set (at most BASE_EVENTS events, `ewh.generator.generate` with the seed)
+by tiling: one base set (at most BASE_EVENTS events, `ewh.sample.generator.generate` with the seed)
 is copied k times. Copy 0 is the base unchanged; copy c >= 1 gets every identity prefixed, so
 the copies are disjoint populations with the same behavior:
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from ewh.generator import generate
+from ewh.sample.generator import generate
 
 BASE_EVENTS = 1_000_000
 DAYS = 90

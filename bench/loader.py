@@ -1,9 +1,9 @@
 """Loader throughput against DuckDB's own read_json on the same NDJSON file.
 
-`python -m bench.loader [--events N] [--repeat R]`: generates N events (ewh.generator, one
+`python -m bench.loader [--events N] [--repeat R]`: generates N events (ewh.sample.generator, one
 file), then times, R times alternating (the medians make the ratio),
 1. read_json: `create table as select * from read_json(file)` into a fresh DuckDB file, and
-2. `ewh load`: ewh.loader.load_files into a fresh warehouse (checksum, contract check in SQL,
+2. `ewh load`: ewh.ingest.loader.load_files into a fresh warehouse (checksum, contract check in SQL,
    dedupe, rejections, manifest: everything a real load does), with the reader it chose.
 Prints the runs, a table and the ratio (loader throughput / read_json throughput; target >= 0.8) and
 writes bench/results/loader.json.
@@ -22,8 +22,8 @@ from typing import Any
 
 import duckdb
 
-from ewh.generator import generate
-from ewh.loader import load_files
+from ewh.ingest.loader import load_files
+from ewh.sample.generator import generate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 0.8

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from ewh.raw_schema import ensure_raw_tables
+from ewh.ingest.raw_tables import ensure_raw_tables
 
 AS_OF = datetime(2026, 11, 1, 12, 0, 0)
 

@@ -412,7 +412,7 @@ def write_results(summaries: list[dict[str, Any]], args: argparse.Namespace, out
 def _step_main(argv: list[str]) -> None:
     name, *rest = argv
     if name == "load":
-        from ewh.loader import load_files
+        from ewh.ingest.loader import load_files
         warehouse, *files = rest
         results = load_files(files, warehouse)
         print(json.dumps({"files": len(results), "loaded": sum(r.rows_loaded for r in results),

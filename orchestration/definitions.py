@@ -1,26 +1,25 @@
-"""The Dagster code location: `dagster dev -m orchestration.definitions`."""
+"""The Dagster code location (`dagster dev` in the repository root finds it through
+`[tool.dagster]` in pyproject.toml).
 
-from __future__ import annotations
+Importing this module runs nothing: the definitions are built when Dagster loads them.
+Each area of `orchestration/defs/` contributes its own; the dbt project is parsed then,
+and only if its manifest is stale.
+"""
 
 import dagster as dg
+from dagster.components import load_defs
 
-from orchestration.defs.alerts import run_failure_alert
-from orchestration.defs.backfill import backfill_events
-from orchestration.defs.ingest import build_landing_sensor, raw_load
-from orchestration.defs.quality import quality_checks
-from orchestration.defs.schedules import full_refresh_job, refresh_job, schedules, segment_jobs
-from orchestration.defs.segments import export_assets
-from orchestration.defs.serving import serving_copy
-from orchestration.defs.transform import warehouse_dbt_models
-from orchestration.resources import build_resources
+import orchestration.defs
+from orchestration.resources import shared_resources
 
-defs = dg.Definitions(
-    assets=[raw_load, warehouse_dbt_models, serving_copy, *export_assets],
-    asset_checks=quality_checks,
-    jobs=[refresh_job, full_refresh_job, backfill_events, *segment_jobs],
-    schedules=schedules,
-    sensors=[build_landing_sensor(refresh_job), run_failure_alert],
-    resources=build_resources(),
-    # One DuckDB file has one writer: run every step of a run in one process, in order.
-    executor=dg.in_process_executor,
-)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions.merge(
+        load_defs(orchestration.defs),
+        dg.Definitions(
+            resources=shared_resources(),
+            # One DuckDB file has one writer: run every step of a run in one process, in order.
+            executor=dg.in_process_executor,
+        ),
+    )

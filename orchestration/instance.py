@@ -6,24 +6,28 @@ import os
 import shutil
 from pathlib import Path
 
-from ewh.paths import PROJECT_ROOT
+from ewh.common.settings import PROJECT_ROOT
 
 TEMPLATE = Path(__file__).with_name("dagster.yaml")
 
 
-def ensure_dagster_home(default: Path | None = None) -> Path:
-    """Create DAGSTER_HOME (default .dagster_home) and install our dagster.yaml in it."""
-    home = Path(os.environ.get("DAGSTER_HOME") or default or PROJECT_ROOT / ".dagster_home")
+def dagster_home() -> Path:
+    """DAGSTER_HOME, else `.dagster_home` in the repository (what the Makefile exports)."""
+    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
+
+
+def ensure_dagster_home(home: Path | None = None) -> Path:
+    """Create the instance folder, install our dagster.yaml in it, set the pool limit."""
+    home = home or dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() or config.read_text().strip() == "":
         shutil.copyfile(TEMPLATE, config)
-    os.environ["DAGSTER_HOME"] = str(home)
-    set_pool_limits()
+    set_pool_limits(home)
     return home
 
 
-def set_pool_limits() -> None:
+def set_pool_limits(home: Path) -> None:
     """Create the writer pool with one slot now, not lazily at the first claim.
 
     Dagster creates a pool from `default_limit` when a step first claims it; two runs
@@ -33,7 +37,7 @@ def set_pool_limits() -> None:
 
     from orchestration.pools import WAREHOUSE_POOL
 
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         storage = instance.event_log_storage
         if storage.supports_global_concurrency_limits:
             storage.set_concurrency_slots(WAREHOUSE_POOL, 1)

@@ -12,6 +12,8 @@ from typing import Any
 from dagster import AssetKey, AssetSpec, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
+from ewh.segments.catalog import segment_meta
+
 LAYER_GROUPS = {"raw": "ingest", "staging": "staging", "intermediate": "intermediate",
                 "marts": "marts", "segments": "segments"}
 
@@ -36,7 +38,7 @@ class WarehouseTranslator(DagsterDbtTranslator):
         spec = spec.replace_attributes(
             key=asset_key_for(schema, name), group_name=LAYER_GROUPS.get(schema, schema)
         )
-        segment = (props.get("config", {}).get("meta") or props.get("meta") or {}).get("segment")
+        segment = segment_meta(props)
         if segment:
             # Shown on the asset page: what the segment means and the SQL that decides it.
             spec = spec.merge_attributes(metadata={

@@ -2,7 +2,7 @@
 
 A later module adds read endpoints by passing `extra_routes` (or appending to
 `app.router.routes`). The collector never opens the DuckDB warehouse: it only writes
-landing files (ewh.landing).
+landing files (ewh.ingest.landing).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from starlette.routing import BaseRoute, Route
 
 from ewh.collector.engagement_routes import engagement_routes
 from ewh.collector.intake import Intake
-from ewh.collector.segment_api_routes import segment_api_routes
-from ewh.collector.segment_routes import segment_routes
 from ewh.collector.settings import CollectorSettings
-from ewh.landing import LandingWriter
+from ewh.collector.tracking_routes import segment_routes
+from ewh.ingest.landing import LandingWriter
+from ewh.segments.api_routes import segment_api_routes
 
 log = logging.getLogger("ewh.collector")
 

@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from ewh.collector.http_io import HttpError, parse_json, parse_json_object, read_body
 from ewh.collector.responder import accept_messages, endpoint
-from ewh.contract import utc_now
+from ewh.common.clock import utc_now
 
 ENGAGEMENT_EVENTS = {
     "click": "Element Clicked",

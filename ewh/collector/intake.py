@@ -20,8 +20,8 @@ import orjson
 
 from ewh.collector.consent import CONSENT_FIELD, analytics_consent, flag_consent
 from ewh.collector.settings import CollectorSettings
-from ewh.contract import Rejection, validate_text
-from ewh.landing import LandingWriter
+from ewh.contract.validator import Rejection, validate_text
+from ewh.ingest.landing import LandingWriter
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from ewh.collector.http_io import (
     write_key_from_header,
 )
 from ewh.collector.intake import Intake
-from ewh.contract import utc_now
+from ewh.common.clock import utc_now
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 log = logging.getLogger("ewh.collector")

@@ -1,16 +1,13 @@
-"""Collector settings, read from the environment (the CLI sets them from its flags)."""
+"""What the collector needs from the settings, as one frozen value its routes share."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from ewh.paths import landing_dir, serving_path
+from ewh.common.settings import CONSENT_POLICIES, ConsentPolicy, Settings, get_settings
 
-ConsentPolicy = Literal["accept_and_flag", "reject"]
-CONSENT_POLICIES: tuple[ConsentPolicy, ...] = ("accept_and_flag", "reject")
+__all__ = ["CONSENT_POLICIES", "CollectorSettings", "ConsentPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,18 +23,18 @@ class CollectorSettings:
     serving_path: Path = Path("data/serving.duckdb")  # what the segment API reads (read-only)
 
     @classmethod
-    def from_env(cls) -> CollectorSettings:
-        keys = frozenset(k.strip() for k in os.environ.get("EWH_WRITE_KEYS", "").split(",")
-                         if k.strip())
-        policy = os.environ.get("EWH_CONSENT_POLICY", "accept_and_flag").strip().lower()
-        if policy not in CONSENT_POLICIES:
-            raise ValueError(f"EWH_CONSENT_POLICY={policy!r}: expected one of "
-                             f"{', '.join(CONSENT_POLICIES)}")
+    def from_settings(cls, settings: Settings | None = None) -> CollectorSettings:
+        settings = settings or get_settings()
         return cls(
-            write_keys=keys,
-            landing_dir=landing_dir(),
-            serving_path=serving_path(),
-            consent_policy=policy,  # type: ignore[arg-type]
-            max_file_bytes=int(os.environ.get("EWH_LANDING_MAX_BYTES", 64 << 20)),
-            max_file_age_seconds=float(os.environ.get("EWH_LANDING_MAX_AGE_SECONDS", 60)),
+            write_keys=settings.write_keys,
+            landing_dir=settings.landing_dir,
+            serving_path=settings.serving,
+            consent_policy=settings.consent_policy,
+            max_file_bytes=settings.landing_max_bytes,
+            max_file_age_seconds=settings.landing_max_age_seconds,
         )
+
+    @classmethod
+    def from_env(cls) -> CollectorSettings:
+        """The collector's settings from the EWH_* environment (uvicorn workers start here)."""
+        return cls.from_settings(get_settings())

@@ -7,15 +7,10 @@ degrade to a warning that says so instead of blocking the pipeline.
 
 from __future__ import annotations
 
-SEGMENT_MESSAGE_TYPES = ("track", "identify", "page", "screen", "alias", "group")
+from ewh.contract.vocabulary import CANONICAL_EVENT_TYPES, OTHER_EVENT_TYPE
+from ewh.contract.vocabulary import MESSAGE_TYPES as SEGMENT_MESSAGE_TYPES
 
-# PRODUCT.md "Canonical event types"; staging maps anything else to OTHER_EVENT_TYPE.
-CANONICAL_EVENT_TYPES = (
-    "page_view", "screen_view", "click", "video_play", "search", "product_view", "add_to_cart",
-    "remove_from_cart", "checkout_started", "purchase", "signup", "email_delivered",
-    "email_open", "email_click", "experiment_exposure", "consent_updated", "identify", "alias",
-)  # fmt: skip
-OTHER_EVENT_TYPE = "other"
+__all__ = ["CANONICAL_EVENT_TYPES", "OTHER_EVENT_TYPE", "SEGMENT_MESSAGE_TYPES"]
 
 RAW_EVENTS_COLUMNS = (
     "message_id", "message_type", "event_name", "user_id", "anonymous_id", "occurred_at",
@@ -48,7 +43,7 @@ DIM_USERS_RFM_SCORES = ("recency_score", "frequency_score", "monetary_score")
 DIM_USERS_OPTIONAL = DIM_USERS_RFM_SCORES
 RFM_MIN, RFM_MAX = 1, 5
 
-# The shape every seg_ table shares (PRODUCT.md); exports read these.
+# The shape every seg_ table shares (docs/architecture.md); exports read these.
 SEGMENT_COLUMNS = ("user_key", "user_id")
 
 HISTORY_COLUMNS = ("membership_id", "user_key", "segment", "entered_at", "exited_at", "is_current")

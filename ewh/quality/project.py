@@ -31,7 +31,7 @@ from great_expectations.data_context import FileDataContext
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.exceptions import DataContextError
 
-from ewh.paths import PROJECT_ROOT
+from ewh.common.settings import PROJECT_ROOT
 from ewh.quality import gx_duckdb_compat
 from ewh.quality.catalog import SEGMENT_KIND, TABLE_KIND, SuiteSpec
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ewh.quality.results import ExpectationOutcome, SuiteResult, shown_samples
-from ewh.segment_report import format_table
+from ewh.segments.report import format_table
 
 MAX_SAMPLES = 3
 

@@ -6,10 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ewh.paths import PROJECT_ROOT
-from ewh.segment_catalog import segments_from_manifest
-
-DEFAULT_MANIFEST = PROJECT_ROOT / "target" / "manifest.json"
+from ewh.common.settings import get_settings
+from ewh.segments.catalog import segments_from_manifest
 
 
 @dataclass(frozen=True)
@@ -20,8 +18,10 @@ class SegmentTable:
     exported: bool
 
 
-def segment_tables(manifest_path: Path = DEFAULT_MANIFEST) -> list[SegmentTable]:
-    """Every model with ``meta.segment``, with its schema and documented columns."""
+def segment_tables(manifest_path: Path | None = None) -> list[SegmentTable]:
+    """Every model with ``meta.segment``, with its schema and documented columns (from the
+    manifest of the settings' dbt target folder unless one is given)."""
+    manifest_path = manifest_path or get_settings().manifest_path
     if not manifest_path.exists():
         raise FileNotFoundError(f"no dbt manifest at {manifest_path}: run `dbt parse`")
     manifest = json.loads(manifest_path.read_text())

@@ -7,9 +7,8 @@ so a later read-write ``duckdb.connect(path)`` in the same process works.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,7 +16,8 @@ import sqlalchemy as sa
 from great_expectations.core import ExpectationValidationResult
 from great_expectations.data_context import FileDataContext
 
-from ewh import paths
+from ewh.common.clock import resolve_as_of
+from ewh.common.settings import get_settings
 from ewh.quality import project, volume
 from ewh.quality.catalog import (
     SEGMENT_KIND,
@@ -47,29 +47,17 @@ __all__ = [
     "validate_warehouse",
 ]
 
-AS_OF_VARIABLE = "EWH_AS_OF"  # the same variable pins the dbt build's as_of
-PROJECT_VARIABLE = "EWH_GX_PROJECT_DIR"  # another GX project folder (tests use a copy)
 ROW_COUNT = "expect_table_row_count_to_be_between"
 UNEXPECTED_ROWS = "unexpected_rows_expectation"
 
 
 def gx_project_dir() -> Path:
-    value = os.environ.get(PROJECT_VARIABLE)
-    return Path(value) if value else project.PROJECT_DIR
+    """The GX project: the EWH_GX_PROJECT_DIR setting (tests use a copy), else expectations/."""
+    return get_settings().gx_project_dir or project.PROJECT_DIR
 
 
 def data_docs_index() -> Path:
     return project.data_docs_index(gx_project_dir())
-
-
-def resolve_as_of(as_of: datetime | None = None) -> datetime:
-    """The instant time windows are anchored to (naive UTC): ``as_of``, else ``EWH_AS_OF``,
-    else now."""
-    if as_of is None and os.environ.get(AS_OF_VARIABLE):
-        as_of = datetime.fromisoformat(os.environ[AS_OF_VARIABLE])
-    if as_of is None:
-        return datetime.now(UTC).replace(tzinfo=None)
-    return as_of.astimezone(UTC).replace(tzinfo=None) if as_of.tzinfo else as_of
 
 
 def validate_warehouse(
@@ -90,7 +78,7 @@ def validate_warehouse(
     for the next run's volume check when ``record_volumes``. Data Docs are (re)built at
     ``data_docs_index()`` when ``build_docs``.
     """
-    path = Path(warehouse_path) if warehouse_path is not None else paths.warehouse_path()
+    path = Path(warehouse_path) if warehouse_path is not None else get_settings().warehouse
     if not path.exists():
         raise FileNotFoundError(f"warehouse file not found: {path}")
     catalog = all_suites(segment_tables() if segments is None else segments)

@@ -1,1 +1,13 @@
-"""Definitions by area: ingest, transform, segments, quality, schedules."""
+"""The code location by area. Each module owns its assets, checks, jobs, schedules and
+sensors, and returns them from its own `@dg.definitions` function, which
+`orchestration.definitions` gathers with `load_defs`:
+
+- ingest: the raw load and the landing-zone sensor
+- transform: every dbt model, seed and test (dbt tests are asset checks)
+- backfill: the daily-partitioned job that rebuilds one day of event models
+- quality: the Great Expectations suites as blocking asset checks
+- serving: the read-only serving copy
+- segments: one export asset, job and (stopped) schedule per segment
+- refresh: the whole-warehouse jobs and their schedules
+- alerts: the run-failure sensor
+"""

@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ewh.alerts import RunFailure, record_run_failure
-from ewh.paths import ops_db_path
+from ewh.ops.alerts import RunFailure, record_run_failure
+from orchestration.resources import WarehouseSettings
 
 
 @dg.run_failure_sensor(name="run_failure_alert", monitor_all_code_locations=False,
                        default_status=dg.DefaultSensorStatus.RUNNING)
-def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+def run_failure_alert(context: dg.RunFailureSensorContext, settings: WarehouseSettings) -> None:
     run = context.dagster_run
     message = context.failure_event.message or "run failed"
     record = context.instance.get_run_record_by_id(run.run_id)
@@ -19,5 +19,10 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     failed_at = datetime.fromtimestamp(ended, UTC).replace(tzinfo=None)
     failure = RunFailure(run_id=run.run_id, job_name=run.job_name, failed_at=failed_at,
                          message=message)
-    if record_run_failure(ops_db_path(), failure):
+    if record_run_failure(settings.get().ops_db, failure):
         context.log.error(f"ALERT run {run.run_id} of {run.job_name} failed: {message}")
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(sensors=[run_failure_alert])

@@ -9,14 +9,15 @@ Launch a range from the UI (Jobs > backfill_events > Partitions > Launch backfil
 """
 
 import json
-import os
 from datetime import datetime, timedelta
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from ewh.common.clock import dbt_timestamp
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import dbt_project
+from orchestration.resources import WarehouseSettings
 from orchestration.translator import asset_key_for
 
 EVENT_MODELS = [("staging", "stg_events"), ("intermediate", "int_events_stitched"),
@@ -24,22 +25,23 @@ EVENT_MODELS = [("staging", "stg_events"), ("intermediate", "int_events_stitched
 daily = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC")
 
 
-def backfill_args(partition_key: str) -> list[str]:
+def backfill_args(partition_key: str, as_of: datetime | None = None) -> list[str]:
     start = datetime.strptime(partition_key, "%Y-%m-%d")
     variables: dict[str, str] = {
         "backfill_start": start.strftime("%Y-%m-%d %H:%M:%S"),
         "backfill_end": (start + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S"),
     }
-    if os.environ.get("EWH_AS_OF"):
-        variables["as_of"] = os.environ["EWH_AS_OF"]
+    if as_of is not None:
+        variables["as_of"] = dbt_timestamp(as_of)
     return ["build", "--select", "stg_events+", "--exclude-resource-type", "unit_test",
             "--vars", json.dumps(variables)]
 
 
 @dg.op(pool=WAREHOUSE_POOL, out=dg.Out(dg.Nothing))
-def rebuild_event_day(context: dg.OpExecutionContext, dbt: DbtCliResource):
+def rebuild_event_day(context: dg.OpExecutionContext, dbt: DbtCliResource,
+                      settings: WarehouseSettings):
     """Re-stage, re-stitch and re-sessionize one day, then rebuild what depends on it."""
-    args = backfill_args(context.partition_key)
+    args = backfill_args(context.partition_key, settings.get().as_of)
     context.log.info(f"dbt {' '.join(args)}")
     dbt.cli(args, manifest=dbt_project.manifest_path, raise_on_error=True).wait()
     for schema, name in EVENT_MODELS:
@@ -52,3 +54,8 @@ def rebuild_event_day(context: dg.OpExecutionContext, dbt: DbtCliResource):
 @dg.job(partitions_def=daily, description=__doc__.splitlines()[0])
 def backfill_events():
     rebuild_event_day()
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(jobs=[backfill_events])

@@ -1,26 +1,16 @@
 """The raw load as an asset, and the landing-zone sensor that triggers it."""
 
-
-from pathlib import Path
-
 import dagster as dg
 
-from ewh.loader import load_files
-from ewh.paths import landing_dir, warehouse_path
+from ewh.ingest.landing import closed_landing_files
+from ewh.ingest.loader import load_files
+from orchestration.defs.refresh import REFRESH_JOB
 from orchestration.pools import WAREHOUSE_POOL
+from orchestration.resources import WarehouseSettings
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_REJECTED = dg.AssetKey(["raw", "events_rejected"])
 RAW_MANIFEST = dg.AssetKey(["raw", "load_manifest"])
-# Closed files only: the collector writes `*.ndjson.open` and renames it when it closes.
-LANDING_PATTERNS = ("*.ndjson", "*.ndjson.gz", "*.jsonl", "*.jsonl.gz", "*.json.gz",
-                    "*.csv", "*.csv.gz", "*.parquet")
-
-
-def landing_files(folder: Path) -> list[Path]:
-    """Closed landing files, oldest first. Open files carry another suffix until renamed."""
-    found = {p for pattern in LANDING_PATTERNS for p in folder.glob(pattern) if p.is_file()}
-    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
 
 
 @dg.multi_asset(
@@ -35,10 +25,10 @@ def landing_files(folder: Path) -> list[Path]:
     name="raw_load",
     pool=WAREHOUSE_POOL,
 )
-def raw_load(context: dg.AssetExecutionContext):
+def raw_load(context: dg.AssetExecutionContext, settings: WarehouseSettings):
     """Load every landing file not loaded before (by checksum), exactly once."""
-    files = landing_files(landing_dir())
-    results = load_files(files, warehouse_path())
+    where = settings.get()
+    results = load_files(closed_landing_files(where.landing_dir), where.warehouse)
     totals = {"read": 0, "loaded": 0, "duplicate": 0, "rejected": 0}
     skipped = 0
     for result in results:
@@ -61,18 +51,21 @@ def raw_load(context: dg.AssetExecutionContext):
                                metadata={"files_loaded": len(results) - skipped})
 
 
-def build_landing_sensor(job) -> dg.SensorDefinition:
-    @dg.sensor(job=job, minimum_interval_seconds=30,
-               default_status=dg.DefaultSensorStatus.RUNNING)
-    def landing_zone_sensor(context: dg.SensorEvaluationContext):
-        """Request a refresh when a closed file newer than the cursor appears."""
-        files = landing_files(landing_dir())
-        newest = max((p.stat().st_mtime for p in files), default=0.0)
-        last_seen = float(context.cursor or 0.0)
-        if newest <= last_seen:
-            return dg.SkipReason(f"no new landing files in {landing_dir()}")
-        new = [p.name for p in files if p.stat().st_mtime > last_seen]
-        context.update_cursor(str(newest))
-        return dg.RunRequest(run_key=f"landing-{newest}", tags={"ewh/new_files": str(len(new))})
+@dg.sensor(job_name=REFRESH_JOB, minimum_interval_seconds=30,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: WarehouseSettings):
+    """Request a refresh when a closed file newer than the cursor appears."""
+    landing = settings.get().landing_dir
+    files = closed_landing_files(landing)
+    newest = max((p.stat().st_mtime for p in files), default=0.0)
+    last_seen = float(context.cursor or 0.0)
+    if newest <= last_seen:
+        return dg.SkipReason(f"no new landing files in {landing}")
+    new = [p.name for p in files if p.stat().st_mtime > last_seen]
+    context.update_cursor(str(newest))
+    return dg.RunRequest(run_key=f"landing-{newest}", tags={"ewh/new_files": str(len(new))})
 
-    return landing_zone_sensor
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[raw_load], sensors=[landing_zone_sensor])

@@ -13,23 +13,25 @@ depend on the serving copy), so any failed error-level suite keeps the last good
 copy and exports in place.
 """
 
-from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 
-from ewh.paths import warehouse_path
 from ewh.quality.catalog import SuiteSpec, all_suites
 from ewh.quality.results import ExpectationOutcome, SuiteResult, shown_samples
 from ewh.quality.segment_tables import segment_tables
 from orchestration.pools import WAREHOUSE_POOL
-from orchestration.project import dbt_project
+from orchestration.project import warehouse_project
+from orchestration.resources import WarehouseSettings
 
 MAX_MESSAGES = 20
 
-SUITES: dict[str, SuiteSpec] = all_suites(segment_tables(dbt_project.manifest_path))
+
+def suites() -> dict[str, SuiteSpec]:
+    """Every suite: the fixed ones and one per segment in the manifest."""
+    return all_suites(segment_tables(warehouse_project().manifest_path))
 
 
 def check_name(spec: SuiteSpec) -> str:
@@ -40,11 +42,11 @@ def suite_asset_key(spec: SuiteSpec) -> dg.AssetKey:
     return dg.AssetKey([spec.schema, spec.table])
 
 
-def gated_asset_keys() -> list[dg.AssetKey]:
+def gated_asset_keys(specs: Sequence[SuiteSpec]) -> list[dg.AssetKey]:
     """The dbt-built assets with a suite: an asset that must not run after a failed
     error-level suite declares these as deps (raw/events needs no entry: its check holds
     back the dbt build, and everything after it)."""
-    return sorted({suite_asset_key(s) for s in SUITES.values() if s.schema != "raw"},
+    return sorted({suite_asset_key(s) for s in specs if s.schema != "raw"},
                   key=lambda k: k.to_user_string())
 
 
@@ -100,14 +102,14 @@ def build_suite_check(spec: SuiteSpec) -> dg.AssetChecksDefinition:
         description=f"Great Expectations suite `{spec.name}` on {spec.qualified_table}, "
         "validated by SQL pushdown. Error-level failures block downstream assets.",
     )
-    def _check() -> dg.AssetCheckResult:
+    def _check(settings: WarehouseSettings) -> dg.AssetCheckResult:
         # Imported here: great_expectations takes seconds to import, and the
         # definitions must load fast for the UI and the sensors.
         from ewh.quality.validate import data_docs_index, validate_warehouse
 
         (result,) = validate_warehouse(
-            warehouse_path(), suites=[spec.name],
-            segments=segment_tables(dbt_project.manifest_path),
+            settings.get().warehouse, suites=[spec.name],
+            segments=segment_tables(warehouse_project().manifest_path),
         )
         return check_result_from_suite(result, data_docs_index())
 
@@ -137,13 +139,13 @@ def build_warehouse_checks(specs: Sequence[SuiteSpec]) -> dg.AssetChecksDefiniti
         # Reads the warehouse file: it must not overlap a writer of another run.
         pool=WAREHOUSE_POOL,
     )
-    def _checks(context):  # annotation left off: the module uses postponed annotations
+    def _checks(context: dg.AssetCheckExecutionContext, settings: WarehouseSettings):
         from ewh.quality.validate import data_docs_index, validate_warehouse
 
         selected = [by_name[key.name] for key in context.selected_asset_check_keys]
         results = validate_warehouse(
-            warehouse_path(), suites=[spec.name for spec in selected],
-            segments=segment_tables(dbt_project.manifest_path),
+            settings.get().warehouse, suites=[spec.name for spec in selected],
+            segments=segment_tables(warehouse_project().manifest_path),
         )
         docs = data_docs_index()
         by_suite = {result.suite: result for result in results}
@@ -160,4 +162,7 @@ def build_quality_checks(specs: Sequence[SuiteSpec]) -> list[dg.AssetChecksDefin
     return [*(build_suite_check(spec) for spec in raw), build_warehouse_checks(built)]
 
 
-quality_checks = build_quality_checks(list(SUITES.values()))
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(asset_checks=build_quality_checks(list(suites().values())))

@@ -1,15 +1,16 @@
-"""One export asset per exported segment, discovered from `meta.segment` in the dbt models.
+"""Per segment, discovered from `meta.segment` in the dbt models: an export asset (when
+exported), a job that refreshes just that segment, and a schedule at its declared cadence.
 
 Exports read the serving copy, so they see exactly what analysts and the API see.
 """
 
 import dagster as dg
 
-from ewh.exports import export_segment
-from ewh.paths import exports_dir, serving_path
-from ewh.segment_catalog import SegmentSpec
+from ewh.segments.catalog import SegmentSpec
+from ewh.segments.exports import export_segment
 from orchestration.defs.serving import SERVING_COPY
-from orchestration.project import SEGMENTS
+from orchestration.project import warehouse_project
+from orchestration.resources import WarehouseSettings
 from orchestration.translator import asset_key_for
 
 
@@ -28,8 +29,10 @@ def build_export_asset(spec: SegmentSpec) -> dg.AssetsDefinition:
         f"export, for email and ad tools. Rule: {spec.rule}",
         metadata={"rule": spec.rule, "owner": spec.owner, "refresh": spec.refresh},
     )
-    def _export(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        result = export_segment(serving_path(), spec.name, exports_dir())
+    def _export(context: dg.AssetExecutionContext,
+                settings: WarehouseSettings) -> dg.MaterializeResult:
+        where = settings.get()
+        result = export_segment(where.serving, spec.name, where.exports_dir)
         context.log.info(f"{spec.name}: {result.rows} members (+{result.entered} "
                          f"-{result.exited}) -> {result.parquet_path.parent}")
         return dg.MaterializeResult(metadata={
@@ -43,4 +46,38 @@ def build_export_asset(spec: SegmentSpec) -> dg.AssetsDefinition:
     return _export
 
 
-export_assets = [build_export_asset(spec) for spec in SEGMENTS if spec.exported]
+MEMBERSHIP_MODELS = [asset_key_for("segments", "segment_membership_history"),
+                     asset_key_for("segments", "segment_memberships")]
+
+
+def segment_job(spec: SegmentSpec):
+    """A segment with what it needs: its upstream, membership history, publish, export."""
+    selection = (
+        dg.AssetSelection.assets(asset_key_for("segments", spec.name)).upstream()
+        | dg.AssetSelection.assets(*MEMBERSHIP_MODELS, SERVING_COPY)
+        | dg.AssetSelection.groups("ingest")  # the raw load produces its three tables at once
+    )
+    if spec.exported:
+        selection = selection | dg.AssetSelection.assets(dg.AssetKey(["exports", spec.name]))
+    return dg.define_asset_job(f"refresh_{spec.name}", selection=selection,
+                               description=f"Refresh {spec.name} ({spec.refresh}): {spec.rule}")
+
+
+def segment_schedule(spec: SegmentSpec, job) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=f"{spec.name}_{spec.refresh}", job=job, cron_schedule=spec.refresh_cron,
+        execution_timezone="UTC",
+        # Off by default: the hourly refresh already covers every segment; turn one on to
+        # give a segment its own cadence.
+        default_status=dg.DefaultScheduleStatus.STOPPED)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    segments = warehouse_project().segments
+    jobs = [segment_job(spec) for spec in segments]
+    return dg.Definitions(
+        assets=[build_export_asset(spec) for spec in segments if spec.exported],
+        jobs=jobs,
+        schedules=[segment_schedule(spec, job) for spec, job in zip(segments, jobs, strict=True)],
+    )

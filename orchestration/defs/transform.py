@@ -1,7 +1,6 @@
 """Every dbt model, seed and test as Dagster assets and asset checks."""
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,14 +8,14 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from ewh.paths import warehouse_path
-from ewh.sql_text import quote_ident
+from ewh.common.clock import dbt_timestamp
+from ewh.common.sql_text import quote_ident
 from orchestration.pools import WAREHOUSE_POOL
-from orchestration.project import SEGMENTS, dbt_project
+from orchestration.project import WarehouseProject, warehouse_project
+from orchestration.resources import WarehouseSettings
 from orchestration.translator import WarehouseTranslator, asset_key_for
 
 SAMPLE_MEMBERS = 5
-SEGMENT_KEYS = {asset_key_for("segments", s.name) for s in SEGMENTS}
 
 
 class DbtBuildConfig(dg.Config):
@@ -26,23 +25,17 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-def build_args(config: DbtBuildConfig) -> list[str]:
+def build_args(config: DbtBuildConfig, settings: WarehouseSettings | None = None) -> list[str]:
     # Unit tests check the SQL, not the data: CI runs them (tests/integration), and
     # skipping them here saves every scheduled refresh ~30 s of thread time.
     args = ["build", "--exclude-resource-type", "unit_test"]
-    as_of = config.as_of or os.environ.get("EWH_AS_OF")
+    pinned = settings.get().as_of if settings is not None else None
+    as_of = config.as_of or (dbt_timestamp(pinned) if pinned is not None else None)
     if as_of:
         args += ["--vars", json.dumps({"as_of": as_of})]
     if config.full_refresh:
         args.append("--full-refresh")
     return args
-
-
-def _segment_of(event: Any) -> dg.AssetKey | None:
-    key = getattr(event, "asset_key", None)
-    if isinstance(event, dg.Output):
-        key = dg.AssetKey(event.output_name.split("__"))
-    return key if key in SEGMENT_KEYS else None
 
 
 def _segment_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict[str, Any]:
@@ -57,37 +50,55 @@ def _segment_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict[
             "sample_members": dg.MetadataValue.md(table)}
 
 
-def with_segment_sizes(events: Iterator[Any]) -> Iterator[Any]:
+def with_segment_sizes(events: Iterator[Any], segment_keys: set[dg.AssetKey],
+                       warehouse: str) -> Iterator[Any]:
     """Pass dbt events through; hold back the segment ones until dbt has exited.
 
     Sizes and sample members can only be read once dbt (the writer) has released the
     DuckDB file, so segment outputs and their test results are released at the end,
     in their original order, with the size attached (the UI plots it over time).
     """
+
+    def segment_of(event: Any) -> dg.AssetKey | None:
+        key = getattr(event, "asset_key", None)
+        if isinstance(event, dg.Output):
+            key = dg.AssetKey(event.output_name.split("__"))
+        return key if key in segment_keys else None
+
     held: list[Any] = []
     for event in events:
-        if _segment_of(event) is not None:
+        if segment_of(event) is not None:
             held.append(event)
         else:
             yield event
     if not held:
         return
-    with duckdb.connect(str(warehouse_path()), read_only=True) as con:
+    with duckdb.connect(warehouse, read_only=True) as con:
         for event in held:
             if isinstance(event, dg.Output):
                 event = event.with_metadata({**event.metadata,
-                                             **_segment_metadata(con, _segment_of(event))})
+                                             **_segment_metadata(con, segment_of(event))})
             yield event
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=WarehouseTranslator(),
-    name="warehouse_dbt_models",
-    pool=WAREHOUSE_POOL,
-)
-def warehouse_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
-):
-    yield from with_segment_sizes(dbt.cli(build_args(config), context=context).stream())
+def build_dbt_models(project: WarehouseProject) -> dg.AssetsDefinition:
+    segment_keys = {asset_key_for("segments", s.name) for s in project.segments}
+
+    @dbt_assets(
+        manifest=project.manifest,
+        project=project.dbt,
+        dagster_dbt_translator=WarehouseTranslator(),
+        name="warehouse_dbt_models",
+        pool=WAREHOUSE_POOL,
+    )
+    def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
+                             settings: WarehouseSettings, config: DbtBuildConfig):
+        events = dbt.cli(build_args(config, settings), context=context).stream()
+        yield from with_segment_sizes(events, segment_keys, str(settings.get().warehouse))
+
+    return warehouse_dbt_models
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[build_dbt_models(warehouse_project())])

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ewh.generator import generate
+from ewh.sample.generator import generate
 
 AS_OF = datetime(2026, 11, 1)
 DAY = "2026-10-25"
@@ -29,7 +29,7 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     generate(tmp_path / "landing", events=3_000, seed=21, end=AS_OF)
     from orchestration.definitions import defs
 
-    result = defs.resolve_job_def("refresh_warehouse").execute_in_process(
+    result = defs().resolve_job_def("refresh_warehouse").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert result.success
     return tmp_path / "warehouse.duckdb"
@@ -62,7 +62,7 @@ def test_backfilling_a_day_repairs_it_and_leaves_every_table_as_a_rebuild_would(
 
     from orchestration.definitions import defs
 
-    result = defs.resolve_job_def("backfill_events").execute_in_process(
+    result = defs().resolve_job_def("backfill_events").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), partition_key=DAY)
     assert result.success
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from ewh.paths import PROJECT_ROOT
-from ewh.segment_catalog import load_segments
+from ewh.common.settings import PROJECT_ROOT
+from ewh.segments.catalog import load_segments
 
 ASSET_QUERY = "{ assetNodes { assetKey { path } } }"
 CHROMIUM = "/usr/bin/chromium"
@@ -90,7 +90,7 @@ def test_dev_serves_the_ui_showing_every_segment_asset_and_stops_on_sigterm(tmp_
            "EWH_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}
     log = (tmp_path / "dev.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.dev", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "ewh.cli.main", "dev", "--host", "127.0.0.1", "--port", str(port)],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )

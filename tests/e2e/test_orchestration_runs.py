@@ -12,9 +12,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ewh.alerts import recent_failures
-from ewh.generator import generate
-from ewh.paths import PROJECT_ROOT
+from ewh.common.settings import PROJECT_ROOT
+from ewh.ops.alerts import recent_failures
+from ewh.sample.generator import generate
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 AS_OF = datetime(2026, 11, 1)
@@ -81,12 +81,12 @@ def test_a_failed_run_is_recorded_as_an_alert(env: dict[str, str], tmp_path: Pat
     # A warehouse path that is a directory: the raw load cannot open it.
     os.environ["EWH_WAREHOUSE"] = str(tmp_path)
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("refresh_warehouse").execute_in_process(
+        result = defs().resolve_job_def("refresh_warehouse").execute_in_process(
             instance=instance, raise_on_error=False)
         assert not result.success
         (record,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
         failure = record.dagster_event
-        sensor = defs.resolve_sensor_def("run_failure_alert")
+        sensor = defs().resolve_sensor_def("run_failure_alert")
         context = dg.build_run_status_sensor_context(
             sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
             dagster_run=result.dagster_run,

@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ewh.generator import generate
+from ewh.sample.generator import generate
 
 AS_OF = datetime(2026, 11, 1, 0, 0, 0)
 CONSENT = {"consent": {"categoryPreferences": {"Analytics": True}}}
@@ -87,7 +87,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     from orchestration.definitions import defs
 
-    job = defs.resolve_job_def("refresh_warehouse")
+    job = defs().resolve_job_def("refresh_warehouse")
     result = job.execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -219,7 +219,7 @@ def test_erasing_a_user_removes_them_from_every_layer(pipeline: dict, tmp_path: 
     import hashlib
     import shutil
 
-    from ewh.erasure import erase_user
+    from ewh.privacy.erasure import erase_user
 
     copy = tmp_path / "warehouse.duckdb"
     shutil.copyfile(pipeline["root"] / "warehouse.duckdb", copy)

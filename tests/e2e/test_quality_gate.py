@@ -25,8 +25,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ewh.generator import generate
 from ewh.quality.project import PROJECT_DIR
+from ewh.sample.generator import generate
 
 AS_OF = datetime(2026, 11, 1, 0, 0, 0)
 RUN_CONFIG = {"ops": {"warehouse_dbt_models": {"config": {"as_of": str(AS_OF)}}},
@@ -59,7 +59,7 @@ def last_good(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate(root / "landing", events=2_000, seed=3, end=AS_OF)
     from orchestration.definitions import defs
 
-    result = defs.resolve_job_def("refresh_warehouse").execute_in_process(
+    result = defs().resolve_job_def("refresh_warehouse").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=RUN_CONFIG)
     mp.undo()
     assert result.success, "the clean refresh must pass before bad data can be tested"
@@ -85,7 +85,7 @@ def _sql(root: Path, *statements: str) -> None:
 def _full_run() -> dg.ExecuteInProcessResult:
     from orchestration.definitions import defs
 
-    return defs.resolve_job_def("refresh_warehouse").execute_in_process(
+    return defs().resolve_job_def("refresh_warehouse").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=RUN_CONFIG)
 
 
@@ -93,19 +93,22 @@ def _checks_and_downstream_run(*suites: str) -> dg.ExecuteInProcessResult:
     """The checks of ``suites`` (default: every segment) and the serving copy and exports,
     without rebuilding the checked tables."""
     from orchestration.definitions import defs
-    from orchestration.defs.quality import SUITES, check_name, suite_asset_key
-    from orchestration.defs.segments import export_assets
+    from orchestration.defs.quality import check_name, suite_asset_key
+    from orchestration.defs.quality import suites as all_suites
     from orchestration.defs.serving import SERVING_COPY
+    from orchestration.project import warehouse_project
 
-    checks = [dg.AssetCheckKey(suite_asset_key(s), check_name(s)) for s in SUITES.values()
+    checks = [dg.AssetCheckKey(suite_asset_key(s), check_name(s))
+              for s in all_suites().values()
               if s.name in suites or (not suites and s.kind == "segment")]
-    exports = [key for a in export_assets for key in a.keys]
+    exports = [dg.AssetKey(["exports", s.name]) for s in warehouse_project().segments
+               if s.exported]
     job = dg.define_asset_job(
         "checks_and_downstream",
         selection=dg.AssetSelection.assets(SERVING_COPY, *exports)
         | dg.AssetSelection.checks(*checks),
     )
-    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(
+    return dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def(
         "checks_and_downstream").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
@@ -208,10 +211,10 @@ def test_overlapping_membership_history_keeps_the_last_good_exports(state: Path)
 
 
 def test_warnings_do_not_block_serving_and_exports(state: Path) -> None:
-    from orchestration.defs.segments import SEGMENTS
+    from orchestration.project import warehouse_project
 
     before = _downstream_files(state)
-    segment = next(s.name for s in SEGMENTS if s.exported)
+    segment = next(s.name for s in warehouse_project().segments if s.exported)
     # The previous run counted 100000 members: today's size is a volume anomaly (warn).
     sizes = {segment: {"members": 100_000, "as_of": str(AS_OF)}}
     (state / "warehouse.segment_sizes.json").write_text(json.dumps(sizes))

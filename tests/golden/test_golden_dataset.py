@@ -1,6 +1,7 @@
 """The golden dataset: hand-written events, hand-computed sessions and segment members.
 
-`events.ndjson` is loaded through the real loader (ewh.loader.load_files) and built with a real
+`events.ndjson` is loaded through the real loader
+(ewh.ingest.loader.load_files) and built with a real
 `dbt build` at a pinned as_of. `expected_sessions.csv` and `expected_segments.json` were worked out
 by hand from the events (the "why" entries of the JSON say how); nothing here is copied from output.
 """
@@ -18,7 +19,7 @@ import duckdb
 import pytest
 from dbt_runner import run_dbt
 
-from ewh.loader import load_files
+from ewh.ingest.loader import load_files
 
 HERE = Path(__file__).resolve().parent
 EXPECTED_SEGMENTS = json.loads((HERE / "expected_segments.json").read_text())

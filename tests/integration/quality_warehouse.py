@@ -18,9 +18,9 @@ from pathlib import Path
 
 import duckdb
 
+from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.quality.project import GENERATED_DIRS, PROJECT_DIR
 from ewh.quality.segment_tables import SegmentTable
-from ewh.raw_schema import ensure_raw_tables
 
 AS_OF = datetime(2026, 11, 1, 12, 0, 0)
 SEGMENT = SegmentTable("seg_test", "segments", ("user_key", "user_id", "score"), True)

@@ -14,7 +14,7 @@ import pytest
 import requests
 from collector_process import WRITE_KEY, Collector, running_collector
 
-from ewh.loader import load_files
+from ewh.ingest.loader import load_files
 
 AUTH = (WRITE_KEY, "")
 NOW = "2026-10-01T12:00:00Z"  # a past time: never in the future

@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from ewh.raw_schema import ensure_raw_tables
+from ewh.ingest.raw_tables import ensure_raw_tables
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 AS_OF_1 = datetime(2026, 11, 1)

@@ -1,6 +1,7 @@
 """Every segment holds exactly the users its rule describes, re-derived independently.
 
-A generated dataset (ewh.generator) is built twice with `dbt run` at two as_of values. After each
+A generated dataset (ewh.sample.generator) is built
+twice with `dbt run` at two as_of values. After each
 build, every seg_ table is compared with the rule re-derived here in plain DuckDB SQL from
 staging.stg_events alone: identity stitching, consent, sessions, RFM and lifecycle are written
 again from the rule text in the README and the yml, not by reusing any model or macro. The
@@ -19,8 +20,8 @@ import duckdb
 import pytest
 from dbt_runner import run_dbt
 
-from ewh.generator import generate
-from ewh.loader import load_files
+from ewh.ingest.loader import load_files
+from ewh.sample.generator import generate
 
 END = datetime(2026, 11, 1)
 AS_OF_1 = "2026-10-29 00:00:00"

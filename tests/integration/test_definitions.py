@@ -1,22 +1,57 @@
-"""The Dagster code location: what it contains, and that Dagster itself accepts it."""
+"""The Dagster code location: what it contains, that it loads lazily, and that Dagster accepts it.
+
+`definitions_snapshot.txt` lists every asset (group, owners, parents), asset check, job,
+schedule and sensor, so any change to the graph shows up in review. After an intended
+change, regenerate it with `UPDATE_SNAPSHOTS=1 pytest tests/integration/test_definitions.py`.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
-from ewh.paths import PROJECT_ROOT
-from ewh.segment_catalog import load_segments
+from ewh.common.settings import PROJECT_ROOT
+from ewh.segments.catalog import load_segments
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
+SNAPSHOT = Path(__file__).with_name("definitions_snapshot.txt")
 
 
 def _defs():
     from orchestration.definitions import defs
 
-    return defs
+    return defs()
+
+
+def render_snapshot(defs) -> str:
+    lines = []
+    graph = defs.resolve_asset_graph()
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        parents = ",".join(sorted(p.to_user_string() for p in node.parent_keys))
+        lines.append(f"asset {key.to_user_string()} group={node.group_name} "
+                     f"owners={','.join(sorted(node.owners))} parents={parents}")
+    for check in sorted(graph.asset_check_keys,
+                        key=lambda k: (k.asset_key.to_user_string(), k.name)):
+        lines.append(f"check {check.asset_key.to_user_string()}:{check.name}")
+    lines += [f"job {job.name}" for job in sorted(defs.jobs, key=lambda j: j.name)]
+    lines += [f"schedule {s.name} cron={s.cron_schedule} job={s.job_name} "
+              f"default={s.default_status.value}" for s in sorted(defs.schedules,
+                                                                   key=lambda s: s.name)]
+    lines += [f"sensor {s.name} default={s.default_status.value}"
+              for s in sorted(defs.sensors, key=lambda s: s.name)]
+    return "\n".join(lines) + "\n"
+
+
+def test_definitions_match_the_reviewed_snapshot():
+    rendered = render_snapshot(_defs())
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(rendered)
+    assert rendered == SNAPSHOT.read_text(), "the Definitions changed: review, then regenerate"
 
 
 def test_every_declared_segment_is_an_asset_and_every_exported_one_has_an_export_asset():
@@ -49,12 +84,40 @@ def test_definitions_have_the_refresh_job_schedule_sensor_and_gx_checks():
     assert {"gx_raw_events", "gx_fct_sessions"} <= check_names
 
 
-def test_dagster_definitions_validate_passes():
-    env = {**os.environ, "DAGSTER_HOME": str(PROJECT_ROOT / ".dagster_home")}
-    Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
-    (Path(env["DAGSTER_HOME"]) / "dagster.yaml").touch()
-    done = subprocess.run(
-        [DAGSTER, "definitions", "validate", "-m", "orchestration.definitions"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+def test_importing_the_code_location_without_a_manifest_runs_no_dbt(tmp_path: Path):
+    """In a copy of the project with no target/, importing the definitions and every area
+    runs no dbt; loading the definitions then parses the project once."""
+    copy = tmp_path / "project"
+    for name in ("ewh", "orchestration", "models", "macros", "seeds", "tests/dbt"):
+        shutil.copytree(PROJECT_ROOT / name, copy / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dbt_project.yml", "profiles.yml", "pyproject.toml"):
+        shutil.copy(PROJECT_ROOT / name, copy / name)
+    script = textwrap.dedent("""
+        import importlib, pathlib, pkgutil
+        import orchestration.definitions, orchestration.defs
+        for module in pkgutil.iter_modules(orchestration.defs.__path__):
+            importlib.import_module("orchestration.defs." + module.name)
+        target = pathlib.Path("target")
+        print("imported from", orchestration.__file__, "target:", target.exists())
+        orchestration.definitions.defs()
+        print("loaded; manifest:", (target / "manifest.json").exists())
+    """)
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=copy, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"imported from {copy / 'orchestration'}" in done.stdout
+    assert "target: False" in done.stdout
+    assert "loaded; manifest: True" in done.stdout
+
+
+def test_bare_dagster_definitions_validate_finds_the_code_location(tmp_path: Path):
+    """No -m: `[tool.dagster]` in pyproject.toml names the module."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    done = subprocess.run([DAGSTER, "definitions", "validate"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "orchestration.definitions" in done.stdout + done.stderr

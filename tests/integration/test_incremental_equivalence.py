@@ -31,8 +31,8 @@ import duckdb
 import pytest
 from dbt_runner import run_dbt
 
-from ewh.generator import generate
-from ewh.loader import load_files
+from ewh.ingest.loader import load_files
+from ewh.sample.generator import generate
 
 END = datetime(2026, 10, 1)
 DAYS = 20

@@ -22,7 +22,7 @@ import duckdb
 import pytest
 from dbt_runner import run_dbt
 
-from ewh.loader import load_files
+from ewh.ingest.loader import load_files
 
 AS_OF = "2026-10-02 00:00:00"
 COMPARED = [

@@ -16,7 +16,7 @@ import pytest
 import requests
 from collector_process import WRITE_KEY, running_collector, start_collector
 
-from ewh.cli import main as ewh_main
+from ewh.cli.main import main as ewh_main
 
 AUTH = (WRITE_KEY, "")
 BATCH = 50
@@ -104,7 +104,7 @@ def test_kill_9_of_the_collector_mid_stream_loses_no_acknowledged_event(tmp_path
 # its fourth chunk (exact reader), or after the whole file's rows are in (DuckDB reader).
 _LOADER_CHILD = """
 import sys, time
-import ewh.loader as loader
+import ewh.ingest.loader as loader
 if sys.argv[3] == "records":
     original = loader.read_records
     def traced(path, size):

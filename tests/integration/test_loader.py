@@ -14,9 +14,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from ewh.cli import main
-from ewh.generator import generate
-from ewh.loader import expand_paths, load_files
+from ewh.cli.main import main
+from ewh.ingest.loader import expand_paths, load_files
+from ewh.sample.generator import generate
 
 END = datetime(2026, 10, 1)
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ewh.cli import main
-from ewh.loader import expand_paths, load_files
+from ewh.cli.main import main
+from ewh.ingest.loader import expand_paths, load_files
 
 TS = "2026-10-01T12:00:00Z"
 

@@ -1,4 +1,4 @@
-"""NDJSON read by DuckDB's CSV reader gives exactly what ewh.record_readers gives, or is not used.
+"""NDJSON read by DuckDB's CSV reader gives exactly what ewh.ingest.readers gives, or is not used.
 
 Every test loads the same file twice, once through DuckDB (`sql_reader=True`, the default) and
 once through the exact record reader (`sql_reader=False`), into real DuckDB files, and compares
@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from ewh.loader import FileLoadResult, load_files
+from ewh.ingest.loader import FileLoadResult, load_files
 
 _EVENTS = ("select message_id, message_type, event_name, user_id, anonymous_id, occurred_at, "
            "sent_at, received_at, payload, source, file_checksum from raw.events order by source")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from quality_warehouse import AS_OF, SEGMENT, build_warehouse, copy_project, execute
 
-from ewh.cli import main
+from ewh.cli.main import main
 
 
 @pytest.fixture

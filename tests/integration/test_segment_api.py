@@ -10,8 +10,8 @@ import pytest
 import requests
 from collector_process import WRITE_KEY, Collector, running_collector
 
-from ewh.segment_catalog import SegmentSpec
-from ewh.serving import publish_serving_copy
+from ewh.segments.catalog import SegmentSpec
+from ewh.segments.serving import publish_serving_copy
 
 SPEC = SegmentSpec(name="seg_demo", rule="Members of the demo.", owner="growth-team",
                    refresh="hourly", exported=True, description="", unique_id="model.x.seg_demo")

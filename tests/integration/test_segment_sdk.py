@@ -10,7 +10,7 @@ import duckdb
 from collector_process import WRITE_KEY, running_collector
 from segment.analytics import Client
 
-from ewh.cli import main as ewh_main
+from ewh.cli.main import main as ewh_main
 
 EVENTS = 3_000
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ewh.segment_catalog import SegmentSpec
-from ewh.serving import publish_serving_copy
+from ewh.segments.catalog import SegmentSpec
+from ewh.segments.serving import publish_serving_copy
 
 SPEC = SegmentSpec(name="seg_demo", rule="Members of the demo.", owner="growth-team",
                    refresh="hourly", exported=True, description="", unique_id="model.x.seg_demo")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ewh.contract import AcceptedEvent, Rejection, validate_message, validate_text
+from ewh.contract.validator import AcceptedEvent, Rejection, validate_message, validate_text
 
 SOURCE = "file:/landing/events-2026-10-01.ndjson:17"
 LOAD_TIME = datetime(2026, 10, 1, 12, 30)

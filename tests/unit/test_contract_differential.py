@@ -1,6 +1,6 @@
 """The SQL validator (loader) and the Python validator (collector) are one contract.
 
-Both are compiled from ewh/schemas/v1; on every record of a corpus of good and bad records,
+Both are compiled from ewh/contract/schemas/v1; on every record of a corpus of good and bad records,
 covering every rejection reason, they must give the same verdict, reason, field and detail, and
 the same normalized columns. A stock JSON Schema validator must agree on what is structurally
 valid, which shows the schema files say what the validators enforce.
@@ -18,17 +18,17 @@ import jsonschema
 import pytest
 import referencing
 
-from ewh.contract import AcceptedEvent, Rejection, validate_text
-from ewh.contract_rules import (
+from ewh.contract.rules import (
     REJECTION_REASONS,
     ContractSchemaError,
     _compile_type,
     load_contract,
     schema_documents,
 )
-from ewh.contract_sql import check_query, detail_sql, verdict_query
-from ewh.loader import NDJSON_LINES
-from ewh.record_readers import _record_table, _split_lines
+from ewh.contract.sql import check_query, detail_sql, verdict_query
+from ewh.contract.validator import AcceptedEvent, Rejection, validate_text
+from ewh.ingest.loader import NDJSON_LINES
+from ewh.ingest.readers import _record_table, _split_lines
 
 RECEIVED_DEFAULT = datetime(2026, 10, 1, 12, 30)
 PREFIX = "file:/landing/corpus.ndjson"
@@ -145,7 +145,7 @@ CORPUS = _corpus()
 def _sql_results(lines: list[str], *, read_as: str = "records",
                  tmp_path: Path | None = None) -> list[tuple[Any, ...]]:
     """The SQL verdicts, on records as the loader reads them: one by one (suspect unknown),
-    split from an NDJSON block by ewh.record_readers (suspect computed), or read from an NDJSON
+    split from an NDJSON block by ewh.ingest.readers (suspect computed), or read from an NDJSON
     file by DuckDB (suspect found in SQL). None of the three may change any verdict."""
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")

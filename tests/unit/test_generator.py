@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ewh.contract import AcceptedEvent, Rejection, parse_timestamp, validate_text
-from ewh.generator import generate
+from ewh.contract.validator import AcceptedEvent, Rejection, parse_timestamp, validate_text
+from ewh.sample.generator import generate
 
 END = datetime(2026, 10, 1)
 EVENTS = 20_000

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ewh.paths import PROJECT_ROOT
+from ewh.common.settings import PROJECT_ROOT
 
 # Builds nothing; validates `schema.t` (100 rows, 10 null `v`) through a GX SQL datasource.
 VALIDATION = """

@@ -7,7 +7,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from ewh.landing import LandingWriter, recover_open_files
+from ewh.ingest.landing import LandingWriter, recover_open_files
 
 
 def _run(coro):  # type: ignore[no-untyped-def]

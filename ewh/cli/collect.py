@@ -1,0 +1,47 @@
+"""`ewh collect`: serve the collector (Segment Tracking API + engagement API) on uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ewh.cli.main import Handler, OperationalError, command
+
+
+@command("collect", "serve the HTTP event collector (Segment-compatible) into the landing zone")
+def _collect(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (8080)")
+    parser.add_argument("--landing-dir", type=Path, default=None,
+                        help="landing folder (EWH_LANDING_DIR or data/landing)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes; each writes its own landing files (1)")
+    return _run
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ewh.collector.settings import CollectorSettings
+    from ewh.common.settings import get_settings
+
+    try:
+        base = get_settings()
+        if args.landing_dir is not None:
+            base = base.model_copy(update={"landing_dir": args.landing_dir.resolve()})
+        settings = CollectorSettings.from_settings(base)
+    except ValueError as exc:
+        raise OperationalError(str(exc)) from exc
+    if not settings.write_keys:
+        raise OperationalError("no write keys: set EWH_WRITE_KEYS (comma-separated)")
+    print(f"collector on http://{args.host}:{args.port} -> {settings.landing_dir} "
+          f"(consent policy {settings.consent_policy}, {len(settings.write_keys)} write keys)",
+          flush=True)
+    # uvicorn workers are processes that build their app from the environment: hand them
+    # these settings (a --landing-dir flag included) the one way they can read them.
+    os.environ.update(base.as_env())
+    uvicorn.run("ewh.collector.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, loop="uvloop", http="httptools", access_log=False,
+                log_level="warning", timeout_graceful_shutdown=10)
+    return 0

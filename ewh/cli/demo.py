@@ -1,0 +1,295 @@
+"""`ewh demo` (`make demo`): sample data through the whole pipeline, then a short summary.
+
+It starts from an empty warehouse and landing zone each time, so it is repeatable, and runs
+the `refresh_warehouse` job in the Dagster instance of DAGSTER_HOME (`make dev` shows it
+afterwards). The terminal gets one line per stage; everything dbt and Dagster print goes to
+a log file whose path is named at the start and again on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ewh.cli.main import Handler, command
+
+# Stages of the refresh job, in order, and how to tell a step's stage from its key.
+STAGES = (
+    ("load", "load landing files into raw"),
+    ("transform", "dbt build"),
+    ("checks", "data-quality checks"),
+    ("publish", "publish the serving copy"),
+    ("exports", "export segments"),
+)
+
+
+def stage_of(step_key: str) -> str:
+    if step_key.startswith("raw_load") or "gx_raw_events" in step_key:
+        return "load"
+    if "warehouse_dbt_models" in step_key:
+        return "transform"
+    if "gx_" in step_key:
+        return "checks"
+    if "serving_copy" in step_key:
+        return "publish"
+    return "exports"
+
+
+@command("demo", "generate sample data, run the whole pipeline, print a summary")
+def _demo(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("--events", type=int, default=200_000, help="events (200000)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (42)")
+    return _run
+
+
+def _run(args: argparse.Namespace) -> int:
+    code = run_demo(args.events, args.seed, sys.stdout)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: with GX and duckdb in one process, nanobind prints a long,
+    # harmless "leaked" report there that would bury the summary.
+    os._exit(code)
+
+
+def _reset(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+@contextlib.contextmanager
+def _output_to(log: IO[str]) -> Iterator[None]:
+    """Send this process's stdout and stderr, and its subprocesses' (dbt), to `log`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def run_demo(events: int, seed: int, terminal: IO[str]) -> int:
+    from rich.console import Console
+
+    from ewh.common.settings import get_settings
+
+    settings = get_settings()
+    # The terminal keeps its own descriptor: fds 1 and 2 go to the log during the run.
+    screen = os.fdopen(os.dup(terminal.fileno()), "w", buffering=1)
+    console = Console(file=screen, highlight=False, soft_wrap=True)
+    log_path = settings.warehouse.parent / "demo.log"
+    beside = list(settings.warehouse.parent.glob(settings.warehouse.stem + ".*"))
+    # The warehouse and what sits beside it (its WAL, the segment-size history of the
+    # volume checks), the landing zone, the exports and the serving copy.
+    _reset([settings.warehouse, *beside, settings.landing_dir, settings.exports_dir,
+            settings.serving])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"engagement_warehouse demo: {events:,} events, seed {seed}; "
+                  f"dbt and Dagster logs in {log_path}")
+    started = time.monotonic()
+    with log_path.open("w", buffering=1) as log:
+        try:
+            with _output_to(log):
+                result, failure = _run_stages(console, events, seed, settings)
+        except Exception as exc:  # noqa: BLE001 - one clear line, the detail is in the log
+            import traceback
+
+            traceback.print_exc(file=log)
+            console.print(f"[red]✗ the demo failed: {type(exc).__name__}: {exc}[/red]")
+            console.print(f"  log: {log_path}")
+            return 1
+    if failure:
+        console.print(f"[red]✗ {failure}[/red]")
+        console.print(f"  log: {log_path}  (the Dagster UI, `make dev`, shows the run)")
+        return 1
+    console.print(render_summary(result), markup=False)
+    console.print(f"\nfinished in {time.monotonic() - started:.0f} s; run {result.run_id}; "
+                  f"log {log_path}")
+    return 0
+
+
+def _timed(console, label: str, work: Callable[[], str]) -> None:
+    """Run `work` under a spinner; print one line with what it returned and the time."""
+    started = time.monotonic()
+    with console.status(label):
+        detail = work()
+    console.print(f"[green]✓[/green] {label}: {detail} ({time.monotonic() - started:.0f} s)")
+
+
+def _run_stages(console, events: int, seed: int, settings) -> tuple[Any, str | None]:
+    from ewh.sample.generator import generate
+
+    def generate_events() -> str:
+        summary = generate(settings.landing_dir, events=events, seed=seed)
+        return f"{summary['events_written']:,} lines in {len(summary['files'])} files"
+
+    _timed(console, "generate sample events", generate_events)
+    return _refresh(console)
+
+
+def _refresh(console) -> tuple[Any, str | None]:
+    """Run the refresh job in a thread; show its stages from the instance's event log."""
+    import dagster as dg
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    from orchestration.definitions import defs
+    from orchestration.instance import ensure_dagster_home
+
+    home = ensure_dagster_home()
+    run_id = str(uuid.uuid4())
+    outcome: dict[str, Any] = {}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        job = defs().resolve_job_def("refresh_warehouse")
+
+        def execute() -> None:
+            try:
+                outcome["result"] = job.execute_in_process(
+                    instance=instance, raise_on_error=False, run_id=run_id,
+                    run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=execute, name="refresh", daemon=True)
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                   MofNCompleteColumn(), TextColumn("{task.fields[detail]}"))
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("refresh_warehouse", total=None, detail="")
+            worker.start()
+            watcher = _StageWatcher(console, progress, task)
+            cursor = None
+            while True:
+                alive = worker.is_alive()
+                page = instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
+                cursor = page.cursor
+                watcher.update([record.event_log_entry for record in page.records])
+                if not alive and not page.has_more:
+                    break
+                if not page.has_more:
+                    worker.join(timeout=0.5)
+            watcher.finish()
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
+    return result, None if result.success else watcher.failure_line()
+
+
+class _StageWatcher:
+    """Turns Dagster step events into one printed line per finished stage."""
+
+    def __init__(self, console, progress, task) -> None:
+        self.console, self.progress, self.task = console, progress, task
+        self.current: str | None = None
+        self.stage_started = time.monotonic()
+        self.models_done = 0
+        self.failures: list[str] = []
+        self.steps_done = 0
+
+    def update(self, entries) -> None:
+        for entry in entries:
+            event = entry.dagster_event
+            if event is None or not event.step_key:
+                continue
+            stage = stage_of(event.step_key)
+            kind = event.event_type_value
+            if kind == "STEP_START" and stage != self.current:
+                self._close_stage()
+                self.current, self.stage_started = stage, time.monotonic()
+            elif kind == "ASSET_MATERIALIZATION" and stage == "transform":
+                self.models_done += 1
+            elif kind == "STEP_SUCCESS":
+                self.steps_done += 1
+            elif kind == "STEP_FAILURE":
+                error = getattr(event.event_specific_data, "error", None)
+                while error is not None and error.cause is not None:  # the root cause
+                    error = error.cause
+                reason = (error.message.strip().splitlines() or [""])[-1] if error else ""
+                self.failures.append(f"step {event.step_key}: {reason or event.message}")
+        label = dict(STAGES).get(self.current or "", "starting")
+        detail = f"{self.models_done} dbt nodes" if self.current == "transform" else ""
+        self.progress.update(self.task, description=label, completed=self.steps_done,
+                             detail=detail)
+
+    def _close_stage(self) -> None:
+        if self.current is None:
+            return
+        label = dict(STAGES)[self.current]
+        extra = f": {self.models_done} dbt nodes" if self.current == "transform" else ""
+        self.progress.console.print(
+            f"[green]✓[/green] {label}{extra} ({time.monotonic() - self.stage_started:.0f} s)")
+
+    def finish(self) -> None:
+        if not self.failures:
+            self._close_stage()
+
+    def failure_line(self) -> str:
+        if self.failures:
+            return f"{dict(STAGES).get(self.current or '', 'refresh')} failed: {self.failures[0]}"
+        return "the refresh_warehouse run failed (a blocking check or a step)"
+
+
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_summary(result) -> str:
+    import duckdb
+
+    from ewh.common.settings import get_settings
+    from ewh.quality.validate import data_docs_index
+    from ewh.segments.report import format_table, segment_sizes
+    from orchestration.project import warehouse_project
+
+    settings = get_settings()
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        read, loaded, dup, rejected = con.execute(
+            "select sum(rows_read), sum(rows_loaded), sum(rows_duplicate), sum(rows_rejected) "
+            "from raw.load_manifest"
+        ).fetchone()
+        sessions, users = con.execute(
+            "select (select count(*) from marts.fct_sessions), "
+            "(select count(*) from marts.dim_users)"
+        ).fetchone()
+    lines = [
+        f"load: read {read:,} = loaded {loaded:,} + duplicates {dup:,} + rejected {rejected:,}"
+        f" ({'reconciled' if read == loaded + dup + rejected else 'DOES NOT RECONCILE'})",
+        f"marts: {sessions:,} sessions, {users:,} users",
+        "",
+        format_table(
+            ["segment", "members", "owner", "export", "rule"],
+            [[s.segment, f"{s.members:,}", s.owner, "yes" if s.exported else "-", _short(s.rule)]
+             for s in segment_sizes(settings.warehouse, warehouse_project().segments)],
+        ),
+        "",
+    ]
+    evaluations = result.get_asset_check_evaluations()
+    failed = [e for e in evaluations if not e.passed]
+    gx = [e for e in evaluations if e.check_name.startswith("gx_")]
+    lines.append(f"data quality: {len(evaluations) - len(failed)}/{len(evaluations)} checks "
+                 f"passed ({len(gx)} Great Expectations suites, "
+                 f"{len(evaluations) - len(gx)} dbt tests)")
+    for e in sorted(failed, key=lambda e: e.check_name):
+        lines.append(f"  FAIL ({e.severity.value}) {e.asset_key.to_user_string()} "
+                     f"{e.check_name}: {e.description or ''}")
+    lines.append(f"exports: {settings.exports_dir}/<segment>/members.parquet|csv "
+                 "(+ entered, exited)")
+    lines.append(f"Data Docs: {data_docs_index()}")
+    return "\n".join(lines)

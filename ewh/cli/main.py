@@ -1,0 +1,78 @@
+"""The `ewh` command line. The only module that prints.
+
+Add a subcommand by writing one function decorated with `@command(...)` in a module
+of its own under `ewh/cli/`: it receives its
+argparse parser, declares its arguments, and returns the handler that runs it (exit code).
+Heavy imports stay inside the handlers so `ewh --help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+Handler = Callable[[argparse.Namespace], int]
+Configure = Callable[[argparse.ArgumentParser], Handler]
+
+
+@dataclass(frozen=True)
+class _Command:
+    name: str
+    help: str
+    configure: Configure
+
+
+COMMANDS: list[_Command] = []
+
+
+def command(name: str, help: str) -> Callable[[Configure], Configure]:
+    """Register a subcommand; the decorated function configures the parser, returns the handler."""
+
+    def register(configure: Configure) -> Configure:
+        COMMANDS.append(_Command(name, help, configure))
+        return configure
+
+    return register
+
+
+class OperationalError(Exception):
+    """A failure of the job itself (bad path, locked warehouse), as opposed to bad records."""
+
+
+def _register_all() -> None:
+    """Import every module of this package: each registers its subcommands."""
+    import ewh.cli as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name != "main":
+            importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _register_all()
+    parser = argparse.ArgumentParser(prog="ewh", description="engagement_warehouse jobs")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for cmd in COMMANDS:
+        sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        sub.set_defaults(handler=cmd.configure(sub))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (OperationalError, OSError) as exc:
+        print(f"ewh {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - any other failure is operational too; say what broke
+        print(f"ewh {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

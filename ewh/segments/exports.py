@@ -1,0 +1,96 @@
+"""Segment exports for email and ad tools: current members, and who entered or exited.
+
+For each segment, `<exports>/<segment>/` holds:
+- `members.parquet|csv`: everyone in the segment now;
+- `entered.parquet|csv`: members now who were not in the previous export;
+- `exited.parquet|csv`: members of the previous export who are gone now;
+- `export.json`: when, how many, and the time of the export the delta is against.
+
+Every file is written beside its final name and renamed into place, and `members` is
+renamed last: it is the baseline of the next delta, so a crash midway repeats the delta
+instead of losing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from ewh.common.clock import utc_now
+from ewh.common.sql_text import quote_ident, sql_literal
+
+FORMATS = (("parquet", "format parquet"), ("csv", "format csv, header true"))
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    segment: str
+    rows: int
+    entered: int
+    exited: int
+    parquet_path: Path
+    csv_path: Path
+    exported_at: datetime
+    previous_exported_at: datetime | None
+
+
+def _previous_export(target: Path) -> tuple[Path | None, datetime | None]:
+    members = target / "members.parquet"
+    manifest = target / "export.json"
+    if not members.exists():
+        return None, None
+    when = None
+    if manifest.exists():
+        when = datetime.fromisoformat(json.loads(manifest.read_text())["exported_at"])
+    return members, when
+
+
+def _write(con: duckdb.DuckDBPyConnection, query: str, target: Path, stem: str) -> int:
+    """Write `query` as <stem>.partial files; returns the row count."""
+    rows = con.execute(f"select count(*) from ({query})").fetchone()[0]
+    for suffix, options in FORMATS:
+        partial = target / f"{stem}.{suffix}.partial"
+        con.execute(f"copy ({query}) to {sql_literal(str(partial))} ({options})")
+    return int(rows)
+
+
+def _promote(target: Path, stem: str) -> None:
+    for suffix, _ in FORMATS:
+        os.replace(target / f"{stem}.{suffix}.partial", target / f"{stem}.{suffix}")
+
+
+def export_segment(source: Path, segment: str, out_dir: Path) -> ExportResult:
+    """Export segments.<segment> from the DuckDB file `source` (the serving copy)."""
+    target = out_dir / segment
+    target.mkdir(parents=True, exist_ok=True)
+    previous, previous_at = _previous_export(target)
+    current = f"select * from segments.{quote_ident(segment)}"
+    with duckdb.connect(str(source), read_only=True) as con:
+        if previous is None:
+            prior = f"select * from ({current}) where false"
+        else:
+            prior = f"select * from read_parquet({sql_literal(str(previous))})"
+        entered_q = (f"select * from ({current}) c where c.user_key not in "
+                     f"(select user_key from ({prior})) order by user_key")
+        exited_q = (f"select * from ({prior}) p where p.user_key not in "
+                    f"(select user_key from ({current})) order by user_key")
+        rows = _write(con, f"{current} order by user_key", target, "members")
+        entered = _write(con, entered_q, target, "entered")
+        exited = _write(con, exited_q, target, "exited")
+    exported_at = utc_now()
+    _promote(target, "entered")
+    _promote(target, "exited")
+    (target / "export.json.partial").write_text(json.dumps({
+        "segment": segment, "exported_at": exported_at.isoformat(), "members": rows,
+        "entered": entered, "exited": exited,
+        "previous_exported_at": previous_at.isoformat() if previous_at else None,
+    }, indent=2))
+    _promote(target, "members")
+    os.replace(target / "export.json.partial", target / "export.json")
+    return ExportResult(segment, rows, entered, exited, target / "members.parquet",
+                        target / "members.csv", exported_at, previous_at)

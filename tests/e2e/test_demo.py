@@ -1,0 +1,65 @@
+"""`make demo` (`ewh demo`): one line per stage, the summary, the logs in a named file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ewh.common.settings import PROJECT_ROOT
+
+EWH = str(Path(sys.executable).with_name("ewh"))
+STAGE_LINES = ["generate sample events", "load landing files into raw", "dbt build",
+               "data-quality checks", "publish the serving copy", "export segments"]
+
+
+def _environment(root: Path) -> dict[str, str]:
+    return {**os.environ,
+            "EWH_WAREHOUSE": str(root / "warehouse.duckdb"),
+            "EWH_LANDING_DIR": str(root / "landing"),
+            "EWH_SERVING": str(root / "serving.duckdb"),
+            "EWH_EXPORTS_DIR": str(root / "exports"),
+            "EWH_OPS_DB": str(root / "ops.duckdb"),
+            "DAGSTER_HOME": str(root / "dagster_home")}
+
+
+@pytest.mark.e2e
+def test_the_demo_prints_a_line_per_stage_and_the_summary_and_logs_the_rest(tmp_path: Path):
+    done = subprocess.run([EWH, "demo", "--events", "5000", "--seed", "7"], cwd=PROJECT_ROOT,
+                          env=_environment(tmp_path), capture_output=True, text=True,
+                          timeout=900, stdin=subprocess.DEVNULL)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert len(lines) <= 60, done.stdout
+    stage_lines = [line for line in lines if line.startswith("✓")]
+    assert [next(s for s in STAGE_LINES if s in line) for line in stage_lines] == STAGE_LINES
+    assert "read 5,000 = loaded" in done.stdout and "(reconciled)" in done.stdout
+    assert "seg_cart_abandoners" in done.stdout and "checks passed" in done.stdout
+    # What dbt and Dagster said is in the log the first line names, not on the terminal.
+    log = tmp_path / "demo.log"
+    assert str(log) in lines[0]
+    assert "Running dbt command" in log.read_text() and "Running dbt command" not in done.stdout
+    assert done.stderr.strip() == ""
+
+
+@pytest.mark.e2e
+def test_a_failing_demo_says_what_failed_in_one_line_and_where_the_log_is(tmp_path: Path):
+    env = _environment(tmp_path)
+    # The serving copy cannot be written: a file stands where its folder should be.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    env["EWH_SERVING"] = str(blocker / "serving.duckdb")
+    done = subprocess.run([EWH, "demo", "--events", "2000"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1, done.stdout
+    failed = [line for line in lines if line.startswith("✗")]
+    assert len(failed) == 1 and "publish the serving copy failed" in failed[0], done.stdout
+    assert "serving_copy" in failed[0] and "blocker" in failed[0]
+    assert lines[-1].strip().startswith("log:") and lines.index(failed[0]) == len(lines) - 2
+    log = Path(lines[-1].split("log:", 1)[1].split()[0])
+    assert log == tmp_path / "demo.log" and "serving_copy" in log.read_text()
+    assert len(lines) <= 10 and done.stderr.strip() == ""
