@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 from ewh.collector.engagement_routes import engagement_routes
 from ewh.collector.intake import Intake
 from ewh.collector.settings import CollectorSettings
-from ewh.collector.tracking_routes import segment_routes
+from ewh.collector.tracking_routes import tracking_routes
 from ewh.ingest.landing import LandingWriter
 from ewh.segments.api_routes import segment_api_routes
 
@@ -43,7 +43,7 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
 
     routes: list[BaseRoute] = [
         Route("/health", _health, methods=["GET"]),
-        *segment_routes(),
+        *tracking_routes(),
         *engagement_routes(),
         *segment_api_routes(),
         *extra_routes,

@@ -19,7 +19,7 @@ from ewh.collector.responder import accept_messages, endpoint
 from ewh.contract.vocabulary import MESSAGE_TYPES
 
 
-def segment_routes() -> list[Route]:
+def tracking_routes() -> list[Route]:
     routes = [Route(f"/v1/{name}", _single(name), methods=["POST"]) for name in MESSAGE_TYPES]
     routes.append(Route("/v1/batch", endpoint(_batch), methods=["POST"]))
     routes.append(Route("/v1/import", endpoint(_batch), methods=["POST"]))  # Segment's alias

@@ -1,9 +1,12 @@
 """Every path, key and policy of the warehouse, in one typed object read from the environment.
 
 Each field is the environment variable `EWH_<FIELD>` (for example `EWH_WAREHOUSE`,
-`EWH_WRITE_KEYS`). Nothing else in the code reads or writes `os.environ` for these: call
-`get_settings()`. It is read once per distinct environment, so a test or a CLI flag that
-changes a variable gets a fresh object, and everything else shares one.
+`EWH_WRITE_KEYS`). Nothing else in the code reads these variables: call `get_settings()`.
+(Dagster builds its `WarehouseSettings` resource from the same variables with `dg.EnvVar`;
+`ewh collect` hands the settings to its uvicorn worker processes as variables.)
+
+They are read once per distinct environment: a test or a CLI flag that changes a variable
+gets a fresh object, and everything else shares one.
 
 Relative paths are taken from the working directory; the defaults live under the project's
 `data/` folder, whatever the working directory.
@@ -49,7 +52,7 @@ class Settings(BaseSettings):
                          description="operational records (run-failure alerts), apart from the "
                          "warehouse's writer lock")
     gx_project_dir: Path | None = Field(
-        None, description="another Great Expectations project folder (default: expectations/gx)")
+        None, description="another Great Expectations project folder (default: expectations/)")
     dbt_target_dir: Path = Field(PROJECT_ROOT / "target",
                                  description="dbt's target folder, where manifest.json is")
 
