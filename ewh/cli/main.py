@@ -48,7 +48,7 @@ def _register_all() -> None:
     import ewh.cli as package
 
     for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "main":
+        if module.name != "main" and not module.name.startswith("_"):
             importlib.import_module(f"{package.__name__}.{module.name}")
 
 
@@ -72,7 +72,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - any other failure is operational too; say what broke
         print(f"ewh {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -90,7 +90,7 @@ def test_dev_serves_the_ui_showing_every_segment_asset_and_stops_on_sigterm(tmp_
            "EWH_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}
     log = (tmp_path / "dev.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "ewh.cli.main", "dev", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "ewh.cli", "dev", "--host", "127.0.0.1", "--port", str(port)],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )

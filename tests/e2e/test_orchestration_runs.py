@@ -77,6 +77,7 @@ def test_two_runs_started_at_once_from_the_cli_are_serialized_not_failed(env: di
 
 def test_a_failed_run_is_recorded_as_an_alert(env: dict[str, str], tmp_path: Path) -> None:
     from orchestration.definitions import defs
+    from orchestration.resources import warehouse_settings
 
     # A warehouse path that is a directory: the raw load cannot open it.
     os.environ["EWH_WAREHOUSE"] = str(tmp_path)
@@ -89,7 +90,7 @@ def test_a_failed_run_is_recorded_as_an_alert(env: dict[str, str], tmp_path: Pat
         sensor = defs().resolve_sensor_def("run_failure_alert")
         context = dg.build_run_status_sensor_context(
             sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
-            dagster_run=result.dagster_run,
+            dagster_run=result.dagster_run, resources={"settings": warehouse_settings()},
         ).for_run_failure()
         sensor(context)
         sensor(context)  # evaluated twice: still one alert
