@@ -183,9 +183,14 @@ final as (
         cast(round(coalesce(revenue, 0) * exchange_rate, 2) as double) as revenue_reporting,
         cast(round(refunded * exchange_rate, 2) as double) as refunded_reporting,
         -- greatest() skips nulls: an unknown currency must stay null, not become 0
-        case when exchange_rate is not null then cast(round(greatest(
-            round(coalesce(revenue, 0) * exchange_rate, 2) - round(refunded * exchange_rate, 2), 0
-        ), 2) as double) end as net_revenue_reporting,
+        case
+            when exchange_rate is not null
+                then cast(round(greatest(
+                        round(coalesce(revenue, 0) * exchange_rate, 2)
+                        - round(refunded * exchange_rate, 2),
+                        0
+                    ), 2) as double)
+        end as net_revenue_reporting,
         is_cancelled,
         cancelled_at,
         purchase_events,
