@@ -23,7 +23,9 @@ with
 
 events as (
 
+    -- only events that can be order events: purchases, and events naming an order
     select * from {{ ref('int_events_stitched') }}
+    where event_type = 'purchase' or order_id is not null
 
 ),
 
