@@ -1,7 +1,9 @@
 {#-
   The evaluation time of every time-window rule, as a timestamp literal (UTC).
-  The dbt var `as_of` when set (e.g. "2026-11-01 00:00:00" or "2026-11-01T00:00:00Z"),
-  else the time the dbt invocation started (run_started_at, UTC).
+  The dbt var `as_of` when set: any ISO-8601 date or date-time, with 'T' or a space, with
+  or without fractional seconds, naive (read as UTC), 'Z', or any offset, which is converted
+  to UTC: "2026-06-30T14:00:00+02:00" is 2026-06-30 12:00:00 UTC. Unset: the time the dbt
+  invocation started (run_started_at, UTC).
 -#}
 {% macro as_of() -%}
     cast('{{ as_of_string() }}' as {{ dbt.type_timestamp() }})
@@ -12,9 +14,17 @@
     {%- if configured is none or (configured | string | trim) == '' -%}
         {{- run_started_at.strftime('%Y-%m-%d %H:%M:%S') -}}
     {%- else -%}
-        {%- set text = configured | string | trim | replace('T', ' ') -%}
-        {%- if text.endswith('Z') -%}{%- set text = text[:-1] -%}{%- endif -%}
-        {%- if text.endswith('+00:00') -%}{%- set text = text[:-6] -%}{%- endif -%}
-        {{- text -}}
+        {{- utc_timestamp_string(configured | string | trim) -}}
     {%- endif -%}
+{%- endmacro %}
+
+{% macro utc_timestamp_string(text) -%}
+    {#- An ISO-8601 date or date-time as naive UTC text 'YYYY-MM-DD HH:MM:SS[.ffffff]'. -#}
+    {%- set value = text -%}
+    {%- if value[-1:] in ['Z', 'z'] -%}{%- set value = value[:-1] ~ '+00:00' -%}{%- endif -%}
+    {%- set parsed = modules.datetime.datetime.fromisoformat(value) -%}
+    {%- if parsed.tzinfo is not none -%}
+        {%- set parsed = (parsed - parsed.utcoffset()).replace(tzinfo=none) -%}
+    {%- endif -%}
+    {{- parsed.strftime('%Y-%m-%d %H:%M:%S') ~ ('.%06d' % parsed.microsecond if parsed.microsecond else '') -}}
 {%- endmacro %}

@@ -81,3 +81,29 @@
 {% macro default__safe_double(expression) -%}
     try_cast({{ expression }} as double)
 {%- endmacro %}
+
+
+{#-
+  The sum of price x quantity over a JSON array of products (Segment's properties.products),
+  a missing quantity counting as 1 and a missing price as 0; null when the array is absent,
+  empty or not an array. `path` is the array's JSONPath, e.g. '$.properties.products'.
+-#}
+{% macro json_products_amount(column, path) -%}
+    {{ return(adapter.dispatch('json_products_amount', 'engagement_warehouse')(column, path)) }}
+{%- endmacro %}
+
+{% macro default__json_products_amount(column, path) -%}
+    aggregate(
+        from_json(get_json_object({{ column }}, '{{ path }}'), 'array<struct<price:double,quantity:double>>'),
+        cast(null as double),
+        (total, product) -> coalesce(total, 0) + coalesce(product.price, 0) * coalesce(product.quantity, 1)
+    )
+{%- endmacro %}
+
+{% macro duckdb__json_products_amount(column, path) -%}
+    list_sum(list_transform(
+        json_extract({{ column }}, '{{ path }}[*]'),
+        lambda product: coalesce(try_cast(json_extract_string(product, '$.price') as double), 0)
+            * coalesce(try_cast(json_extract_string(product, '$.quantity') as double), 1)
+    ))
+{%- endmacro %}

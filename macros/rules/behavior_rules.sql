@@ -44,7 +44,8 @@
 
 {#-
   Lifecycle stage, evaluated in this order (the first rule that holds wins):
-    lapsed           orders >= 1 and the last order is more than var lifecycle_lapsed_after_days old
+    lapsed           orders >= 1 and no order in the last var lifecycle_lapsed_after_days days (the
+                     last order is exactly that old or older; macro in_last)
     repeat_customer  orders >= var lifecycle_repeat_min_orders
     customer         orders >= 1
     lead             a known user (user_id) who added to cart or started a checkout

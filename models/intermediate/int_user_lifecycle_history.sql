@@ -1,18 +1,19 @@
 {#-
   Each user's lifecycle stage over time, replayed from the events up to as_of with the
-  same rule as dim_users.lifecycle_stage (macro lifecycle_stage). The stage can only change
-  at a milestone: first seen, first identified (known), first cart intent, each order, and
-  the moment a customer lapses (last order + var lifecycle_lapsed_after_days, when no order
-  comes first). One row per spell in a stage.
+  same rule and the same orders as dim_users.lifecycle_stage (macro lifecycle_stage; orders
+  from int_orders, cancelled ones left out, each order once at its first event). The stage
+  can only change at a milestone: first seen, first identified (known), first cart intent,
+  each order, and the moment a customer lapses: last order + var lifecycle_lapsed_after_days
+  exactly (the order is then no longer in the last N days), unless the next order comes at
+  or before it. One row per spell in a stage; the current spell's stage equals
+  dim_users.lifecycle_stage (tests/dbt/assert_dim_users_lifecycle_matches_history.sql).
 -#}
-{%- set lapse_seconds = var('lifecycle_lapsed_after_days') * 86400 -%}
-
 with
 
-events as (
+orders as (
 
-    select * from {{ ref('int_events_stitched') }}
-    where event_type = 'purchase'
+    select * from {{ ref('int_orders') }}
+    where not is_cancelled
 
 ),
 
@@ -22,24 +23,12 @@ activity as (
 
 ),
 
-orders as (
-
-    -- an order counts once, at its first purchase event
-    select
-        user_key,
-        coalesce(order_id, message_id) as order_key,
-        min(occurred_at) as ordered_at
-    from events
-    group by user_key, coalesce(order_id, message_id)
-
-),
-
 orders_with_next as (
 
     select
         user_key,
         ordered_at,
-        lead(ordered_at) over (partition by user_key order by ordered_at, order_key) as next_ordered_at,
+        lead(ordered_at) over (partition by user_key order by ordered_at, order_id) as next_ordered_at,
         {{ dbt.dateadd('day', var('lifecycle_lapsed_after_days'), 'ordered_at') }} as lapses_at
     from orders
 
@@ -106,7 +95,7 @@ milestones as (
     from orders_with_next
     where
         (next_ordered_at is null or next_ordered_at > lapses_at)
-        and lapses_at < {{ as_of() }}
+        and lapses_at <= {{ as_of() }}
 
 ),
 
@@ -156,7 +145,7 @@ staged as (
             'orders',
             'is_known = 1',
             'has_cart_intent = 1',
-            '(is_lapse = 1 or ' ~ seconds_between('last_ordered_at', 'milestone_at') ~ ' > ' ~ lapse_seconds ~ ')'
+            '(is_lapse = 1 or not ' ~ in_last('last_ordered_at', 'day', var('lifecycle_lapsed_after_days'), 'milestone_at') ~ ')'
         ) }} as lifecycle_stage
     from cumulative
 

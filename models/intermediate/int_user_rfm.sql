@@ -1,17 +1,21 @@
 {#-
-  RFM over customers: users with analytics consent and at least one order in the last
-  var rfm_window_days. Scores are quintiles of the customer population:
+  RFM over customers: users with analytics consent and at least one order (int_orders, not
+  cancelled) in the last var rfm_window_days (macro in_last: an order exactly that old is
+  out). Scores are quintiles of the customer population:
     score = 1 + floor(5 * (rank - 1) / customers), ranked from worst to best value,
   where rank() gives tied values the position of the first of them, so a tie always takes
   the lowest score its block reaches (e.g. when 70 % of customers have one order, all of them
   score F = 1). Recency is ranked on whole days since the last order (more days = worse),
-  frequency on orders and monetary on revenue in the window (fewer / less = worse).
+  frequency on orders in the window (an order in an unknown currency is still an order) and
+  monetary on net revenue in the window, in the reporting currency (orders in an unknown
+  currency left out), in cents (fewer / less = worse).
 -#}
 with
 
-activity as (
+orders as (
 
-    select * from {{ ref('int_user_activity') }}
+    select * from {{ ref('int_orders') }}
+    where not is_cancelled
 
 ),
 
@@ -21,22 +25,35 @@ consent as (
 
 ),
 
+orders_in_window as (
+
+    select
+        user_key,
+        count(*) as frequency,
+        cast(round(coalesce(
+            sum(case when has_known_currency then net_revenue_reporting end), 0
+        ), 2) as double) as monetary,
+        max(ordered_at) as last_order_at
+    from orders
+    where {{ in_last('ordered_at', 'day', var('rfm_window_days')) }}
+    group by user_key
+
+),
+
 customers as (
 
     select
-        activity.user_key,
+        orders_in_window.user_key,
         cast(floor(
-            {{ seconds_between('activity.last_order_at', as_of()) }} / 86400
+            {{ seconds_between('orders_in_window.last_order_at', as_of()) }} / 86400
         ) as {{ dbt.type_int() }}) as recency_days,
-        activity.orders_rfm_window as frequency,
-        cast(activity.revenue_rfm_window as double) as monetary,
-        activity.last_order_at
-    from activity
+        orders_in_window.frequency,
+        orders_in_window.monetary,
+        orders_in_window.last_order_at
+    from orders_in_window
     left join consent
-        on activity.user_key = consent.user_key
-    where
-        activity.orders_rfm_window >= 1
-        and coalesce(consent.has_analytics_consent, true)
+        on orders_in_window.user_key = consent.user_key
+    where coalesce(consent.has_analytics_consent, true)
 
 ),
 

@@ -1,5 +1,3 @@
-{%- set lapse_seconds = var('lifecycle_lapsed_after_days') * 86400 -%}
-
 with
 
 activity as (
@@ -29,6 +27,12 @@ send_time as (
 rfm as (
 
     select * from {{ ref('int_user_rfm') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('int_orders') }}
 
 ),
 
@@ -103,6 +107,31 @@ acquisition_ranked as (
 
 ),
 
+order_features as (
+
+    -- orders: int_orders, cancelled ones left out; money: net revenue in the reporting
+    -- currency of orders in a known currency, in cents
+    select
+        user_key,
+        count(case when not is_cancelled then 1 end) as counted_orders,
+        count(case when not is_cancelled and has_known_currency then 1 end) as known_currency_orders,
+        count(case when not is_cancelled and not has_known_currency then 1 end) as orders_unknown_currency,
+        count(case when is_cancelled then 1 end) as cancelled_orders,
+        sum(case when not is_cancelled and has_known_currency then net_revenue_reporting end) as net_revenue,
+        min(case when not is_cancelled then ordered_at end) as first_counted_order_at,
+        max(case when not is_cancelled then ordered_at end) as last_counted_order_at,
+        count(case
+            when not is_cancelled and {{ in_last('ordered_at', 'day', 365) }} then 1
+        end) as counted_orders_365d,
+        sum(case
+            when not is_cancelled and has_known_currency and {{ in_last('ordered_at', 'day', 365) }}
+                then net_revenue_reporting
+        end) as net_revenue_365d
+    from orders
+    group by user_key
+
+),
+
 last_cart_add_ranked as (
 
     select
@@ -160,7 +189,16 @@ joined as (
         rfm.rfm_cell,
         consent.has_analytics_consent as stated_analytics_consent,
         consent.consent_stated_at,
-        {{ seconds_between('activity.last_order_at', 'as_of.as_of') }} as seconds_since_last_order
+        coalesce(order_features.counted_orders, 0) as counted_orders,
+        coalesce(order_features.known_currency_orders, 0) as known_currency_orders,
+        coalesce(order_features.orders_unknown_currency, 0) as orders_unknown_currency,
+        coalesce(order_features.cancelled_orders, 0) as cancelled_orders,
+        coalesce(order_features.net_revenue, 0) as net_revenue,
+        order_features.first_counted_order_at,
+        order_features.last_counted_order_at,
+        coalesce(order_features.counted_orders_365d, 0) as counted_orders_365d,
+        coalesce(order_features.net_revenue_365d, 0) as net_revenue_365d,
+        {{ seconds_between('order_features.last_counted_order_at', 'as_of.as_of') }} as seconds_since_last_order
     from activity
     cross join as_of
     left join session_features
@@ -185,6 +223,8 @@ joined as (
         on activity.user_key = rfm.user_key
     left join consent
         on activity.user_key = consent.user_key
+    left join order_features
+        on activity.user_key = order_features.user_key
 
 ),
 
@@ -194,10 +234,10 @@ final as (
         user_key,
         user_id,
         {{ lifecycle_stage(
-            'orders',
+            'counted_orders',
             'user_id is not null',
             'first_cart_intent_at is not null',
-            'coalesce(seconds_since_last_order > ' ~ lapse_seconds ~ ', false)'
+            'coalesce(not ' ~ in_last('last_counted_order_at', 'day', var('lifecycle_lapsed_after_days'), 'as_of') ~ ', false)'
         ) }} as lifecycle_stage,
         {{ engagement_score('engagement_points_window') }} as engagement_score,
         -- activity
@@ -232,18 +272,20 @@ final as (
         -- buying
         add_to_cart_count as cart_adds,
         first_cart_intent_at,
-        orders,
-        cast(revenue as double) as revenue,
-        cast(revenue as double) / nullif(orders, 0) as average_order_value,
-        first_order_at,
-        last_order_at,
+        counted_orders as orders,
+        cast(round(net_revenue, 2) as double) as revenue,
+        cast(round(net_revenue / nullif(known_currency_orders, 0), 2) as double) as average_order_value,
+        first_counted_order_at as first_order_at,
+        last_counted_order_at as last_order_at,
         cast(floor(seconds_since_last_order / 86400) as {{ dbt.type_int() }}) as days_since_last_order,
-        cast(revenue_365d as double) as revenue_365d,
-        orders_365d,
+        cast(round(net_revenue_365d, 2) as double) as revenue_365d,
+        counted_orders_365d as orders_365d,
+        orders_unknown_currency,
+        cancelled_orders,
         last_cart_add_at,
         last_cart_product_id,
         cast(last_cart_value as double) as last_cart_value,
-        coalesce(last_order_at >= last_cart_add_at, false) as has_purchase_since_last_cart_add,
+        coalesce(last_counted_order_at >= last_cart_add_at, false) as has_purchase_since_last_cart_add,
         -- rfm
         rfm_recency_days,
         rfm_frequency,

@@ -35,10 +35,10 @@ final as (
     from evaluated
     where
         has_analytics_consent
-        -- the most recent cart add is at most max_age days old ...
-        and last_cart_add_at >= {{ dbt.dateadd('day', -1 * var('cart_abandonment_max_age_days'), 'as_of') }}
-        -- ... and strictly more than window_hours before as_of ...
-        and seconds_since_cart_add > {{ var('cart_abandonment_window_hours') }} * 3600
+        -- the most recent cart add is in the last max_age days ...
+        and {{ in_last('last_cart_add_at', 'day', var('cart_abandonment_max_age_days'), 'as_of') }}
+        -- ... but not in the last window_hours (exactly window_hours old is abandoned) ...
+        and not {{ in_last('last_cart_add_at', 'hour', var('cart_abandonment_window_hours'), 'as_of') }}
         -- ... with no purchase at or after it
         and not has_purchase_since_last_cart_add
 

@@ -20,7 +20,7 @@ final as (
     where
         has_analytics_consent
         and lifecycle_stage = 'prospect'
-        and first_seen_at > {{ dbt.dateadd('day', -1 * var('new_prospect_days'), 'as_of') }}
+        and {{ in_last('first_seen_at', 'day', var('new_prospect_days'), 'as_of') }}
 
 )
 

@@ -17,7 +17,8 @@
     'utm_medium': '$.context.campaign.medium',
     'utm_campaign': '$.context.campaign.name',
     'device_type': '$.context.device.type',
-    'channel': '$.context.channel',
+    'top_channel': '$.channel',
+    'context_channel': '$.context.channel',
     'product_id': '$.properties.product_id',
     'category': '$.properties.category',
     'price_text': '$.properties.price',
@@ -143,7 +144,8 @@ unpacked as (
         loaded_at,
         load_id,
         source,
-        {{ json_string_list('payload', json_fields.values() | list) }} as json_values
+        {{ json_string_list('payload', json_fields.values() | list) }} as json_values,
+        {{ json_products_amount('payload', '$.properties.products') }} as products_amount
     from deduplicated
 
 ),
@@ -165,6 +167,7 @@ extracted as (
         {% for field in json_fields -%}
             {{ list_item('json_values', loop.index) }} as {{ field }},
         {% endfor -%}
+        products_amount,
         message_type in ('page', 'screen') as is_page_or_screen
     from unpacked
 
@@ -180,11 +183,15 @@ typed as (
         extracted.user_id,
         extracted.anonymous_id,
         extracted.previous_id,
-        -- Segment's skew correction: receivedAt - (sentAt - timestamp)
+        -- Segment's skew correction: receivedAt - (sentAt - timestamp), never after
+        -- receivedAt. Without sentAt, or with sentAt before timestamp (no clock offset can
+        -- explain a message sent before it happened), the earlier of timestamp and
+        -- receivedAt is kept.
         case
-            when extracted.sent_at is not null and extracted.client_occurred_at is not null
-                then {{ timestamp_shift('extracted.client_occurred_at', 'extracted.sent_at', 'extracted.received_at') }}
-            else coalesce(extracted.client_occurred_at, extracted.received_at)
+            when extracted.client_occurred_at is null then extracted.received_at
+            when extracted.sent_at is null or extracted.sent_at < extracted.client_occurred_at
+                then least(extracted.client_occurred_at, extracted.received_at)
+            else {{ timestamp_shift('extracted.client_occurred_at', 'extracted.sent_at', 'extracted.received_at') }}
         end as occurred_at,
         extracted.client_occurred_at,
         extracted.sent_at,
@@ -193,7 +200,7 @@ typed as (
         extracted.load_id,
         extracted.source,
         extracted.properties,
-        coalesce(extracted.properties_path, extracted.context_page_path) as page_path,
+        {{ normalize_path('coalesce(extracted.properties_path, extracted.context_page_path)') }} as page_path,
         coalesce(extracted.properties_url, extracted.context_page_url) as page_url,
         coalesce(extracted.properties_referrer, extracted.context_page_referrer) as page_referrer,
         coalesce(extracted.properties_title, extracted.context_page_title) as page_title,
@@ -202,13 +209,14 @@ typed as (
         extracted.utm_medium,
         extracted.utm_campaign,
         lower(extracted.device_type) as device_type,
-        lower(extracted.channel) as channel,
+        -- Segment's libraries put channel at the top level; context.channel is the fallback
+        lower(trim(coalesce(extracted.top_channel, extracted.context_channel))) as channel,
         extracted.product_id,
         extracted.category,
         {{ safe_double('extracted.price_text') }} as price,
         extracted.order_id,
         {{ safe_double('extracted.revenue_text') }} as revenue,
-        extracted.currency,
+        upper(trim(extracted.currency)) as currency,
         extracted.campaign_id,
         extracted.campaign_name,
         extracted.experiment_id,
@@ -217,7 +225,8 @@ typed as (
         case
             when coalesce(extracted.traits_email, extracted.context_traits_email) is not null
                 then {{ dbt.hash('lower(trim(coalesce(extracted.traits_email, extracted.context_traits_email)))') }}
-        end as email_hash
+        end as email_hash,
+        extracted.products_amount
     from extracted
     left join event_type_map as by_name
         on
@@ -230,9 +239,34 @@ typed as (
 
 ),
 
+classified as (
+
+    select
+        *,
+        -- a person did it: page and screen views, and track events not sent by a server
+        -- (channel not in var session_excluded_channels); identify, alias, group never
+        (
+            message_type in ('page', 'screen')
+            or (
+                message_type = 'track'
+                and coalesce(channel, '') not in {{ lower_sql_list(var('session_excluded_channels')) }}
+            )
+        ) as is_user_initiated,
+        {{ order_event('event_name', 'event_type') }} as order_event
+    from typed
+
+),
+
 final as (
 
-    select * from typed
+    select
+        *,
+        -- Order Refunded: a partial refund states its amount as revenue, else as its products'
+        -- price x quantity; with neither, the whole order is refunded
+        case when order_event = 'refunded' then coalesce(revenue, products_amount) end as refund_amount,
+        coalesce(order_event = 'refunded' and revenue is null and products_amount is null, false)
+            as is_full_refund
+    from classified
 
 )
 

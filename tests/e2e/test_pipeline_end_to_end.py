@@ -52,8 +52,9 @@ def planted_lines() -> list[str]:
     messages = [
         # Added to cart 24 h + 1 s before as_of, never bought: a cart abandoner.
         _cart_add("planted-1", "planted-abandoner", AS_OF - day - timedelta(seconds=1)),
-        # Added to cart exactly 24 h before as_of: misses the rule by one second.
-        _cart_add("planted-2", "planted-near-miss", AS_OF - day),
+        # Added to cart 24 h - 1 s before as_of: still in the last 24 hours, misses the rule by
+        # one second (exactly 24 h old would be abandoned: "in the last N" excludes exactly N).
+        _cart_add("planted-2", "planted-near-miss", AS_OF - day + timedelta(seconds=1)),
         # Added to cart two days ago and bought 600 an hour later: a high-value customer
         # and, having bought, no cart abandoner.
         _cart_add("planted-3", "planted-buyer", AS_OF - 2 * day),

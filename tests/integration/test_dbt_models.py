@@ -142,7 +142,8 @@ def planted_events() -> RawEvents:
         properties={"product_id": "p-2", "price": 15.0},
     )
 
-    # Misses by one second: cart add exactly 24 h before as_of 1.
+    # Cart add exactly 24 h before as_of 1: no longer in the last 24 h, so abandoned (the one
+    # window rule: "in the last N" excludes something exactly N old).
     raw.add(
         "miss-1",
         "track",
@@ -339,8 +340,10 @@ def test_cart_add_24_hours_and_1_second_before_as_of_is_abandoned(built: dict[st
     assert (product_id, value) == ("p-1", 80.0)
 
 
-def test_cart_add_exactly_24_hours_before_as_of_is_not_yet_abandoned(built: dict[str, Any]) -> None:
-    assert "u-miss" not in built["snapshots"][AS_OF_1].cart_abandoners
+def test_cart_add_exactly_24_hours_before_as_of_is_abandoned(built: dict[str, Any]) -> None:
+    members = built["snapshots"][AS_OF_1].cart_abandoners
+    assert "u-miss" in members
+    assert members["u-miss"][3] == pytest.approx(24.0)
     assert "u-miss" in built["snapshots"][AS_OF_2].cart_abandoners
 
 

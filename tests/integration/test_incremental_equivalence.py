@@ -15,7 +15,12 @@ membership (a finer replay, EWH_EQUIVALENCE_BATCHES=10, does: one browse abandon
 days later in A, because their offline-queued product views reach A only in the next batch;
 the marts are still equal). The two sequences run in parallel (separate warehouses).
 Doubles are compared to 6 decimal places: DuckDB's parallel float sums are not bit-identical
-from one run to the next. The first batch also holds a message whose client clock is 20 h fast.
+from one run to the next. The first batch also holds a message whose client clock is 20 h fast
+(its sentAt is before its timestamp: the skew rule keeps the earlier of timestamp and
+receivedAt). Orders planted across the batches (_order_events): one order sent by the client and
+again by the server a batch later (counted once, the first event's values), a later retry, a
+partial refund by revenue, a partial refund by products, a full refund, an order cancelled a
+batch later, an order in EUR (converted) and one in an unknown currency (flagged, no money).
 """
 
 from __future__ import annotations
@@ -104,6 +109,122 @@ def _odd_events(landing: Path, received: datetime) -> list[dict[str, Any]]:
     return [late, identify]
 
 
+def _order_events(landing: Path, received: list[datetime]) -> dict[int, list[dict[str, Any]]]:
+    """Order events of one identified generated user, by batch (batch i arrives at received[i])."""
+    user = None
+    for path in sorted(landing.glob("*.ndjson")):
+        for line in path.read_text().splitlines():
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if (
+                isinstance(message, dict)
+                and isinstance(message.get("userId"), str)
+                and isinstance(message.get("anonymousId"), str)
+            ):
+                user = message
+                break
+        if user is not None:
+            break
+    assert user is not None
+
+    def order(
+        message_id: str,
+        event: str,
+        at: datetime,
+        properties: dict[str, Any],
+        *,
+        server: bool = False,
+        arrives: datetime | None = None,
+    ) -> dict[str, Any]:
+        arrival = arrives or at + timedelta(seconds=1)
+        message: dict[str, Any] = {
+            "messageId": message_id,
+            "type": "track",
+            "event": event,
+            "userId": user["userId"],
+            "properties": properties,
+            "timestamp": _iso(at),
+            "sentAt": _iso(arrival),
+            "receivedAt": _iso(arrival),
+        }
+        if server:
+            message["channel"] = "server"
+        else:
+            message["anonymousId"] = user["anonymousId"]
+            message["context"] = {"channel": "browser", "device": {"type": "desktop"}}
+        return message
+
+    first = received[0] - timedelta(hours=1)
+    second = received[1] - timedelta(hours=1)
+    last = received[-1] - timedelta(hours=1)
+    usd = {"currency": "USD"}
+    planted: dict[int, list[dict[str, Any]]] = {
+        0: [
+            order(
+                "eq-o1-client",
+                "Order Completed",
+                first,
+                {"order_id": "eq-o1", "revenue": 100.0, **usd},
+            ),
+            order(
+                "eq-o2",
+                "Order Completed",
+                first,
+                {"order_id": "eq-o2", "revenue": 50.0, "currency": "eur"},
+            ),
+            order(
+                "eq-o3",
+                "Order Completed",
+                first,
+                {"order_id": "eq-o3", "revenue": 30.0, "currency": "XYZ"},
+            ),
+            order("eq-o4", "Order Completed", first, {"order_id": "eq-o4", "revenue": 80.0, **usd}),
+            order("eq-o5", "Order Completed", first, {"order_id": "eq-o5", "revenue": 60.0, **usd}),
+            order("eq-o6", "Order Completed", first, {"order_id": "eq-o6", "revenue": 40.0, **usd}),
+        ],
+        1: [
+            # the server sends eq-o1 again (1 s later, other revenue), received a batch later
+            order(
+                "eq-o1-server",
+                "Order Completed",
+                first + timedelta(seconds=1),
+                {"order_id": "eq-o1", "revenue": 120.0, **usd},
+                server=True,
+                arrives=second,
+            ),
+            order(
+                "eq-o1-refund",
+                "Order Refunded",
+                second,
+                {"order_id": "eq-o1", "revenue": 25.0, **usd},
+            ),
+            order("eq-o4-cancel", "Order Cancelled", second, {"order_id": "eq-o4"}),
+            order("eq-o5-refund", "Order Refunded", second, {"order_id": "eq-o5"}),
+        ],
+    }
+    # a client retry of eq-o2 days later, and a refund of eq-o6 by its products
+    planted.setdefault(len(received) - 1, []).extend(
+        [
+            order(
+                "eq-o2-retry",
+                "Order Completed",
+                last,
+                {"order_id": "eq-o2", "revenue": 55.0, "currency": "EUR"},
+            ),
+            order(
+                "eq-o6-refund",
+                "Order Refunded",
+                last,
+                {"order_id": "eq-o6", "products": [{"price": 10.0, "quantity": 2}]},
+                server=True,
+            ),
+        ]
+    )
+    return planted
+
+
 def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.sql(
         "select table_schema || '.' || table_name from information_schema.tables "
@@ -145,6 +266,13 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         + "\n"
     )
     batches[0] = [*batches[0], future]
+    # order cases, planted in the first, second and last batches (each arrives before that
+    # batch's as_of)
+    received = [as_of - timedelta(hours=6) for as_of in as_ofs]
+    for index, messages in _order_events(landing, received).items():
+        orders_file = work / "odd" / f"events-orders-{index}.ndjson"
+        orders_file.write_text("".join(json.dumps(m) + "\n" for m in messages))
+        batches[index] = [*batches[index], orders_file]
     inc, full = work / "inc.duckdb", work / "full.duckdb"
 
     def incremental() -> None:
@@ -229,3 +357,23 @@ def test_the_replay_exercised_late_and_retroactive_data(replay: dict[str, Any]) 
             "from intermediate.int_late_arrivals"
         ).fetchall()
         assert ("equiv-late-1", 240.0, True) in late
+        # the planted orders, worked out by hand: eq-o1 once with the client's values (100, the
+        # server copy 120 is a duplicate) less a refund of 25; eq-o2 50 EUR at the rate of
+        # 2026-07-01 (1.145) = 57.25, its retry ignored; eq-o3 in an unknown currency; eq-o4
+        # cancelled; eq-o5 fully refunded; eq-o6 40 less 10 x 2 by products
+        orders = {
+            row[0]: row[1:]
+            for row in con.sql(
+                "select order_id, message_id, purchase_events, has_known_currency, "
+                "revenue_reporting, net_revenue_reporting, is_cancelled "
+                "from intermediate.int_orders where order_id like 'eq-o%'"
+            ).fetchall()
+        }
+        assert orders == {
+            "eq-o1": ("eq-o1-client", 2, True, 100.0, 75.0, False),
+            "eq-o2": ("eq-o2", 2, True, 57.25, 57.25, False),
+            "eq-o3": ("eq-o3", 1, False, None, None, False),
+            "eq-o4": ("eq-o4", 1, True, 80.0, 80.0, True),
+            "eq-o5": ("eq-o5", 1, True, 60.0, 0.0, False),
+            "eq-o6": ("eq-o6", 1, True, 40.0, 20.0, False),
+        }
