@@ -7,7 +7,8 @@ carries hand-made events: one that occurred long before the lookback window
 (event_lookback_hours) and an identify that retroactively links an old anonymous device to a
 user, and (IDENTITY batch, _identity_events) a late alias joining two existing users plus a
 second user identifying on an existing user's device (a shared device). Warehouse B loads
-everything at once and runs the same as_of sequence as full refreshes (segment_membership_history is full_refresh=false, so it builds up the same history). Every
+everything at once and runs the same as_of sequence as full refreshes
+(segment_membership_history is full_refresh=false, so it builds up the same history). Every
 table in marts and segments must be equal, EXCEPT ALL both ways, ignoring load timestamps.
 segment_membership_history (and segment_sizes_daily, read from it) record what was known at each
 as_of: an event that arrives after an as_of it occurred before can legitimately make A's
