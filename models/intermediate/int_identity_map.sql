@@ -11,7 +11,9 @@
   the bound is too small, some user link still joins two labels: is_graph_converged is false
   on every row and int_identity_conflicts lists those links (conflict_type
   graph_not_converged).
-  user_key = the smallest userId of the component (string order).
+  user_key = the smallest userId of the component (string order) that some message carries as
+  its userId: an alias's previousId alone never names the person (a server-side alias of an
+  anonymous id sent without that anonymousId is read as a userId, but cannot become the key).
 
   Devices (anonymous ids): a device linked to userIds of one person maps to that person
   entirely. A device linked to userIds of several persons (a shared device) is a conflict: it
@@ -144,15 +146,34 @@ unconverged_edges as (
 
 ),
 
+message_user_ids as (
+
+    -- the graph's userIds that some message carries as its userId (an alias's previousId
+    -- alone does not make one)
+    select distinct events.user_id
+    from {{ ref('stg_events') }} as events
+    inner join user_nodes
+        on events.user_id = user_nodes.node_id
+    where events.occurred_at <= {{ as_of() }}
+
+),
+
 user_rows as (
 
+    -- user_key: the smallest userId of the person that some message carries as its userId
+    -- (the label itself only for an unresolved part without one)
     select
         'user' as id_type,
         cast(null as {{ dbt.type_string() }}) as anonymous_id,
-        node_id as user_id,
-        label as user_key,
-        count(*) over (partition by label) as linked_user_count
+        user_labels.node_id as user_id,
+        coalesce(
+            min(message_user_ids.user_id) over (partition by user_labels.label),
+            user_labels.label
+        ) as user_key,
+        count(*) over (partition by user_labels.label) as linked_user_count
     from user_labels
+    left join message_user_ids
+        on user_labels.node_id = message_user_ids.user_id
 
 ),
 
@@ -164,10 +185,10 @@ device_links as (
         links.first_linked_at,
         links.first_link_received_at,
         links.first_link_message_id,
-        user_labels.label as user_key
+        user_rows.user_key
     from links
-    inner join user_labels
-        on links.user_id = user_labels.node_id
+    inner join user_rows
+        on links.user_id = user_rows.user_id
     where links.link_type = 'device'
 
 ),
@@ -212,15 +233,15 @@ shared_device_evidence as (
     select
         events.anonymous_id,
         events.user_id,
-        user_labels.label as user_key,
+        user_rows.user_key,
         events.occurred_at,
         events.received_at,
         events.message_id
     from {{ ref('stg_events') }} as events
     inner join device_summary
         on events.anonymous_id = device_summary.anonymous_id
-    inner join user_labels
-        on events.user_id = user_labels.node_id
+    inner join user_rows
+        on events.user_id = user_rows.user_id
     where
         device_summary.linked_person_count > 1
         and events.occurred_at <= {{ as_of() }}

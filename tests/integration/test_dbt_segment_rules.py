@@ -54,7 +54,12 @@ reach(node, other) as (
     union
     select reach.node, undirected.b from reach join undirected on reach.other = undirected.a
 ),
-person as (select node as uid, min(other) as pk from reach group by node),
+person as (
+    -- the smallest userId of the person that some message carries as its userId
+    select node as uid,
+        coalesce(min(other) filter (where other in (select user_id from ev)), min(other)) as pk
+    from reach group by node
+),
 evidence as (
     select ev.anonymous_id as anon, coalesce(person.pk, ev.user_id) as pk, ev.user_id as uid,
         ev.occurred_at, ev.received_at, ev.message_id
