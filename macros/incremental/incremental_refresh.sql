@@ -72,23 +72,34 @@
     {%- if not execute or is_incremental() -%}
         {%- set events = ref('int_events_stitched') -%}
         {%- set links = ref('int_identity_links') -%}
+        {%- set identity_map = ref('int_identity_map') -%}
     {%- endif -%}
     {%- set run = refresh_run() -%}
     {%- set filtered, since, previous_as_of = run.filtered, run.since, run.previous_as_of -%}
     {%- set keys_sql -%}
         {%- if filtered -%}
-        select {{ key_column }} from {{ events }}
-        where stitched_at > {{ since }}
         {%- if key_column == 'user_key' %}
-        -- a re-stitched event leaves its former key: its anonymous id, or a user it linked
-        -- to. These also cover every user of a re-sessionized device: each event naming a
-        -- user on a device is link evidence for the device's anonymous id.
+        {%- set stitched_keys -%}
+        select user_key from {{ events }}
+        where stitched_at > {{ since }}
+        -- a re-stitched event leaves its former key: its anonymous id, its own user, or a
+        -- user its device linked to (expand_person_keys adds their persons' keys and
+        -- members). These also cover every user of a re-sessionized device: each event
+        -- naming a user on a device is link evidence for the device's anonymous id.
         union
         select anonymous_id from {{ events }}
         where stitched_at > {{ since }} and anonymous_id is not null
         union
+        select user_id from {{ events }}
+        where stitched_at > {{ since }} and user_id is not null
+        union
         select user_id from {{ links }}
         where anonymous_id in (select anonymous_id from {{ events }} where stitched_at > {{ since }})
+        {%- endset -%}
+        {{ expand_person_keys(stitched_keys, identity_map) }}
+        {%- else %}
+        select {{ key_column }} from {{ events }}
+        where stitched_at > {{ since }}
         {%- endif %}
         {%- if windows | length > 0 and run.as_of_moved %}
         -- events that left a window as as_of moved forward
@@ -163,14 +174,16 @@
         {%- endset -%}
         {{ changed_ids }}
         {%- if key_column == 'user_key' %}
+        {%- set staged_keys -%}
+        {{ changed_ids }}
         union
-        select coalesce(changed.user_id, identity_map.user_id, changed.anonymous_id)
-        from ({{ changed }}) as changed
-        left join {{ identity_map }} as identity_map
-            on changed.anonymous_id = identity_map.anonymous_id
+        select user_id from ({{ changed }}) as changed where user_id is not null
         union
         select user_id from {{ links }}
-        where anonymous_id in ({{ changed_ids }})
+        where anonymous_id in ({{ changed_ids }}) or previous_user_id in ({{ changed_ids }})
+        {%- endset %}
+        union
+        {{ expand_person_keys(staged_keys, identity_map) }}
         {%- endif %}
         {%- endif -%}
     {%- endset -%}
@@ -219,4 +232,61 @@
         {%- set value = rows[0][0] if rows | length > 0 else none -%}
     {%- endif -%}
     cast('{{ value if value is not none else "1900-01-01 00:00:00" }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro expand_person_keys(keys_sql, identity_map) -%}
+    {#- keys_sql (user and anonymous ids, user_keys) widened to whole persons: the user_keys of
+        those ids in the identity map, every userId of those persons, and the namespaced key
+        of an anonymous id ('anonymous:' + id, see anonymous_user_key). Used as keys (delete)
+        and as ids (reading events), so the list holds both. -#}
+    select person_key from (
+        select raw_keys.raw_key as person_key from ({{ keys_sql }}) as raw_keys (raw_key)
+        union
+        select {{ dbt.concat(["'anonymous:'", 'raw_keys.raw_key']) }}
+        from ({{ keys_sql }}) as raw_keys (raw_key)
+        union
+        select members.user_id
+        from {{ identity_map }} as members
+        where members.user_key in (
+            select mapped.user_key from {{ identity_map }} as mapped
+            where
+                mapped.user_id in ({{ keys_sql }})
+                or mapped.anonymous_id in ({{ keys_sql }})
+                or mapped.user_key in ({{ keys_sql }})
+        )
+        union
+        select mapped.user_key from {{ identity_map }} as mapped
+        where
+            mapped.user_id in ({{ keys_sql }})
+            or mapped.anonymous_id in ({{ keys_sql }})
+            or mapped.user_key in ({{ keys_sql }})
+    ) as person_keys
+{%- endmacro %}
+
+{% macro session_refresh_keys() -%}
+    {#- fct_sessions' refresh: {filtered, keys_sql} over device_id. The devices whose events
+        int_events_stitched (re)wrote, and every device with a session of a person whose events
+        changed (orders are attributed across the person's sessions). -#}
+    {%- if not execute or is_incremental() -%}
+        {%- set sessionized = ref('int_sessionized_events') -%}
+    {%- endif -%}
+    {%- set devices = changed_keys('device_id') -%}
+    {%- set persons = changed_keys('user_key') -%}
+    {%- set keys_sql -%}
+        {%- if devices.filtered -%}
+        {{ devices.keys_sql }}
+        union
+        select device_id from {{ sessionized }}
+        where user_key in ({{ persons.keys_sql }})
+        {%- endif -%}
+    {%- endset -%}
+    {{ return({'filtered': devices.filtered, 'keys_sql': keys_sql}) }}
+{%- endmacro %}
+
+{% macro session_refresh_pre_hook() -%}
+    {%- if is_incremental() -%}
+        {{ delete_changed_keys(session_refresh_keys(), 'device_id') }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
 {%- endmacro %}

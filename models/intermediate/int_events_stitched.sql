@@ -1,13 +1,19 @@
 {#-
+  Stitching (int_identity_map): an event carrying a userId belongs to that user's person; an
+  anonymous event to the person its device maps to at the event's place in event order
+  (occurred_at, received_at, message_id: shared devices are split by period); an event of a
+  device never identified to the anonymous person (user_key: anonymous_user_key macro).
+
   Incremental (delete+insert on message_id). A run recomputes
     - the staged events loaded since the last run (loaded_at above this table's max) and those
       that as_of has made visible since (occurred_at above this table's max), and
-    - retroactive stitching: rows not identified by their own message whose user no longer
-      matches the identity map (a new identify/alias, or an earlier link, re-stitches old events).
+    - retroactive stitching: rows whose person no longer matches the identity map (a new
+      identify or alias, an earlier link, or a late alias merging two users re-stitches old
+      events, identified ones included).
   stitched_at marks the rows (re)written by a run; int_sessionized_events reads it to find the
   device identities to re-sessionize. The pre-hook removes rows beyond a lowered as_of.
 -#}
-{%- set stitched_columns = ['message_id', 'message_type', 'event_name', 'event_type', 'user_key', 'user_id', 'is_identified', 'device_id', 'anonymous_id', 'occurred_at', 'received_at', 'page_path', 'page_url', 'page_referrer', 'page_title', 'page_name', 'utm_source', 'utm_medium', 'utm_campaign', 'device_type', 'channel', 'product_id', 'category', 'price', 'order_id', 'revenue', 'currency', 'campaign_id', 'campaign_name', 'experiment_id', 'variation', 'has_analytics_consent', 'loaded_at', 'stitched_at'] -%}
+{%- set stitched_columns = ['message_id', 'message_type', 'event_name', 'event_type', 'user_key', 'user_id', 'is_identified', 'device_id', 'anonymous_id', 'occurred_at', 'received_at', 'page_path', 'page_url', 'page_referrer', 'page_title', 'page_name', 'utm_source', 'utm_medium', 'utm_campaign', 'device_type', 'channel', 'product_id', 'category', 'price', 'order_id', 'revenue', 'currency', 'campaign_id', 'campaign_name', 'experiment_id', 'variation', 'has_analytics_consent', 'is_user_initiated', 'loaded_at', 'stitched_at'] -%}
 {%- set stitched_at -%}
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
 {%- endset -%}
@@ -39,9 +45,36 @@ events as (
 
 ),
 
-identity_map as (
+to_key as (
 
-    select * from {{ ref('int_identity_map') }}
+    -- the events to stitch: the new ones and (incremental) every earlier row, with the
+    -- userId the message itself carries
+    select
+        message_id,
+        user_id as own_user_id,
+        anonymous_id,
+        occurred_at,
+        received_at
+    from events
+    {%- if is_incremental() %}
+
+    union all
+
+    select
+        message_id,
+        case when is_identified then user_id end as own_user_id,
+        anonymous_id,
+        occurred_at,
+        received_at
+    from {{ this }}
+    where message_id not in (select message_id from events)
+    {%- endif %}
+
+),
+
+keyed as (
+
+    {{ identity_keyed('to_key') }}
 
 ),
 
@@ -52,8 +85,8 @@ stitched as (
         events.message_type,
         events.event_name,
         events.event_type,
-        coalesce(events.user_id, identity_map.user_id, events.anonymous_id) as user_key,
-        coalesce(events.user_id, identity_map.user_id) as user_id,
+        keyed.user_key,
+        keyed.user_id,
         -- the message itself names the user (its own userId): the user is known from here on
         events.user_id is not null as is_identified,
         coalesce(events.anonymous_id, events.user_id) as device_id,
@@ -81,11 +114,12 @@ stitched as (
         events.experiment_id,
         events.variation,
         events.has_analytics_consent,
+        events.is_user_initiated,
         events.loaded_at,
         {{ stitched_at }} as stitched_at
     from events
-    left join identity_map
-        on events.anonymous_id = identity_map.anonymous_id
+    inner join keyed
+        on events.message_id = keyed.message_id
     -- consent: an event whose own context denies analytics never reaches behavior
     where coalesce(events.has_analytics_consent, true)
 
@@ -94,13 +128,11 @@ stitched as (
 {% if is_incremental() -%}
 restitched as (
 
-    -- earlier rows whose stitched user changed with the identity map
+    -- earlier rows whose person changed with the identity map
     select
         {%- for column in stitched_columns %}
-        {%- if column == 'user_key' %}
-        coalesce(identity_map.user_id, previous.anonymous_id) as user_key,
-        {%- elif column == 'user_id' %}
-        identity_map.user_id as user_id,
+        {%- if column in ('user_key', 'user_id') %}
+        keyed.{{ column }},
         {%- elif column == 'stitched_at' %}
         {{ stitched_at }} as stitched_at
         {%- else %}
@@ -108,11 +140,13 @@ restitched as (
         {%- endif %}
         {%- endfor %}
     from {{ this }} as previous
-    left join identity_map
-        on previous.anonymous_id = identity_map.anonymous_id
+    inner join keyed
+        on previous.message_id = keyed.message_id
     where
-        not previous.is_identified
-        and previous.user_id is distinct from identity_map.user_id
+        (
+            previous.user_key is distinct from keyed.user_key
+            or previous.user_id is distinct from keyed.user_id
+        )
         and previous.message_id not in (select message_id from stitched)
 
 ),

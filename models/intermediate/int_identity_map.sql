@@ -1,3 +1,30 @@
+{#-
+  Every id of the identity graph mapped to its person (user_key).
+
+  Users: userIds are merged only by an explicit alias (user links). The connected components
+  of the user links are found by label propagation, a bounded Jinja loop of
+  var identity_graph_max_rounds rounds. Each round: every node proposes the smallest label
+  among itself and its neighbours; the smallest proposal of the nodes sharing a label goes to
+  the whole group and to the node that label names (hooking); each node then also takes the
+  label of the node its label names (shortcutting). Rounds grow with the log of the alias
+  chain length (measured: a chain of 1,024 links needs 10 rounds, of 4,096 links 12). When
+  the bound is too small, some user link still joins two labels: is_graph_converged is false
+  on every row and int_identity_conflicts lists those links (conflict_type
+  graph_not_converged).
+  user_key = the smallest userId of the component (string order) that some message carries as
+  its userId: an alias's previousId alone never names the person (a server-side alias of an
+  anonymous id sent without that anonymousId is read as a userId, but cannot become the key).
+
+  Devices (anonymous ids): a device linked to userIds of one person maps to that person
+  entirely. A device linked to userIds of several persons (a shared device) is a conflict: it
+  never merges them. Its events belong to the person who last identified on it before the
+  event (any message carrying both ids is an identification), in event order (occurred_at,
+  received_at, message_id); events before its first identification belong to the first person
+  who identifies on it. One row per period: from the identification where the person changes
+  (inclusive) to the next one (exclusive).
+-#}
+{%- set max_rounds = var('identity_graph_max_rounds', 10) -%}
+
 with
 
 links as (
@@ -6,33 +33,338 @@ links as (
 
 ),
 
-ranked as (
+user_edges as (
 
-    -- conflict rule: when one anonymous_id links to several user_ids, the earliest
-    -- link wins (ties broken by the linking message_id, then user_id)
+    -- the user links, both ways
+    select previous_user_id as node_id, user_id as neighbour_id
+    from links
+    where link_type = 'user'
+    union
+    select user_id as node_id, previous_user_id as neighbour_id
+    from links
+    where link_type = 'user'
+
+),
+
+user_nodes as (
+
+    select user_id as node_id from links
+    union
+    select previous_user_id as node_id from links where previous_user_id is not null
+
+),
+
+labels_0 as (
+
+    select node_id, node_id as label from user_nodes
+
+),
+
+{% for round in range(1, max_rounds + 1) -%}
+{%- set previous = 'labels_' ~ (round - 1) -%}
+proposed_{{ round }} as (
+
+    -- each node proposes the smallest label among itself and its neighbours
+    select
+        candidates.node_id,
+        min(candidates.label) as proposal
+    from (
+        select node_id, label from {{ previous }}
+        union all
+        select user_edges.node_id, {{ previous }}.label
+        from user_edges
+        inner join {{ previous }}
+            on user_edges.neighbour_id = {{ previous }}.node_id
+    ) as candidates
+    group by candidates.node_id
+
+),
+
+group_minimum_{{ round }} as (
+
+    -- hooking: the smallest proposal among the nodes sharing a label
+    select
+        {{ previous }}.label,
+        min(proposed_{{ round }}.proposal) as proposal
+    from {{ previous }}
+    inner join proposed_{{ round }}
+        on {{ previous }}.node_id = proposed_{{ round }}.node_id
+    group by {{ previous }}.label
+
+),
+
+hooked_{{ round }} as (
+
+    -- a node takes the smallest of its proposal, its group's, and (when it is itself a
+    -- label) the group it names
+    select
+        proposed.node_id,
+        least(
+            proposed.proposal,
+            coalesce(own_group.proposal, proposed.proposal),
+            coalesce(named_group.proposal, proposed.proposal)
+        ) as label
+    from proposed_{{ round }} as proposed
+    inner join {{ previous }}
+        on proposed.node_id = {{ previous }}.node_id
+    left join group_minimum_{{ round }} as own_group
+        on {{ previous }}.label = own_group.label
+    left join group_minimum_{{ round }} as named_group
+        on proposed.node_id = named_group.label
+
+),
+
+labels_{{ round }} as (
+
+    -- shortcutting: also take the label of the node named by the label
+    select
+        hooked.node_id,
+        least(hooked.label, coalesce(jumped.label, hooked.label)) as label
+    from hooked_{{ round }} as hooked
+    left join hooked_{{ round }} as jumped
+        on hooked.label = jumped.node_id
+
+),
+
+{% endfor -%}
+user_labels as (
+
+    select * from labels_{{ max_rounds }}
+
+),
+
+unconverged_edges as (
+
+    -- a user link still joining two labels: the bound was too small
+    select count(*) as edge_count
+    from user_edges
+    inner join user_labels as node_labels
+        on user_edges.node_id = node_labels.node_id
+    inner join user_labels as neighbour_labels
+        on user_edges.neighbour_id = neighbour_labels.node_id
+    where node_labels.label <> neighbour_labels.label
+
+),
+
+message_user_ids as (
+
+    -- the graph's userIds that some message carries as its userId (an alias's previousId
+    -- alone does not make one)
+    select distinct events.user_id
+    from {{ ref('stg_events') }} as events
+    inner join user_nodes
+        on events.user_id = user_nodes.node_id
+    where events.occurred_at <= {{ as_of() }}
+
+),
+
+user_rows as (
+
+    -- user_key: the smallest userId of the person that some message carries as its userId
+    -- (the label itself only for an unresolved part without one)
+    select
+        'user' as id_type,
+        cast(null as {{ dbt.type_string() }}) as anonymous_id,
+        user_labels.node_id as user_id,
+        coalesce(
+            min(message_user_ids.user_id) over (partition by user_labels.label),
+            user_labels.label
+        ) as user_key,
+        count(*) over (partition by user_labels.label) as linked_user_count
+    from user_labels
+    left join message_user_ids
+        on user_labels.node_id = message_user_ids.user_id
+
+),
+
+device_links as (
+
+    select
+        links.anonymous_id,
+        links.user_id,
+        links.first_linked_at,
+        links.first_link_received_at,
+        links.first_link_message_id,
+        user_rows.user_key
+    from links
+    inner join user_rows
+        on links.user_id = user_rows.user_id
+    where links.link_type = 'device'
+
+),
+
+device_summary as (
+
+    select
+        anonymous_id,
+        count(distinct user_id) as linked_user_count,
+        count(distinct user_key) as linked_person_count
+    from device_links
+    group by anonymous_id
+
+),
+
+single_person_devices as (
+
+    -- linked to one person: the whole device is that person's (user_id: its first link)
+    select
+        device_links.anonymous_id,
+        device_links.user_id,
+        device_links.user_key,
+        device_summary.linked_user_count,
+        row_number() over (
+            partition by device_links.anonymous_id
+            order by
+                device_links.first_linked_at,
+                device_links.first_link_received_at,
+                device_links.first_link_message_id,
+                device_links.user_id
+        ) as link_rank
+    from device_links
+    inner join device_summary
+        on device_links.anonymous_id = device_summary.anonymous_id
+    where device_summary.linked_person_count = 1
+
+),
+
+shared_device_evidence as (
+
+    -- every identification on a shared device, in event order
+    select
+        events.anonymous_id,
+        events.user_id,
+        user_rows.user_key,
+        events.occurred_at,
+        events.received_at,
+        events.message_id
+    from {{ ref('stg_events') }} as events
+    inner join device_summary
+        on events.anonymous_id = device_summary.anonymous_id
+    inner join user_rows
+        on events.user_id = user_rows.user_id
+    where
+        device_summary.linked_person_count > 1
+        and events.occurred_at <= {{ as_of() }}
+
+),
+
+shared_device_changes as (
+
     select
         *,
-        row_number() over (
-            partition by anonymous_id
-            order by first_linked_at, first_link_message_id, user_id
-        ) as link_rank,
-        count(*) over (partition by anonymous_id) as linked_user_count
-    from links
+        lag(user_key) over (
+            partition by anonymous_id order by {{ event_order() }}
+        ) as previous_user_key
+    from shared_device_evidence
+
+),
+
+shared_device_period_starts as (
+
+    -- an identification by another person than the previous one opens a period
+    select
+        anonymous_id,
+        user_id,
+        user_key,
+        occurred_at,
+        received_at,
+        message_id,
+        row_number() over (partition by anonymous_id order by {{ event_order() }}) as period_number
+    from shared_device_changes
+    where previous_user_key is null or previous_user_key <> user_key
+
+),
+
+shared_device_periods as (
+
+    select
+        starts.anonymous_id,
+        starts.user_id,
+        starts.user_key,
+        starts.period_number,
+        -- the first period also holds the events before the first identification
+        case when starts.period_number > 1 then starts.occurred_at end as valid_from_at,
+        case when starts.period_number > 1 then starts.received_at end as valid_from_received_at,
+        case when starts.period_number > 1 then starts.message_id end as valid_from_message_id,
+        next_starts.occurred_at as valid_to_at,
+        next_starts.received_at as valid_to_received_at,
+        next_starts.message_id as valid_to_message_id
+    from shared_device_period_starts as starts
+    left join shared_device_period_starts as next_starts
+        on
+            starts.anonymous_id = next_starts.anonymous_id
+            and starts.period_number + 1 = next_starts.period_number
+
+),
+
+anonymous_rows as (
+
+    select
+        'anonymous' as id_type,
+        anonymous_id,
+        user_id,
+        user_key,
+        1 as period_number,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_from_at,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_from_received_at,
+        cast(null as {{ dbt.type_string() }}) as valid_from_message_id,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to_at,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to_received_at,
+        cast(null as {{ dbt.type_string() }}) as valid_to_message_id,
+        linked_user_count,
+        false as has_conflicting_links
+    from single_person_devices
+    where link_rank = 1
+
+    union all
+
+    select
+        'anonymous' as id_type,
+        shared_device_periods.anonymous_id,
+        shared_device_periods.user_id,
+        shared_device_periods.user_key,
+        shared_device_periods.period_number,
+        shared_device_periods.valid_from_at,
+        shared_device_periods.valid_from_received_at,
+        shared_device_periods.valid_from_message_id,
+        shared_device_periods.valid_to_at,
+        shared_device_periods.valid_to_received_at,
+        shared_device_periods.valid_to_message_id,
+        device_summary.linked_user_count,
+        true as has_conflicting_links
+    from shared_device_periods
+    inner join device_summary
+        on shared_device_periods.anonymous_id = device_summary.anonymous_id
 
 ),
 
 final as (
 
     select
-        anonymous_id,
-        user_id,
-        first_linked_at as linked_at,
-        first_link_message_id as link_message_id,
-        first_link_source as link_source,
-        linked_user_count,
-        linked_user_count > 1 as has_conflicting_links
-    from ranked
-    where link_rank = 1
+        user_rows.id_type,
+        user_rows.anonymous_id,
+        user_rows.user_id,
+        user_rows.user_key,
+        1 as period_number,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_from_at,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_from_received_at,
+        cast(null as {{ dbt.type_string() }}) as valid_from_message_id,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to_at,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to_received_at,
+        cast(null as {{ dbt.type_string() }}) as valid_to_message_id,
+        user_rows.linked_user_count,
+        false as has_conflicting_links,
+        unconverged_edges.edge_count = 0 as is_graph_converged
+    from user_rows
+    cross join unconverged_edges
+
+    union all
+
+    select
+        anonymous_rows.*,
+        unconverged_edges.edge_count = 0 as is_graph_converged
+    from anonymous_rows
+    cross join unconverged_edges
 
 )
 

@@ -3,7 +3,12 @@
   strictly greater than var session_timeout_seconds, and (var session_new_on_campaign_change)
   at an event whose utm campaign differs from the one in effect. A session reaching
   var session_max_duration_seconds is cut on a fixed grid from its start.
-  Everything is a function of the device's own events ordered by (occurred_at, message_id):
+  Only user-initiated messages (is_user_initiated: page, screen, and track from a client
+  channel) form sessions; identify, alias, group and server-side messages never do. An event
+  whose person (user_key) differs from the device's previous event's starts a new session (a
+  shared device, int_identity_map).
+  Everything is a function of the device's own events ordered by (occurred_at, received_at,
+  message_id) (macro event_order):
   the result does not depend on processing order, and session_id only on the session's
   first message.
 
@@ -40,7 +45,7 @@ touched_devices as (
     from {{ ref('int_events_stitched') }}
     where
         stitched_at > {{ max_timestamp_literal(this, 'stitched_at') }}
-        and (channel is null or channel not in {{ sql_list(var('session_excluded_channels')) }})
+        and is_user_initiated
     group by device_id
 
 ),
@@ -111,24 +116,23 @@ restart_offsets as (
 
 events as (
 
-    -- the touched devices' events from the restart point (server messages never form visits)
+    -- the touched devices' user-initiated events from the restart point
     select all_events.*
     from {{ ref('int_events_stitched') }} as all_events
     inner join restart_offsets
         on all_events.device_id = restart_offsets.device_id
     where
-        (all_events.channel is null or all_events.channel not in {{ sql_list(var('session_excluded_channels')) }})
+        all_events.is_user_initiated
         and (restart_offsets.restart_at is null or all_events.occurred_at >= restart_offsets.restart_at)
 
 ),
 {%- else -%}
 events as (
 
-    -- server-side messages (email webhooks) are not visits: they never form sessions
+    -- only user-initiated messages form sessions: page, screen, and track from a client
+    -- channel (identify, alias, group and server-side messages never do)
     select * from {{ ref('int_events_stitched') }}
-    where
-        channel is null
-        or channel not in {{ sql_list(var('session_excluded_channels')) }}
+    where is_user_initiated
 
 ),
 {%- endif %}
@@ -139,7 +143,9 @@ event_keys as (
     select
         message_id,
         device_id,
-        occurred_at{% if split_on_campaign %},
+        user_key,
+        occurred_at,
+        received_at{% if split_on_campaign %},
         utm_campaign{% endif %}
     from events
 
@@ -151,9 +157,10 @@ with_gaps as (
     select
         *,
         {{ seconds_between(
-            'lag(occurred_at) over (partition by device_id order by occurred_at, message_id)',
+            'lag(occurred_at) over (partition by device_id order by ' ~ event_order() ~ ')',
             'occurred_at'
-        ) }} as seconds_since_previous_event
+        ) }} as seconds_since_previous_event,
+        lag(user_key) over (partition by device_id order by {{ event_order() }}) as previous_user_key
     from event_keys
 
 ),
@@ -166,7 +173,7 @@ campaign_blocks as (
         *,
         sum(case when utm_campaign is not null then 1 else 0 end) over (
             partition by device_id
-            order by occurred_at, message_id
+            order by {{ event_order() }}
             rows between unbounded preceding and current row
         ) as campaign_block
     from with_gaps
@@ -188,7 +195,7 @@ with_campaign_in_effect as (
     select
         *,
         lag(block_campaign) over (
-            partition by device_id order by occurred_at, message_id
+            partition by device_id order by {{ event_order() }}
         ) as campaign_in_effect
     from with_block_campaign
 
@@ -203,6 +210,8 @@ flagged as (
         case
             when seconds_since_previous_event is null then 1
             when seconds_since_previous_event > {{ var('session_timeout_seconds') }} then 1
+            -- another person on the device (a shared device) starts a new session
+            when coalesce(user_key <> previous_user_key, false) then 1
             {%- if split_on_campaign %}
             when
                 utm_campaign is not null
@@ -221,7 +230,7 @@ visits as (
         *,
         sum(is_visit_start) over (
             partition by device_id
-            order by occurred_at, message_id
+            order by {{ event_order() }}
             rows between unbounded preceding and current row
         ) as device_visit_number
     from flagged
@@ -259,12 +268,12 @@ with_session_first as (
         *,
         first_value(message_id) over (
             partition by device_id, device_visit_number, visit_part
-            order by occurred_at, message_id
+            order by {{ event_order() }}
             rows between unbounded preceding and unbounded following
         ) as session_first_message_id,
         row_number() over (
             partition by device_id, device_visit_number, visit_part
-            order by occurred_at, message_id
+            order by {{ event_order() }}
         ) as session_event_number
     from chunked
 
@@ -276,7 +285,7 @@ numbered as (
         *,
         sum(case when session_event_number = 1 then 1 else 0 end) over (
             partition by device_id
-            order by occurred_at, message_id
+            order by {{ event_order() }}
             rows between unbounded preceding and current row
         ) as device_session_number
     from with_session_first
@@ -289,8 +298,10 @@ with_gaps as (
 
     select
         *,
-        lag(occurred_at) over (partition by device_id order by occurred_at, message_id)
-            as previous_occurred_at
+        lag(occurred_at) over (partition by device_id order by {{ event_order() }})
+            as previous_occurred_at,
+        lag(user_key) over (partition by device_id order by {{ event_order() }})
+            as previous_user_key
     from event_keys
 
 ),
@@ -303,6 +314,8 @@ flagged as (
         {{ seconds_between('previous_occurred_at', 'occurred_at') }} as seconds_since_previous_event,
         previous_occurred_at is null
         or {{ seconds_between('previous_occurred_at', 'occurred_at') }} > {{ var('session_timeout_seconds') }}
+        -- another person on the device (a shared device) starts a new visit
+        or coalesce(user_key <> previous_user_key, false)
             as is_visit_start
     from with_gaps
 
@@ -316,10 +329,10 @@ with_visit_start as (
         *,
         max(case when is_visit_start then occurred_at end) over (
             partition by device_id
-            order by occurred_at, message_id
+            order by {{ event_order() }}
             rows between unbounded preceding and current row
         ) as visit_started_at,
-        row_number() over (partition by device_id order by occurred_at, message_id) as device_event_number
+        row_number() over (partition by device_id order by {{ event_order() }}) as device_event_number
     from flagged
 
 ),
@@ -347,19 +360,19 @@ numbered as (
         *,
         last_value(case when is_session_start then message_id end ignore nulls) over (
             partition by device_id
-            order by occurred_at, message_id
+            order by {{ event_order() }}
             rows between unbounded preceding and current row
         ) as session_first_message_id,
         device_event_number + 1 - last_value(
             case when is_session_start then device_event_number end ignore nulls
         ) over (
             partition by device_id
-            order by occurred_at, message_id
+            order by {{ event_order() }}
             rows between unbounded preceding and current row
         ) as session_event_number,
         sum(case when is_session_start then 1 else 0 end) over (
             partition by device_id
-            order by occurred_at, message_id
+            order by {{ event_order() }}
             rows between unbounded preceding and current row
         ) as device_session_number
     from chunked
@@ -413,6 +426,7 @@ final as (
         events.device_id,
         events.anonymous_id,
         events.occurred_at,
+        events.received_at,
         events.page_path,
         events.page_url,
         events.page_referrer,

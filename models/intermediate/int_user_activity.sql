@@ -58,7 +58,11 @@ scored as (
 
     select
         *,
-        {{ engagement_points('event_type') }} as engagement_points
+        -- engagement: user-initiated messages only
+        case
+            when is_user_initiated then {{ engagement_points('event_type') }}
+            else 0
+        end as engagement_points
     from events
 
 ),
@@ -68,13 +72,17 @@ aggregated as (
     select
         events.user_key,
         max(events.user_id) as user_id,
-        -- activity
-        min(events.occurred_at) as first_seen_at,
-        max(events.occurred_at) as last_seen_at,
+        -- activity: user-initiated messages only (page, screen, and track from a client
+        -- channel); identify, alias, group and server-side messages are not activity
+        min(case when events.is_user_initiated then events.occurred_at end) as first_seen_at,
+        max(case when events.is_user_initiated then events.occurred_at end) as last_seen_at,
         min(case when events.is_identified then events.occurred_at end) as first_identified_at,
-        count(distinct cast(events.occurred_at as date)) as active_days,
         count(distinct case
-            when events.occurred_at > as_of.window_30d_start then cast(events.occurred_at as date)
+            when events.is_user_initiated then cast(events.occurred_at as date)
+        end) as active_days,
+        count(distinct case
+            when events.is_user_initiated and events.occurred_at > as_of.window_30d_start
+                then cast(events.occurred_at as date)
         end) as active_days_30d,
         count(*) as events,
         {% for event_type in canonical_event_types() -%}

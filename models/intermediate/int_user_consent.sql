@@ -32,7 +32,7 @@ changed_anonymous_ids as (
 
     -- the anonymous ids whose events may be keyed to a changed user
     select anonymous_id from identity_map
-    where user_id in (select * from changed_keys)
+    where user_key in (select * from changed_keys) and anonymous_id is not null
     union
     select * from changed_keys
 
@@ -55,16 +55,36 @@ events as (
 
 ),
 
+to_key as (
+
+    select
+        message_id,
+        user_id as own_user_id,
+        anonymous_id,
+        occurred_at,
+        received_at
+    from events
+
+),
+
+keyed as (
+
+    -- the same stitching as int_events_stitched
+    {{ identity_keyed('to_key') }}
+
+),
+
 stitched as (
 
     select
-        coalesce(events.user_id, identity_map.user_id, events.anonymous_id) as user_key,
+        keyed.user_key,
         events.message_id,
         events.occurred_at,
+        events.received_at,
         events.has_analytics_consent
     from events
-    left join identity_map
-        on events.anonymous_id = identity_map.anonymous_id
+    inner join keyed
+        on events.message_id = keyed.message_id
 
 ),
 
@@ -74,7 +94,7 @@ ranked as (
         *,
         row_number() over (
             partition by user_key
-            order by occurred_at desc, message_id desc
+            order by {{ event_order(descending=true) }}
         ) as recency_rank
     from stitched
 

@@ -139,7 +139,7 @@ last_cart_add_ranked as (
         product_id,
         price,
         row_number() over (
-            partition by user_key order by occurred_at desc, message_id desc
+            partition by user_key order by {{ event_order(descending=true) }}
         ) as recency_rank
     from cart_add_events
 

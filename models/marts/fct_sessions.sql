@@ -1,17 +1,25 @@
 {#-
   One row per session. Incremental by changed devices (macros/incremental/incremental_refresh.sql): a run
   recomputes every session of the devices whose events int_events_stitched (re)wrote since the
-  last run, so merged, split and renumbered sessions are replaced whole.
+  last run, so merged, split and renumbered sessions are replaced whole, and every session of
+  the persons whose events changed (an order attributed to one of their sessions may move).
+
+  Orders per session (rule: order attribution). Sessions hold only user-initiated messages, but
+  every order counts, server-side ones included. An order whose first event is in a session
+  belongs to that session; any other order (a server-side purchase) belongs to the person's
+  session in progress at the order time or ended at most var session_timeout_seconds before it
+  (started_at <= ordered_at <= ended_at + timeout), the latest started if several (then the
+  largest session_id); else to no session.
 -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ changed_keys_pre_hook('device_id') }}",
+        pre_hook="{{ session_refresh_pre_hook() }}",
         post_hook=changed_keys_post_hooks()
     )
 }}
-{%- set refresh = changed_keys('device_id') %}
+{%- set refresh = session_refresh_keys() %}
 
 with
 
@@ -30,9 +38,9 @@ page_views_ranked as (
     select
         session_id,
         coalesce(page_path, page_name) as page_path,
-        row_number() over (partition by session_id order by occurred_at, message_id) as first_rank,
+        row_number() over (partition by session_id order by {{ event_order() }}) as first_rank,
         row_number() over (
-            partition by session_id order by occurred_at desc, message_id desc
+            partition by session_id order by {{ event_order(descending=true) }}
         ) as last_rank
     from events
     where event_type in ('page_view', 'screen_view')
@@ -63,8 +71,6 @@ session_totals as (
             case when event_type in {{ sql_list(interaction_event_types()) }} then 1 else 0 end
         ) as interactions,
         max(case when event_type = 'add_to_cart' then 1 else 0 end) as add_to_cart_flag,
-        max(case when event_type = 'purchase' then 1 else 0 end) as purchase_flag,
-        sum(case when event_type = 'purchase' then coalesce(revenue, 0) else 0 end) as revenue,
         -- attributes of the session's first event (attribution) and its stitched user
         max(case when session_event_number = 1 then device_id end) as device_id,
         max(case when session_event_number = 1 then user_key end) as user_key,
@@ -77,6 +83,117 @@ session_totals as (
         max(case when session_event_number = 1 then device_type end) as device_type
     from events
     group by session_id
+
+),
+
+-- ---- order attribution ----------------------------------------------------------------
+-- MERGE NOTE: `orders` is the interface of int_orders (ORDERS part). Until it exists it is
+-- derived here from purchase events: one order per coalesce(order_id, message_id), the values
+-- of its first event in event order. The follow-up commit replaces this CTE with
+-- ref('int_orders') (not is_cancelled; money: net_revenue_reporting when has_known_currency).
+purchase_events as (
+
+    select
+        *,
+        row_number() over (
+            partition by user_key, coalesce(order_id, message_id)
+            order by {{ event_order() }}
+        ) as order_event_rank
+    from {{ ref('int_events_stitched') }}
+    where
+        event_type = 'purchase'
+        and user_key in (select user_key from session_totals)
+
+),
+
+orders as (
+
+    select
+        coalesce(order_id, message_id) as order_id,
+        user_key,
+        message_id,
+        occurred_at as ordered_at,
+        coalesce(revenue, 0) as order_revenue
+    from purchase_events
+    where order_event_rank = 1
+
+),
+
+person_sessions as (
+
+    -- every session of the persons of the sessions built here (an order may go to a session
+    -- on another device)
+    select
+        session_id,
+        max(user_key) as user_key,
+        min(occurred_at) as started_at,
+        max(occurred_at) as ended_at
+    from {{ ref('int_sessionized_events') }}
+    where user_key in (select user_key from session_totals)
+    group by session_id
+
+),
+
+order_in_own_session as (
+
+    -- the order's first event is itself in a session
+    select
+        orders.order_id,
+        orders.user_key,
+        sessionized.session_id
+    from orders
+    inner join {{ ref('int_sessionized_events') }} as sessionized
+        on orders.message_id = sessionized.message_id
+
+),
+
+order_candidates as (
+
+    -- any other order: the person's session in progress at the order time, or ended at most
+    -- the session timeout before it
+    select
+        orders.order_id,
+        orders.user_key,
+        person_sessions.session_id,
+        row_number() over (
+            partition by orders.user_key, orders.order_id
+            order by person_sessions.started_at desc, person_sessions.session_id desc
+        ) as candidate_rank
+    from orders
+    inner join person_sessions
+        on
+            orders.user_key = person_sessions.user_key
+            and person_sessions.started_at <= orders.ordered_at
+            and orders.ordered_at <= {{ dbt.dateadd('second', var('session_timeout_seconds'), 'person_sessions.ended_at') }}
+    left join order_in_own_session
+        on
+            orders.order_id = order_in_own_session.order_id
+            and orders.user_key = order_in_own_session.user_key
+    where order_in_own_session.order_id is null
+
+),
+
+order_sessions as (
+
+    select order_id, user_key, session_id from order_in_own_session
+    union all
+    select order_id, user_key, session_id from order_candidates
+    where candidate_rank = 1
+
+),
+
+session_orders as (
+
+    select
+        order_sessions.session_id,
+        count(*) as orders,
+        sum(orders.order_revenue) as revenue
+    from order_sessions
+    inner join orders
+        on
+            order_sessions.order_id = orders.order_id
+            and order_sessions.user_key = orders.user_key
+    group by order_sessions.session_id
 
 ),
 
@@ -107,11 +224,14 @@ final as (
         session_totals.device_type,
         session_totals.screen_or_page_views <= 1 and session_totals.interactions = 0 as is_bounce,
         session_totals.add_to_cart_flag = 1 as has_add_to_cart,
-        session_totals.purchase_flag = 1 as has_purchase,
-        cast(session_totals.revenue as double) as revenue
+        coalesce(session_orders.orders, 0) > 0 as has_purchase,
+        coalesce(session_orders.orders, 0) as orders,
+        cast(coalesce(session_orders.revenue, 0) as double) as revenue
     from session_totals
     left join landing_and_exit
         on session_totals.session_id = landing_and_exit.session_id
+    left join session_orders
+        on session_totals.session_id = session_orders.session_id
 
 )
 

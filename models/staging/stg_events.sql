@@ -245,13 +245,7 @@ classified as (
         *,
         -- a person did it: page and screen views, and track events not sent by a server
         -- (channel not in var session_excluded_channels); identify, alias, group never
-        (
-            message_type in ('page', 'screen')
-            or (
-                message_type = 'track'
-                and coalesce(channel, '') not in {{ lower_sql_list(var('session_excluded_channels')) }}
-            )
-        ) as is_user_initiated,
+        {{ is_user_initiated('message_type', 'channel') }} as is_user_initiated,
         {{ order_event('event_name', 'event_type') }} as order_event
     from typed
 

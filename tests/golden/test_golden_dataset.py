@@ -129,7 +129,7 @@ def test_golden_rfm_scores_and_ties(golden: duckdb.DuckDBPyConnection) -> None:
     assert scores == EXPECTED_SEGMENTS["rfm"]
 
 
-def test_golden_identity_conflict_is_resolved_to_the_earliest_link_and_counted(
+def test_golden_shared_device_conflict_is_counted_with_its_first_person(
     golden: duckdb.DuckDBPyConnection,
 ) -> None:
     conflicts = _rows(

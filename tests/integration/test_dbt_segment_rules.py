@@ -35,37 +35,85 @@ ENGAGEMENT_WEIGHTS = {
 }  # fmt: skip
 
 BASE = """
-with
+with recursive
 ev as (
     select * from staging.stg_events where occurred_at <= timestamp '{as_of}'
 ),
-links as (
-    select anonymous_id as anon, user_id as uid, occurred_at, message_id from ev
-    where anonymous_id is not null and user_id is not null and message_type <> 'alias'
-    union all
-    select previous_id, user_id, occurred_at, message_id from ev
+-- IDENTITY (rules 3 and 4): namespaced ids; userIds merge only through aliases (a recursive
+-- walk here, not the model's bounded label propagation); a device linked to several persons
+-- is split: an anonymous event belongs to the person of the device's last identification
+-- before it, else of its first one
+user_edges as (
+    select previous_id as a, user_id as b from ev
     where message_type = 'alias' and previous_id is not null and user_id is not null
-        and previous_id <> user_id
-    union all
-    select anonymous_id, user_id, occurred_at, message_id from ev
-    where message_type = 'alias' and anonymous_id is not null and user_id is not null
+        and previous_id <> user_id and (anonymous_id is null or previous_id <> anonymous_id)
 ),
-idmap as (
-    -- the earliest link wins
-    select anon, arg_min(uid, (occurred_at, message_id, uid)) as uid from links group by anon
+undirected as (select a, b from user_edges union select b, a from user_edges),
+reach(node, other) as (
+    select a, a from undirected
+    union
+    select reach.node, undirected.b from reach join undirected on reach.other = undirected.a
 ),
+person as (
+    -- the smallest userId of the person that some message carries as its userId
+    select node as uid,
+        coalesce(min(other) filter (where other in (select user_id from ev)), min(other)) as pk
+    from reach group by node
+),
+evidence as (
+    select ev.anonymous_id as anon, coalesce(person.pk, ev.user_id) as pk, ev.user_id as uid,
+        ev.occurred_at, ev.received_at, ev.message_id
+    from ev left join person on ev.user_id = person.uid
+    where ev.anonymous_id is not null and ev.user_id is not null
+),
+first_evidence as (
+    select anon, arg_min(pk, (occurred_at, received_at, message_id)) as pk,
+        arg_min(uid, (occurred_at, received_at, message_id)) as uid
+    from evidence group by anon
+),
+anonymous_events as (
+    select message_id, anonymous_id, occurred_at, received_at from ev
+    where user_id is null and anonymous_id is not null
+),
+last_before as (
+    select a.message_id,
+        arg_max(e.pk, (e.occurred_at, e.received_at, e.message_id)) as pk,
+        arg_max(e.uid, (e.occurred_at, e.received_at, e.message_id)) as uid
+    from anonymous_events a join evidence e on a.anonymous_id = e.anon
+        and (e.occurred_at, e.received_at, e.message_id)
+            < (a.occurred_at, a.received_at, a.message_id)
+    group by a.message_id
+),
+user_ids as (select distinct user_id from ev where user_id is not null),
 stitched as (
-    select ev.*, coalesce(ev.user_id, idmap.uid, ev.anonymous_id) as uk,
-        coalesce(ev.user_id, idmap.uid) as known_uid
-    from ev left join idmap on ev.anonymous_id = idmap.anon
+    select ev.*,
+        case
+            when ev.user_id is not null then coalesce(person.pk, ev.user_id)
+            when coalesce(last_before.pk, first_evidence.pk) is not null
+                then coalesce(last_before.pk, first_evidence.pk)
+            when ev.anonymous_id in (select user_id from user_ids)
+                then 'anonymous:' || ev.anonymous_id
+            else ev.anonymous_id
+        end as uk,
+        coalesce(ev.user_id, last_before.uid, first_evidence.uid) as known_uid
+    from ev
+    left join person on ev.user_id = person.uid
+    left join last_before on ev.message_id = last_before.message_id
+    left join first_evidence on ev.user_id is null and ev.anonymous_id = first_evidence.anon
 ),
 consent as (
-    select uk, arg_max(has_analytics_consent, (occurred_at, message_id)) as ok
+    select uk, arg_max(has_analytics_consent, (occurred_at, received_at, message_id)) as ok
     from stitched where has_analytics_consent is not null group by uk
 ),
 b as (
     select *, epoch(timestamp '{as_of}') - epoch(occurred_at) as age_s
     from stitched where coalesce(has_analytics_consent, true)
+),
+-- ACTIVITY (rule 4): user-initiated messages only, page, screen, and track from a client channel
+activity as (
+    select * from b
+    where message_type in ('page', 'screen')
+        or (message_type = 'track' and (channel is null or channel <> 'server'))
 ),
 eligible as (
     select b.uk, max(b.known_uid) as known_uid from b
@@ -110,26 +158,28 @@ RULES: dict[str, str] = {
         where o.age_s < 365 * 86400 group by e.uk having sum(o.revenue) >= 500""",
     "seg_highly_engaged": """
         , device_events as (
-            select *, coalesce(anonymous_id, user_id) as device from b
-            where channel is null or channel <> 'server'
+            select *, coalesce(anonymous_id, user_id) as device from activity
         ), gaps as (
-            select *, epoch(occurred_at) - epoch(lag(occurred_at) over w) as gap
-            from device_events window w as (partition by device order by occurred_at, message_id)
+            select *, epoch(occurred_at) - epoch(lag(occurred_at) over w) as gap,
+                lag(uk) over w as previous_uk
+            from device_events
+            window w as (partition by device order by occurred_at, received_at, message_id)
         ), visits as (
-            select *, sum(case when gap is null or gap > 1800 then 1 else 0 end) over (
-                partition by device order by occurred_at, message_id) as visit
+            select *, sum(case when gap is null or gap > 1800 or uk <> previous_uk then 1 else 0 end)
+                over (partition by device order by occurred_at, received_at, message_id) as visit
             from gaps
         ), parts as (
             select *, floor((epoch(occurred_at) - epoch(min(occurred_at) over (
                 partition by device, visit))) / 43200) as part
             from visits
         ), sessions as (
-            select arg_min(uk, (occurred_at, message_id)) as uk, max(age_s) as start_age_s
+            select arg_min(uk, (occurred_at, received_at, message_id)) as uk,
+                max(age_s) as start_age_s
             from parts group by device, visit, part
         ), recent_sessions as (
             select uk, count(*) as n from sessions where start_age_s < 30 * 86400 group by uk
         ), recent_days as (
-            select uk, count(distinct cast(occurred_at as date)) as d from b
+            select uk, count(distinct cast(occurred_at as date)) as d from activity
             where age_s < 30 * 86400 group by uk
         )
         select e.uk from eligible e join recent_sessions s on e.uk = s.uk
@@ -173,7 +223,7 @@ RULES: dict[str, str] = {
         group by e.uk having count(*) = 5 and count(o.email) = 0""",
     "seg_at_risk_churn": """
         , points as (
-            select uk, age_s, case event_type {weights} else 0 end as p from b
+            select uk, age_s, case event_type {weights} else 0 end as p from activity
         ), windows as (
             select uk,
                 sum(p) filter (where age_s < 14 * 86400) as recent,
@@ -183,7 +233,8 @@ RULES: dict[str, str] = {
         select e.uk from eligible e join windows w on e.uk = w.uk
         where w.baseline >= 20 and coalesce(w.recent, 0) / 14.0 < 0.25 * w.baseline / 28.0""",
     "seg_new_prospects": """
-        select s.uk from stage s join (select uk, max(age_s) as first_age_s from b group by uk) f
+        select s.uk from stage s
+        join (select uk, max(age_s) as first_age_s from activity group by uk) f
             on s.uk = f.uk
         where s.stage = 'prospect' and f.first_age_s < 30 * 86400""",
     "seg_leads": "select uk from stage where stage = 'lead'",

@@ -5,7 +5,9 @@ split by receivedAt, so late and out-of-order events arrive in later batches), w
 incremental `dbt build` after each batch at a fixed sequence of as_of values. The last batch also
 carries hand-made events: one that occurred long before the lookback window
 (event_lookback_hours) and an identify that retroactively links an old anonymous device to a
-user. Warehouse B loads everything at once and runs the same as_of sequence as full refreshes
+user, and (IDENTITY batch, _identity_events) a late alias joining two existing users plus a
+second user identifying on an existing user's device (a shared device). Warehouse B loads
+everything at once and runs the same as_of sequence as full refreshes
 (segment_membership_history is full_refresh=false, so it builds up the same history). Every
 table in marts and segments must be equal, EXCEPT ALL both ways, ignoring load timestamps.
 segment_membership_history (and segment_sizes_daily, read from it) record what was known at each
@@ -225,6 +227,52 @@ def _order_events(landing: Path, received: list[datetime]) -> dict[int, list[dic
     return planted
 
 
+def _identity_events(landing: Path, received: datetime) -> list[dict[str, Any]]:
+    """IDENTITY batch: a late alias that joins two existing users, and a second user logging in
+    on an existing user's device (a shared device: split by period, never merged)."""
+    messages = []
+    for path in sorted(landing.glob("*.ndjson")):
+        for line in path.read_text().splitlines():
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                messages.append(message)
+    users = sorted(
+        {m["userId"] for m in messages if isinstance(m.get("userId"), str) and m["userId"]}
+    )
+    assert len(users) >= 3
+    kept, merged, visitor = users[0], users[1], users[2]
+    device = next(
+        m["anonymousId"]
+        for m in messages
+        if m.get("userId") == kept and isinstance(m.get("anonymousId"), str)
+    )
+    return [
+        {
+            "messageId": "equiv-alias-1",
+            "type": "alias",
+            "previousId": merged,
+            "userId": kept,
+            "context": {"channel": "server"},
+            "timestamp": _iso(received),
+            "sentAt": _iso(received),
+            "receivedAt": _iso(received),
+        },
+        {
+            "messageId": "equiv-shared-identify-1",
+            "type": "identify",
+            "anonymousId": device,
+            "userId": visitor,
+            "context": {"channel": "browser"},
+            "timestamp": _iso(received - timedelta(days=2)),
+            "sentAt": _iso(received - timedelta(days=2)),
+            "receivedAt": _iso(received),
+        },
+    ]
+
+
 def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.sql(
         "select table_schema || '.' || table_name from information_schema.tables "
@@ -246,6 +294,12 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     per_batch = -(-len(files) // BATCHES)
     batches = [files[i : i + per_batch] for i in range(0, len(files), per_batch)]
     batches[-1] = [*batches[-1], odd]
+    # IDENTITY batch (rules 3 and 4): a late alias joining two existing users, a shared device
+    identity = work / "odd" / "events-identity.ndjson"
+    identity.write_text(
+        "".join(json.dumps(m) + "\n" for m in _identity_events(landing, END - timedelta(hours=5)))
+    )
+    batches[-1] = [*batches[-1], identity]
     as_ofs = [
         END - timedelta(days=DAYS) + timedelta(days=per_batch * (i + 1))
         for i in range(len(batches) - 1)
@@ -377,3 +431,26 @@ def test_the_replay_exercised_late_and_retroactive_data(replay: dict[str, Any]) 
             "eq-o5": ("eq-o5", 1, True, 60.0, 0.0, False),
             "eq-o6": ("eq-o6", 1, True, 40.0, 20.0, False),
         }
+
+
+def test_the_replay_merged_two_existing_users_by_a_late_alias(replay: dict[str, Any]) -> None:
+    """IDENTITY batch: the alias's previousId (a userId) joined its userId's person everywhere."""
+    with duckdb.connect(str(replay["inc"]), read_only=True) as con:
+        [(kept, merged)] = con.sql(
+            "select user_id, previous_user_id from intermediate.int_identity_links "
+            "where link_type = 'user' and first_link_message_id = 'equiv-alias-1'"
+        ).fetchall()
+        [(keys,)] = con.sql(
+            "select list(distinct user_key) from intermediate.int_events_stitched "
+            f"where user_id in ('{kept}', '{merged}')"
+        ).fetchall()
+        assert keys == [min(kept, merged)]
+        assert con.sql(
+            f"select count(*) from marts.dim_users where user_key = '{max(kept, merged)}'"
+        ).fetchall() == [(0,)]
+        [(periods,)] = con.sql(
+            "select count(*) from intermediate.int_identity_map where anonymous_id in ("
+            "select anonymous_id from intermediate.int_identity_links "
+            "where first_link_message_id = 'equiv-shared-identify-1')"
+        ).fetchall()
+        assert periods >= 2
