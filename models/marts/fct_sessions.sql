@@ -9,7 +9,8 @@
   belongs to that session; any other order (a server-side purchase) belongs to the person's
   session in progress at the order time or ended at most var session_timeout_seconds before it
   (started_at <= ordered_at <= ended_at + timeout), the latest started if several (then the
-  largest session_id); else to no session.
+  largest session_id); else to no session. Orders are int_orders' (not cancelled); revenue is
+  net_revenue_reporting of the orders in a known currency.
 -#}
 {{
     config(
@@ -87,35 +88,23 @@ session_totals as (
 ),
 
 -- ---- order attribution ----------------------------------------------------------------
--- MERGE NOTE: `orders` is the interface of int_orders (ORDERS part). Until it exists it is
--- derived here from purchase events: one order per coalesce(order_id, message_id), the values
--- of its first event in event order. The follow-up commit replaces this CTE with
--- ref('int_orders') (not is_cancelled; money: net_revenue_reporting when has_known_currency).
-purchase_events as (
-
-    select
-        *,
-        row_number() over (
-            partition by user_key, coalesce(order_id, message_id)
-            order by {{ event_order() }}
-        ) as order_event_rank
-    from {{ ref('int_events_stitched') }}
-    where
-        event_type = 'purchase'
-        and user_key in (select user_key from session_totals)
-
-),
-
+-- orders: int_orders (ORDERS part), one row per order; cancelled orders are not orders, and
+-- money counts only in a known currency (net of refunds, in the reporting currency)
 orders as (
 
     select
-        coalesce(order_id, message_id) as order_id,
+        order_id,
         user_key,
         message_id,
-        occurred_at as ordered_at,
-        coalesce(revenue, 0) as order_revenue
-    from purchase_events
-    where order_event_rank = 1
+        ordered_at,
+        case
+            when has_known_currency then coalesce(net_revenue_reporting, 0)
+            else 0
+        end as order_revenue
+    from {{ ref('int_orders') }}
+    where
+        not is_cancelled
+        and user_key in (select user_key from session_totals)
 
 ),
 
