@@ -78,10 +78,10 @@ engagements_by_campaign as (
         row_number() over (
             partition by engagements.message_id
             order by
-                case when deliveries.delivered_at <= engagements.occurred_at then 0 else 1 end,
+                case when deliveries.delivered_at <= engagements.occurred_at then 0 else 1 end asc,
                 case when deliveries.delivered_at <= engagements.occurred_at then deliveries.delivered_at end desc,
-                deliveries.delivered_at,
-                deliveries.email_key
+                deliveries.delivered_at asc,
+                deliveries.email_key asc
         ) as delivery_rank
     from with_email_id as engagements
     inner join deliveries
@@ -101,9 +101,15 @@ keyed as (
     select
         with_email_id.*,
         coalesce(
-            case when with_email_id.email_id is not null then {{ dbt.concat(["'email_id:'", 'with_email_id.email_id']) }} end,
+            case
+                when with_email_id.email_id is not null
+                    then {{ dbt.concat(["'email_id:'", 'with_email_id.email_id']) }}
+            end,
             engagements_by_campaign.email_key,
-            case when with_email_id.campaign_id is not null then {{ dbt.concat(["'campaign:'", 'with_email_id.campaign_id']) }} end
+            case
+                when with_email_id.campaign_id is not null
+                    then {{ dbt.concat(["'campaign:'", 'with_email_id.campaign_id']) }}
+            end
         ) as email_key
     from with_email_id
     left join engagements_by_campaign

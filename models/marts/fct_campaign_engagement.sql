@@ -27,7 +27,7 @@ session_events as (
         message_id,
         session_id
     from {{ ref('int_sessionized_events') }}
-    where message_id in (select message_id from orders)
+    where message_id in (select orders.message_id from orders)
 
 ),
 

@@ -3,6 +3,11 @@
 {%- set splits = var('experiment_splits', {}) or {} -%}
 {%- set window_days = var('experiment_conversion_window_days', none) -%}
 {%- set max_variants = var('experiment_max_variants') -%}
+{%- if window_days is not none -%}
+    {%- set window_end = dbt.dateadd('day', window_days, 'first_exposed_at') -%}
+{%- else -%}
+    {%- set window_end = 'cast(null as ' ~ dbt.type_timestamp() ~ ')' -%}
+{%- endif -%}
 
 with
 
@@ -26,25 +31,19 @@ orders as (
 configured_splits as (
 
     -- var experiment_splits: experiment_id -> {variant: weight}
-    {%- for experiment_id, weights in splits.items() %}
-    {%- for variant, weight in weights.items() %}
-    select
-        cast('{{ experiment_id }}' as {{ dbt.type_string() }}) as experiment_id,
-        cast('{{ variant }}' as {{ dbt.type_string() }}) as variant,
-        cast({{ weight }} as double) as weight
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
     select
         cast(null as {{ dbt.type_string() }}) as experiment_id,
         cast(null as {{ dbt.type_string() }}) as variant,
         cast(null as double) as weight
     where 1 = 0
+    {%- for experiment_id, weights in splits.items() %}
+    {%- for variant, weight in weights.items() %}
+    union all
+    select
+        cast('{{ experiment_id }}' as {{ dbt.type_string() }}) as experiment_id,
+        cast('{{ variant }}' as {{ dbt.type_string() }}) as variant,
+        cast({{ weight }} as double) as weight
+    {%- endfor %}
     {%- endfor %}
 
 ),
@@ -76,7 +75,12 @@ multi_variant as (
 
 analysed_users as (
 
-    select * from user_exposures
+    -- the conversion window ends var experiment_conversion_window_days after the first
+    -- exposure (null: no end but as_of)
+    select
+        *,
+        {{ window_end }} as window_ends_at
+    from user_exposures
     where variants_seen = 1
 
 ),
@@ -95,10 +99,8 @@ user_outcomes as (
     left join orders
         on
             analysed_users.user_key = orders.user_key
-            and orders.ordered_at >= analysed_users.first_exposed_at
-            {%- if window_days is not none %}
-            and orders.ordered_at < {{ dbt.dateadd('day', window_days, 'analysed_users.first_exposed_at') }}
-            {%- endif %}
+            and analysed_users.first_exposed_at <= orders.ordered_at
+            and (analysed_users.window_ends_at is null or analysed_users.window_ends_at > orders.ordered_at)
     group by analysed_users.experiment_id, analysed_users.variant, analysed_users.user_key
 
 ),
@@ -124,7 +126,7 @@ configured_experiments as (
 
 ),
 
-arms as (
+all_arms as (
 
     -- the arms of the sample-ratio test: the configured variants of a configured experiment
     -- (weight 0 for a variant seen but not configured), else every variant seen, weight 1
@@ -144,9 +146,30 @@ arms as (
             and variants.variant = configured_splits.variant
     left join configured_experiments
         on variants.experiment_id = configured_experiments.experiment_id
-    where coalesce(variants.experiment_id, configured_splits.experiment_id) in (
-        select experiment_id from variants
-    )
+
+),
+
+observed_experiments as (
+
+    select distinct experiment_id from variants
+
+),
+
+arms as (
+
+    -- only experiments with exposures
+    select * from all_arms
+    where experiment_id in (select observed_experiments.experiment_id from observed_experiments)
+
+),
+
+arm_shares as (
+
+    select
+        *,
+        sum(observed_users) over (partition by experiment_id) as experiment_users,
+        weight / nullif(sum(weight) over (partition by experiment_id), 0) as expected_share
+    from arms
 
 ),
 
@@ -154,9 +177,8 @@ arm_expectations as (
 
     select
         *,
-        sum(observed_users) over (partition by experiment_id) as experiment_users,
-        weight / nullif(sum(weight) over (partition by experiment_id), 0) as expected_share
-    from arms
+        experiment_users * expected_share as expected_users
+    from arm_shares
 
 ),
 
@@ -169,10 +191,8 @@ srm as (
         max(experiment_users) as experiment_users,
         sum(case when expected_share > 0 then 1 else 0 end) - 1 as srm_degrees_of_freedom,
         sum(case
-            when expected_share > 0
-                then (observed_users - experiment_users * expected_share)
-                * (observed_users - experiment_users * expected_share)
-                / (experiment_users * expected_share)
+            when expected_users > 0
+                then (observed_users - expected_users) * (observed_users - expected_users) / expected_users
             else 0.0
         end) as srm_chi_square,
         -- users in an arm the split gives no share: a mismatch whatever the statistic
@@ -201,6 +221,11 @@ with_rates as (
     select
         variants.*,
         cast(variants.converted_users as double) / variants.exposed_users as conversion_rate,
+        -- the variance of the log of the rate (delta method): 1/x - 1/n
+        case
+            when variants.converted_users > 0
+                then 1.0 / variants.converted_users - 1.0 / variants.exposed_users
+        end as log_rate_variance,
         arm_expectations.expected_share
     from variants
     left join arm_expectations
@@ -217,6 +242,7 @@ compared as (
         control.exposed_users as control_exposed_users,
         control.converted_users as control_converted_users,
         control.conversion_rate as control_conversion_rate,
+        control.log_rate_variance as control_log_rate_variance,
         cast(with_rates.converted_users + control.converted_users as double)
         / (with_rates.exposed_users + control.exposed_users) as pooled_rate
     from with_rates
@@ -248,13 +274,7 @@ tested as (
             when converted_users > 0 and control_converted_users > 0
                 then cast(conversion_rate as double) / control_conversion_rate
         end as rate_ratio,
-        case
-            when converted_users > 0 and control_converted_users > 0
-                then sqrt(
-                    1.0 / converted_users - 1.0 / exposed_users
-                    + 1.0 / control_converted_users - 1.0 / control_exposed_users
-                )
-        end as log_ratio_standard_error
+        sqrt(log_rate_variance + control_log_rate_variance) as log_ratio_standard_error
     from compared
 
 ),
