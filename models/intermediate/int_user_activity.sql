@@ -20,7 +20,6 @@
         or lower(events.page_name) in {{ lower_sql_list(var('high_intent_pricing_page_names')) }}
     )
 {%- endset -%}
-{%- set email_key = 'coalesce(events.campaign_id, events.message_id)' -%}
 {%- set order_key = 'coalesce(events.order_id, events.message_id)' -%}
 
 with
@@ -44,8 +43,6 @@ as_of as (
         {{ dbt.dateadd('hour', -1 * var('high_intent_window_hours'), as_of()) }} as high_intent_window_start,
         {{ dbt.dateadd('day', -1 * var('browse_abandonment_window_days'), as_of()) }}
             as browse_window_start,
-        {{ dbt.dateadd('day', -1 * var('engaged_non_converter_open_window_days'), as_of()) }}
-            as email_open_window_start,
         {{ dbt.dateadd('day', -1 * var('engagement_window_days'), as_of()) }} as engagement_window_start,
         {{ dbt.dateadd('day', -1 * var('churn_recent_days'), as_of()) }} as churn_recent_start,
         {{ dbt.dateadd(
@@ -137,19 +134,6 @@ aggregated as (
                 then coalesce(events.revenue, 0)
             else 0
         end) as revenue_rfm_window,
-        -- email (one email = one campaign; the message when it names none)
-        count(distinct case when events.event_type = 'email_delivered' then {{ email_key }} end)
-            as emails_delivered,
-        count(distinct case when events.event_type = 'email_open' then {{ email_key }} end) as emails_opened,
-        count(distinct case when events.event_type = 'email_click' then {{ email_key }} end) as emails_clicked,
-        count(distinct case
-            when events.event_type = 'email_open' and events.occurred_at > as_of.email_open_window_start
-                then {{ email_key }}
-        end) as emails_opened_open_window,
-        max(case when events.event_type = 'email_delivered' then events.occurred_at end)
-            as last_email_delivered_at,
-        max(case when events.event_type in ('email_open', 'email_click') then events.occurred_at end)
-            as last_email_engagement_at,
         -- engagement points
         sum(case
             when events.occurred_at > as_of.engagement_window_start then events.engagement_points

@@ -1,87 +1,77 @@
 {#-
-  Each user's last N deliveries and how many were opened. Incremental by changed users
-  (macros/incremental/incremental_refresh.sql).
+  Each user's email features: emails delivered, opened (a click is an open) and clicked, the
+  emails opened in the open window, and the last N deliveries and how many were opened.
+  Emails and their identity come from int_user_emails. Incremental by changed users
+  (macros/incremental/incremental_refresh.sql), and users with an email event that left the
+  open window as as_of moved.
 -#}
+{%- set windows = [('day', var('engaged_non_converter_open_window_days'))] -%}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ changed_keys_pre_hook('user_key') }}",
+        pre_hook="{{ changed_keys_pre_hook('user_key', [('day', var('engaged_non_converter_open_window_days'))]) }}",
         post_hook=changed_keys_post_hooks()
     )
 }}
-{%- set refresh = changed_keys('user_key') %}
-{%- set email_key = 'coalesce(campaign_id, message_id)' %}
+{%- set refresh = changed_keys('user_key', windows) %}
 
 with
 
-events as (
+emails as (
 
-    select * from {{ ref('int_events_stitched') }}
-    where
-        event_type in ('email_delivered', 'email_open')
-        {%- if refresh.filtered %}
-        and user_key in ({{ refresh.keys_sql }})
-        {%- endif %}
+    select * from {{ ref('int_user_emails') }}
+    {%- if refresh.filtered %}
+    where user_key in ({{ refresh.keys_sql }})
+    {%- endif %}
 
 ),
 
-deliveries as (
+as_of as (
 
-    -- one row per delivered email (campaign), at its first delivery
     select
-        user_key,
-        {{ email_key }} as email_key,
-        min(occurred_at) as delivered_at
-    from events
-    where event_type = 'email_delivered'
-    group by user_key, {{ email_key }}
+        {{ dbt.dateadd('day', -1 * var('engaged_non_converter_open_window_days'), as_of()) }}
+            as email_open_window_start
 
 ),
 
-opens as (
+ranked as (
 
+    -- latest delivery first; an email opened or clicked without a delivery event was
+    -- delivered at its first open
     select
-        user_key,
-        {{ email_key }} as email_key,
-        min(occurred_at) as first_opened_at
-    from events
-    where event_type = 'email_open'
-    group by user_key, {{ email_key }}
-
-),
-
-recent_deliveries as (
-
-    select
-        deliveries.user_key,
-        deliveries.email_key,
-        deliveries.delivered_at,
-        opens.first_opened_at,
+        *,
         row_number() over (
-            partition by deliveries.user_key
-            order by deliveries.delivered_at desc, deliveries.email_key desc
+            partition by user_key
+            order by delivered_at desc, email_key desc
         ) as recency_rank
-    from deliveries
-    left join opens
-        on
-            deliveries.user_key = opens.user_key
-            and deliveries.email_key = opens.email_key
+    from emails
 
 ),
 
 final as (
 
-    -- the user's last N deliveries (var email_fatigue_deliveries) and how many were opened
     select
-        user_key,
-        count(*) as recent_deliveries,
-        cast(sum(case when first_opened_at is not null then 1 else 0 end) as {{ dbt.type_bigint() }})
-            as recent_deliveries_opened,
-        min(delivered_at) as recent_deliveries_since
-    from recent_deliveries
-    where recency_rank <= {{ var('email_fatigue_deliveries') }}
-    group by user_key
+        ranked.user_key,
+        count(*) as emails_delivered,
+        count(ranked.first_opened_at) as emails_opened,
+        count(ranked.first_clicked_at) as emails_clicked,
+        -- an email opened (or clicked) in the last N days: its latest open is less than N days old
+        count(case when ranked.last_opened_at > as_of.email_open_window_start then 1 end)
+            as emails_opened_open_window,
+        max(ranked.delivered_at) as last_email_delivered_at,
+        max(ranked.last_opened_at) as last_email_engagement_at,
+        -- the user's last N deliveries (var email_fatigue_deliveries) and how many were opened
+        count(case when ranked.recency_rank <= {{ var('email_fatigue_deliveries') }} then 1 end)
+            as recent_deliveries,
+        count(case
+            when ranked.recency_rank <= {{ var('email_fatigue_deliveries') }} then ranked.first_opened_at
+        end) as recent_deliveries_opened,
+        min(case when ranked.recency_rank <= {{ var('email_fatigue_deliveries') }} then ranked.delivered_at end)
+            as recent_deliveries_since
+    from ranked
+    cross join as_of
+    group by ranked.user_key
 
 )
 

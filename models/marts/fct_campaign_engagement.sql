@@ -1,11 +1,9 @@
 with
 
-events as (
+emails as (
 
-    select * from {{ ref('int_events_stitched') }}
-    where
-        event_type in ('email_delivered', 'email_open', 'email_click')
-        and campaign_id is not null
+    select * from {{ ref('int_user_emails') }}
+    where campaign_id is not null
 
 ),
 
@@ -16,19 +14,37 @@ sessions as (
 
 ),
 
+orders as (
+
+    select * from {{ ref('int_orders') }}
+    where not is_cancelled
+
+),
+
+session_events as (
+
+    select
+        message_id,
+        session_id
+    from {{ ref('int_sessionized_events') }}
+    where message_id in (select orders.message_id from orders)
+
+),
+
 email_results as (
 
-    -- the email channel: what the email service reported, counted per user
+    -- the email channel: what the email service reported, counted per user (int_user_emails:
+    -- an email is its email_id, else its campaign's send; a click is an open)
     select
         campaign_id,
         'email' as channel,
         max(campaign_name) as campaign_name,
-        min(case when event_type = 'email_delivered' then occurred_at end) as first_delivered_at,
-        count(distinct case when event_type = 'email_delivered' then user_key end) as delivered,
-        count(distinct case when event_type = 'email_open' then user_key end) as unique_opens,
-        sum(case when event_type = 'email_click' then 1 else 0 end) as clicks,
-        count(distinct case when event_type = 'email_click' then user_key end) as unique_clicks
-    from events
+        min(delivered_at) as first_delivered_at,
+        count(distinct user_key) as delivered,
+        count(distinct case when first_opened_at is not null then user_key end) as unique_opens,
+        sum(click_events) as clicks,
+        count(distinct case when first_clicked_at is not null then user_key end) as unique_clicks
+    from emails
     group by campaign_id
 
 ),
@@ -40,20 +56,66 @@ session_results as (
         utm_campaign as campaign_id,
         acquisition_channel as channel,
         count(*) as sessions,
-        count(distinct user_key) as session_users,
-        sum(case when has_purchase then 1 else 0 end) as conversions,
-        sum(revenue) as revenue
+        count(distinct user_key) as session_users
     from sessions
     group by utm_campaign, acquisition_channel
+
+),
+
+attributed_orders as (
+
+    -- each order once: the session of its first event (int_orders.message_id)
+    select
+        sessions.utm_campaign as campaign_id,
+        sessions.acquisition_channel as channel,
+        sessions.session_id,
+        orders.order_id,
+        orders.has_known_currency,
+        orders.net_revenue_reporting
+    from orders
+    inner join session_events
+        on orders.message_id = session_events.message_id
+    inner join sessions
+        on session_events.session_id = sessions.session_id
+
+),
+
+order_results as (
+
+    select
+        campaign_id,
+        channel,
+        count(distinct order_id) as conversions,
+        count(distinct session_id) as converted_sessions,
+        sum(case when has_known_currency then net_revenue_reporting end) as revenue,
+        count(distinct case when not has_known_currency then order_id end) as unknown_currency_orders
+    from attributed_orders
+    group by campaign_id, channel
+
+),
+
+session_totals as (
+
+    select
+        session_results.*,
+        order_results.conversions,
+        order_results.converted_sessions,
+        order_results.revenue,
+        order_results.unknown_currency_orders
+    from session_results
+    left join order_results
+        on
+            session_results.campaign_id = order_results.campaign_id
+            and session_results.channel = order_results.channel
 
 ),
 
 final as (
 
     select
-        coalesce(email_results.campaign_id, session_results.campaign_id) as campaign_id,
+        coalesce(email_results.campaign_id, session_totals.campaign_id) as campaign_id,
         email_results.campaign_name,
-        coalesce(email_results.channel, session_results.channel) as channel,
+        coalesce(email_results.channel, session_totals.channel) as channel,
         email_results.first_delivered_at,
         coalesce(email_results.delivered, 0) as delivered,
         coalesce(email_results.unique_opens, 0) as unique_opens,
@@ -62,17 +124,20 @@ final as (
         cast(email_results.unique_opens as double) / nullif(email_results.delivered, 0) as open_rate,
         cast(email_results.unique_clicks as double) / nullif(email_results.delivered, 0) as click_through_rate,
         cast(email_results.unique_clicks as double) / nullif(email_results.unique_opens, 0) as click_to_open_rate,
-        coalesce(session_results.sessions, 0) as sessions,
-        coalesce(session_results.session_users, 0) as session_users,
-        cast(coalesce(session_results.conversions, 0) as {{ dbt.type_bigint() }}) as conversions,
-        cast(coalesce(session_results.revenue, 0) as double) as revenue,
-        cast(session_results.conversions as double) / nullif(session_results.sessions, 0)
+        coalesce(session_totals.sessions, 0) as sessions,
+        coalesce(session_totals.session_users, 0) as session_users,
+        cast(coalesce(session_totals.conversions, 0) as {{ dbt.type_bigint() }}) as conversions,
+        cast(coalesce(session_totals.converted_sessions, 0) as {{ dbt.type_bigint() }}) as converted_sessions,
+        cast(round(coalesce(session_totals.revenue, 0), 2) as double) as revenue,
+        cast(coalesce(session_totals.unknown_currency_orders, 0) as {{ dbt.type_bigint() }})
+            as unknown_currency_orders,
+        cast(coalesce(session_totals.converted_sessions, 0) as double) / nullif(session_totals.sessions, 0)
             as session_conversion_rate
     from email_results
-    full outer join session_results
+    full outer join session_totals
         on
-            email_results.campaign_id = session_results.campaign_id
-            and email_results.channel = session_results.channel
+            email_results.campaign_id = session_totals.campaign_id
+            and email_results.channel = session_totals.channel
 
 )
 

@@ -1,5 +1,13 @@
 {%- set control = var('experiment_control_variant') -%}
 {%- set ci_z = var('experiment_ci_z') -%}
+{%- set splits = var('experiment_splits', {}) or {} -%}
+{%- set window_days = var('experiment_conversion_window_days', none) -%}
+{%- set max_variants = var('experiment_max_variants') -%}
+{%- if window_days is not none -%}
+    {%- set window_end = dbt.dateadd('day', window_days, 'first_exposed_at') -%}
+{%- else -%}
+    {%- set window_end = 'cast(null as ' ~ dbt.type_timestamp() ~ ')' -%}
+{%- endif -%}
 
 with
 
@@ -13,54 +21,87 @@ exposures as (
 
 ),
 
-purchases as (
+orders as (
 
-    select * from {{ ref('int_events_stitched') }}
-    where event_type = 'purchase'
+    select * from {{ ref('int_orders') }}
+    where not is_cancelled
 
 ),
 
-exposures_ranked as (
+configured_splits as (
+
+    -- var experiment_splits: experiment_id -> {variant: weight}
+    select
+        cast(null as {{ dbt.type_string() }}) as experiment_id,
+        cast(null as {{ dbt.type_string() }}) as variant,
+        cast(null as double) as weight
+    where 1 = 0
+    {%- for experiment_id, weights in splits.items() %}
+    {%- for variant, weight in weights.items() %}
+    union all
+    select
+        cast('{{ experiment_id }}' as {{ dbt.type_string() }}) as experiment_id,
+        cast('{{ variant }}' as {{ dbt.type_string() }}) as variant,
+        cast({{ weight }} as double) as weight
+    {%- endfor %}
+    {%- endfor %}
+
+),
+
+user_exposures as (
 
     select
-        user_key,
         experiment_id,
-        variation,
-        occurred_at,
-        row_number() over (
-            partition by user_key, experiment_id order by occurred_at, message_id
-        ) as exposure_rank
+        user_key,
+        min(occurred_at) as first_exposed_at,
+        count(distinct variation) as variants_seen,
+        min(variation) as variant
     from exposures
+    group by experiment_id, user_key
 
 ),
 
-first_exposures as (
+multi_variant as (
 
-    -- a user counts once, in the variant of their first exposure
+    -- users exposed to more than one variant: left out of the analysis, counted here
     select
-        user_key,
         experiment_id,
-        variation as variant,
-        occurred_at as first_exposed_at
-    from exposures_ranked
-    where exposure_rank = 1
+        count(*) as multi_variant_users
+    from user_exposures
+    where variants_seen > 1
+    group by experiment_id
+
+),
+
+analysed_users as (
+
+    -- the conversion window ends var experiment_conversion_window_days after the first
+    -- exposure (null: no end but as_of)
+    select
+        *,
+        {{ window_end }} as window_ends_at
+    from user_exposures
+    where variants_seen = 1
 
 ),
 
 user_outcomes as (
 
+    -- orders in the conversion window: from the first exposure (inclusive), before
+    -- var experiment_conversion_window_days after it when set, up to as_of; each order once
     select
-        first_exposures.experiment_id,
-        first_exposures.variant,
-        first_exposures.user_key,
-        count(distinct coalesce(purchases.order_id, purchases.message_id)) as orders_after_exposure,
-        coalesce(sum(purchases.revenue), 0) as revenue_after_exposure
-    from first_exposures
-    left join purchases
+        analysed_users.experiment_id,
+        analysed_users.variant,
+        analysed_users.user_key,
+        count(orders.order_id) as orders_in_window,
+        sum(case when orders.has_known_currency then orders.net_revenue_reporting end) as revenue_in_window
+    from analysed_users
+    left join orders
         on
-            first_exposures.user_key = purchases.user_key
-            and first_exposures.first_exposed_at <= purchases.occurred_at
-    group by first_exposures.experiment_id, first_exposures.variant, first_exposures.user_key
+            analysed_users.user_key = orders.user_key
+            and analysed_users.first_exposed_at <= orders.ordered_at
+            and (analysed_users.window_ends_at is null or analysed_users.window_ends_at > orders.ordered_at)
+    group by analysed_users.experiment_id, analysed_users.variant, analysed_users.user_key
 
 ),
 
@@ -70,39 +111,144 @@ variants as (
         experiment_id,
         variant,
         count(*) as exposed_users,
-        cast(sum(case when orders_after_exposure > 0 then 1 else 0 end) as {{ dbt.type_bigint() }})
+        cast(sum(case when orders_in_window > 0 then 1 else 0 end) as {{ dbt.type_bigint() }})
             as converted_users,
-        cast(sum(orders_after_exposure) as {{ dbt.type_bigint() }}) as orders_after_exposure,
-        cast(sum(revenue_after_exposure) as double) as revenue_after_exposure
+        cast(sum(orders_in_window) as {{ dbt.type_bigint() }}) as orders_in_window,
+        cast(round(coalesce(sum(revenue_in_window), 0), 2) as double) as revenue_in_window
     from user_outcomes
     group by experiment_id, variant
 
 ),
 
-with_totals as (
+configured_experiments as (
+
+    select distinct experiment_id from configured_splits
+
+),
+
+all_arms as (
+
+    -- the arms of the sample-ratio test: the configured variants of a configured experiment
+    -- (weight 0 for a variant seen but not configured), else every variant seen, weight 1
+    select
+        coalesce(variants.experiment_id, configured_splits.experiment_id) as experiment_id,
+        coalesce(variants.variant, configured_splits.variant) as variant,
+        coalesce(variants.exposed_users, 0) as observed_users,
+        case
+            when configured_splits.weight is not null then configured_splits.weight
+            when configured_experiments.experiment_id is not null then 0.0
+            else 1.0
+        end as weight
+    from variants
+    full outer join configured_splits
+        on
+            variants.experiment_id = configured_splits.experiment_id
+            and variants.variant = configured_splits.variant
+    left join configured_experiments
+        on variants.experiment_id = configured_experiments.experiment_id
+
+),
+
+observed_experiments as (
+
+    select distinct experiment_id from variants
+
+),
+
+arms as (
+
+    -- only experiments with exposures
+    select * from all_arms
+    where experiment_id in (select observed_experiments.experiment_id from observed_experiments)
+
+),
+
+arm_shares as (
 
     select
         *,
-        cast(converted_users as double) / exposed_users as conversion_rate,
-        cast(sum(exposed_users) over (partition by experiment_id) as {{ dbt.type_bigint() }}) as experiment_users,
-        count(*) over (partition by experiment_id) as experiment_variants
+        sum(observed_users) over (partition by experiment_id) as experiment_users,
+        weight / nullif(sum(weight) over (partition by experiment_id), 0) as expected_share
+    from arms
+
+),
+
+arm_expectations as (
+
+    select
+        *,
+        experiment_users * expected_share as expected_users
+    from arm_shares
+
+),
+
+srm as (
+
+    -- one chi-square test per experiment over all its arms, against the configured split
+    -- (default equal): sum (observed - expected)^2 / expected, k - 1 degrees of freedom
+    select
+        experiment_id,
+        max(experiment_users) as experiment_users,
+        sum(case when expected_share > 0 then 1 else 0 end) - 1 as srm_degrees_of_freedom,
+        sum(case
+            when expected_users > 0
+                then (observed_users - expected_users) * (observed_users - expected_users) / expected_users
+            else 0.0
+        end) as srm_chi_square,
+        -- users in an arm the split gives no share: a mismatch whatever the statistic
+        sum(case when coalesce(expected_share, 0) = 0 then observed_users else 0 end)
+            as unexpected_arm_users
+    from arm_expectations
+    group by experiment_id
+
+),
+
+srm_tested as (
+
+    select
+        *,
+        case
+            when unexpected_arm_users > 0 then 0.0
+            when experiment_users > 0 and srm_degrees_of_freedom >= 1
+                then {{ chi_square_p_value('srm_chi_square', 'srm_degrees_of_freedom', max_variants - 1) }}
+        end as srm_p_value
+    from srm
+
+),
+
+with_rates as (
+
+    select
+        variants.*,
+        cast(variants.converted_users as double) / variants.exposed_users as conversion_rate,
+        -- the variance of the log of the rate (delta method): 1/x - 1/n
+        case
+            when variants.converted_users > 0
+                then 1.0 / variants.converted_users - 1.0 / variants.exposed_users
+        end as log_rate_variance,
+        arm_expectations.expected_share
     from variants
+    left join arm_expectations
+        on
+            variants.experiment_id = arm_expectations.experiment_id
+            and variants.variant = arm_expectations.variant
 
 ),
 
 compared as (
 
     select
-        with_totals.*,
+        with_rates.*,
         control.exposed_users as control_exposed_users,
         control.converted_users as control_converted_users,
         control.conversion_rate as control_conversion_rate,
-        cast(with_totals.converted_users + control.converted_users as double)
-        / (with_totals.exposed_users + control.exposed_users) as pooled_rate
-    from with_totals
-    left join with_totals as control
+        control.log_rate_variance as control_log_rate_variance,
+        cast(with_rates.converted_users + control.converted_users as double)
+        / (with_rates.exposed_users + control.exposed_users) as pooled_rate
+    from with_rates
+    left join with_rates as control
         on
-            with_totals.experiment_id = control.experiment_id
+            with_rates.experiment_id = control.experiment_id
             and control.variant = '{{ control }}'
 
 ),
@@ -117,15 +263,18 @@ tested as (
             pooled_rate * (1 - pooled_rate)
             * (1.0 / exposed_users + 1.0 / control_exposed_users)
         ), 0) as z_score,
-        -- unpooled standard error of the difference, for the confidence interval
+        -- unpooled standard error of the difference, for its confidence interval
         sqrt(
             conversion_rate * (1 - conversion_rate) / exposed_users
             + control_conversion_rate * (1 - control_conversion_rate) / control_exposed_users
         ) as difference_standard_error,
-        -- sample-ratio mismatch: the variant's share against an equal split
-        (exposed_users - cast(experiment_users as double) / experiment_variants) / nullif(sqrt(
-            experiment_users * (1.0 / experiment_variants) * (1 - 1.0 / experiment_variants)
-        ), 0) as srm_z_score
+        -- the rate ratio and the standard error of its log (delta method, both rates
+        -- uncertain): sqrt(1/x - 1/n + 1/x_control - 1/n_control); null without conversions
+        case
+            when converted_users > 0 and control_converted_users > 0
+                then cast(conversion_rate as double) / control_conversion_rate
+        end as rate_ratio,
+        sqrt(log_rate_variance + control_log_rate_variance) as log_ratio_standard_error
     from compared
 
 ),
@@ -136,6 +285,8 @@ bounded as (
         *,
         rate_difference - {{ ci_z }} * difference_standard_error as ci_lower,
         rate_difference + {{ ci_z }} * difference_standard_error as ci_upper,
+        exp(ln(rate_ratio) - {{ ci_z }} * log_ratio_standard_error) - 1 as lift_lower,
+        exp(ln(rate_ratio) + {{ ci_z }} * log_ratio_standard_error) - 1 as lift_upper,
         {{ two_sided_p_value('z_score') }} as test_p_value
     from tested
 
@@ -144,36 +295,43 @@ bounded as (
 final as (
 
     select
-        experiment_id,
-        variant,
-        variant = '{{ control }}' as is_control,
-        exposed_users,
-        converted_users,
-        orders_after_exposure,
-        revenue_after_exposure,
-        conversion_rate,
-        control_conversion_rate,
-        case when variant <> '{{ control }}' then rate_difference end as rate_difference,
+        bounded.experiment_id,
+        bounded.variant,
+        bounded.variant = '{{ control }}' as is_control,
+        bounded.exposed_users,
+        bounded.converted_users,
+        bounded.orders_in_window,
+        bounded.revenue_in_window,
+        bounded.conversion_rate,
+        bounded.control_conversion_rate,
+        case when bounded.variant <> '{{ control }}' then bounded.rate_difference end as rate_difference,
         case
-            when variant <> '{{ control }}' then rate_difference / nullif(control_conversion_rate, 0)
+            when bounded.variant <> '{{ control }}'
+                then bounded.rate_difference / nullif(bounded.control_conversion_rate, 0)
         end as lift,
-        case when variant <> '{{ control }}' then z_score end as z_score,
-        case when variant <> '{{ control }}' then test_p_value end as p_value,
-        case when variant <> '{{ control }}' then ci_lower end as difference_ci_lower,
-        case when variant <> '{{ control }}' then ci_upper end as difference_ci_upper,
-        case when variant <> '{{ control }}' then ci_lower / nullif(control_conversion_rate, 0) end as lift_ci_lower,
-        case when variant <> '{{ control }}' then ci_upper / nullif(control_conversion_rate, 0) end as lift_ci_upper,
+        case when bounded.variant <> '{{ control }}' then bounded.z_score end as z_score,
+        case when bounded.variant <> '{{ control }}' then bounded.test_p_value end as p_value,
+        case when bounded.variant <> '{{ control }}' then bounded.ci_lower end as difference_ci_lower,
+        case when bounded.variant <> '{{ control }}' then bounded.ci_upper end as difference_ci_upper,
+        case when bounded.variant <> '{{ control }}' then bounded.lift_lower end as lift_ci_lower,
+        case when bounded.variant <> '{{ control }}' then bounded.lift_upper end as lift_ci_upper,
         coalesce(
-            variant <> '{{ control }}' and test_p_value < {{ var('experiment_significance_alpha') }},
+            bounded.variant <> '{{ control }}' and bounded.test_p_value < {{ var('experiment_significance_alpha') }},
             false
         ) as is_significant,
-        experiment_users,
-        cast(exposed_users as double) / experiment_users as exposure_share,
-        srm_z_score,
-        {{ two_sided_p_value('srm_z_score') }} as srm_p_value,
-        coalesce({{ two_sided_p_value('srm_z_score') }} < {{ var('experiment_srm_alpha') }}, false)
-            as has_sample_ratio_mismatch
+        cast(srm_tested.experiment_users as {{ dbt.type_bigint() }}) as experiment_users,
+        cast(coalesce(multi_variant.multi_variant_users, 0) as {{ dbt.type_bigint() }}) as multi_variant_users,
+        cast(bounded.exposed_users as double) / srm_tested.experiment_users as exposure_share,
+        bounded.expected_share,
+        srm_tested.srm_chi_square,
+        cast(srm_tested.srm_degrees_of_freedom as {{ dbt.type_int() }}) as srm_degrees_of_freedom,
+        srm_tested.srm_p_value,
+        coalesce(srm_tested.srm_p_value < {{ var('experiment_srm_alpha') }}, false) as has_sample_ratio_mismatch
     from bounded
+    left join srm_tested
+        on bounded.experiment_id = srm_tested.experiment_id
+    left join multi_variant
+        on bounded.experiment_id = multi_variant.experiment_id
 
 )
 

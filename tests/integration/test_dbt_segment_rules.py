@@ -202,25 +202,22 @@ RULES: dict[str, str] = {
             select uk from recent where event_type = 'product_view' and product_id is not null
             group by uk, product_id having count(*) >= 3)""",
     "seg_engaged_non_converters": """
+        {emails}
         select e.uk from eligible e
-        join (select uk, count(distinct coalesce(campaign_id, message_id)) as n from b
-              where event_type = 'email_open' and age_s < 90 * 86400 group by uk) opens
+        join (select uk, count(*) as n from emails where last_open_age_s < 90 * 86400
+              group by uk) opens
             on e.uk = opens.uk
         where opens.n >= 3
             and e.uk not in (
                 select uk from b where event_type = 'purchase' and age_s < 30 * 86400)""",
     "seg_email_fatigued": """
-        , deliveries as (
-            select uk, coalesce(campaign_id, message_id) as email, min(occurred_at) as ts from b
-            where event_type = 'email_delivered' group by all
-        ), last5 as (
-            select * from deliveries qualify row_number() over (
-                partition by uk order by ts desc, email desc) <= 5
+        {emails}
+        , last5 as (
+            select * from emails qualify row_number() over (
+                partition by uk order by delivered_at desc, email desc) <= 5
         )
         select e.uk from eligible e join last5 d on e.uk = d.uk
-        left join (select distinct uk, coalesce(campaign_id, message_id) as email from b
-                   where event_type = 'email_open') o on d.uk = o.uk and d.email = o.email
-        group by e.uk having count(*) = 5 and count(o.email) = 0""",
+        group by e.uk having count(*) = 5 and count(d.last_open_age_s) = 0""",
     "seg_at_risk_churn": """
         , points as (
             select uk, age_s, case event_type {weights} else 0 end as p from activity
@@ -241,6 +238,23 @@ RULES: dict[str, str] = {
     "seg_customers": "select uk from stage where stage in ('customer', 'repeat_customer')",
     "seg_lapsed_customers": "select uk from stage where stage = 'lapsed'",
 }
+
+# An email is its properties.email_id, else its campaign (the generator sends one delivery per
+# campaign and user, without email_id); a click is an open; an opened email counts as delivered.
+EMAILS = """
+        , emails as (
+            select uk,
+                coalesce('email_id:' || json_extract_string(properties, '$.email_id'),
+                         'campaign:' || campaign_id) as email,
+                coalesce(min(occurred_at) filter (where event_type = 'email_delivered'),
+                         min(occurred_at)) as delivered_at,
+                min(age_s) filter (where event_type in ('email_open', 'email_click'))
+                    as last_open_age_s
+            from b
+            where event_type in ('email_delivered', 'email_open', 'email_click')
+                and coalesce(json_extract_string(properties, '$.email_id'), campaign_id) is not null
+            group by all
+        )"""
 
 RFM = """
     , customers as (
@@ -263,7 +277,7 @@ RULES["seg_rfm_hibernating"] = RFM.format(cell="r <= 2 and f <= 2")
 
 def rederive(con: duckdb.DuckDBPyConnection, segment: str, as_of: str) -> set[str]:
     weights = " ".join(f"when '{k}' then {v}" for k, v in ENGAGEMENT_WEIGHTS.items())
-    rule = RULES[segment].format(weights=weights)
+    rule = RULES[segment].format(weights=weights, emails=EMAILS)
     sql = BASE.format(as_of=as_of) + (rule if rule.lstrip().startswith(",") else "\n" + rule)
     return {row[0] for row in con.sql(sql).fetchall()}
 
