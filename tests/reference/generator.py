@@ -43,15 +43,17 @@ def iso(ts: datetime) -> str:
 class _History:
     """One small user history: its ids, its clock and the messages it writes."""
 
-    def __init__(self, rng: random.Random, prefix: str, as_of: datetime) -> None:
-        self.rng, self.prefix, self.as_of = rng, prefix, as_of
+    def __init__(self, rng: random.Random, prefix: str, as_of: datetime,
+                 clean: bool = False) -> None:
+        self.rng, self.prefix, self.as_of, self.clean = rng, prefix, as_of, clean
         self.messages: list[dict[str, Any]] = []
         self.n = 0
-        self.user_ids = [f"{prefix}-U{k}" for k in range(rng.choice((0, 1, 1, 1, 2, 3)))]
+        user_counts = (0, 1, 1) if clean else (0, 1, 1, 1, 2, 3)
+        self.user_ids = [f"{prefix}-U{k}" for k in range(rng.choice(user_counts))]
         self.devices = [f"{prefix}-A{k}" for k in range(rng.choice((1, 1, 1, 2, 2, 3)))]
         # a namespace collision: a device whose anonymousId is another history's... no: is
         # this history's own userId text used as a device id by a person never identified
-        if self.user_ids and rng.random() < 0.08:
+        if self.user_ids and not clean and rng.random() < 0.08:
             self.devices.append(self.user_ids[-1])
             self.collision_device = self.user_ids[-1]
         else:
@@ -61,6 +63,8 @@ class _History:
     def boundary_time(self) -> datetime:
         r = self.rng.random()
         jitter = self.rng.choice((-SEC, timedelta(0), timedelta(0), SEC))
+        if self.clean:  # never exactly on a boundary, and no ties between episodes
+            jitter = self.rng.choice((-SEC, SEC)) + timedelta(milliseconds=self.rng.randint(1, 999))
         if r < 0.35:
             return self.as_of - self.rng.choice(DAY_BOUNDARIES) * DAY + jitter
         if r < 0.5:
@@ -70,6 +74,10 @@ class _History:
         return self.as_of - timedelta(seconds=self.rng.randint(60, 400 * 86400))
 
     def gap(self) -> timedelta:
+        if self.clean:
+            return self.rng.choice((timedelta(seconds=1799), timedelta(seconds=1800),
+                                    timedelta(seconds=1801), timedelta(seconds=30),
+                                    timedelta(hours=3)))
         return self.rng.choice((
             timedelta(seconds=1799), timedelta(seconds=1800), timedelta(seconds=1801),
             timedelta(0), timedelta(seconds=30), timedelta(seconds=300), timedelta(seconds=900),
@@ -95,6 +103,8 @@ class _History:
         if name is not None:
             message["name"] = name
         skew_roll = self.rng.random()
+        if self.clean:
+            skew_roll = min(skew_roll, 0.9)
         if skew_roll < 0.7:
             # no sentAt, or an exact clock: occurred_at is timestamp itself
             message["timestamp"] = iso(at)
@@ -113,7 +123,7 @@ class _History:
         message["receivedAt"] = iso(received)
         ctx = dict(context or {})
         if channel is not None:
-            if self.rng.random() < 0.8:
+            if self.rng.random() < 0.8 and not self.clean:
                 message["channel"] = channel  # where Segment's libraries put it
             else:
                 ctx["channel"] = channel  # the fallback
@@ -139,6 +149,8 @@ class _History:
             roll = rng.random()
             if roll < 0.35:
                 path = rng.choice(PRICING_PATHS if rng.random() < 0.5 else OTHER_PATHS)
+                if self.clean:
+                    path = rng.choice(("/pricing", "/about", "/"))
                 name = rng.choice(("pricing", "home", None)) if rng.random() < 0.2 else None
                 self.emit("page", at, anon=device, user=user, name=name, context=ctx,
                           properties={"path": path, "url": "https://shop.example.com" + path})
@@ -161,24 +173,24 @@ class _History:
             at = at + self.gap()
         return at
 
-    def order(self, at: datetime, device: str | None, user: str | None) -> None:
+    def order(self, at: datetime, device: str, user: str | None) -> None:
         rng = self.rng
-        order_id = f"{self.prefix}-O{self.n}" if rng.random() < 0.9 else None
+        order_id = f"{self.prefix}-O{self.n}" if rng.random() < 0.9 or self.clean else None
         revenue = rng.choice((10.0, 99.99, 250.0, 499.99, 500.0, 0.005, 1234.5))
-        currency = rng.choice(CURRENCIES)
+        currency = "USD" if self.clean else rng.choice(CURRENCIES)
         props: dict[str, Any] = {"revenue": revenue, "currency": currency,
                                  "products": [{"product_id": "p1", "price": revenue,
                                                "quantity": 1}]}
         if order_id:
             props["order_id"] = order_id
-        server_first = rng.random() < 0.2
+        server_first = rng.random() < 0.2 and not self.clean
         if server_first and user:
             self.emit("track", at, event="Order Completed", user=user, channel="server",
                       properties=props)
         else:
             self.emit("track", at, event="Order Completed", anon=device, user=user,
                       properties=props)
-        if not order_id:
+        if not order_id or self.clean:
             return
         roll = rng.random()
         if roll < 0.3 and user:
@@ -249,21 +261,22 @@ class _History:
                 if rng.random() < 0.3:  # a follow-up visit near the session timeout
                     self.visit(end + self.gap(), device, None)
             elif roll < 0.65 and self.user_ids and not is_collision:
+                if self.clean and device in identified:
+                    continue
                 # login: identify (or a track carrying both ids) on this device
                 new_user = rng.choice(self.user_ids)
-                if rng.random() < 0.7:
+                if rng.random() < 0.7 and not self.clean:
                     self.emit("identify", start, user=new_user, anon=device,
                               extra={"traits": {"email": f"{new_user}@example.com"}})
                 else:
                     self.emit("track", start, event="Signed Up", user=new_user, anon=device,
                               properties={})
                 identified[device] = new_user
-                if rng.random() < 0.4:  # a tie with the login
+                if rng.random() < 0.4 and not self.clean:  # a tie with the login
                     self.emit("page", start, anon=device, properties={"path": "/welcome"})
             elif roll < 0.75:
-                self.order(start, None if is_collision else device,
-                           user if not is_collision else None)
-            elif roll < 0.8 and len(self.user_ids) >= 2:
+                self.order(start, device, user)
+            elif roll < 0.8 and len(self.user_ids) >= 2 and not self.clean:
                 # alias chains: U0 -> U1 (-> U2), userId -> userId
                 k = rng.randrange(len(self.user_ids) - 1)
                 self.emit("alias", start, user=self.user_ids[k + 1],
@@ -276,25 +289,33 @@ class _History:
             elif roll < 0.92:
                 experiment = rng.choice(list(EXPERIMENTS))
                 variants = EXPERIMENTS[experiment]
+                if self.clean:  # one variant per person and experiment
+                    variants = (variants[sum(map(ord, self.prefix + experiment)) % len(variants)],)
                 for _ in range(rng.choice((1, 1, 2))):
                     self.emit("track", start, event="Experiment Viewed", anon=device, user=user,
                               properties={"experiment_id": experiment,
                                           "variation_name": rng.choice(variants)})
-                    start = start + rng.choice((timedelta(0), HOUR))
+                    start = start + (HOUR if self.clean else rng.choice((timedelta(0), HOUR)))
                 if rng.random() < 0.5:
                     self.order(start + rng.choice((timedelta(0), DAY)), device, user)
-            elif self.user_ids:
+            elif self.user_ids and not self.clean:
                 self.emails(rng.choice(self.user_ids))
         # keep only what happened up to a day after as_of (later = not yet visible)
         return self.messages
 
 
-def generate(seed: int, users: int, as_of: datetime, batch: int = 0
+def generate(seed: int, users: int, as_of: datetime, batch: int = 0, clean: bool = False
              ) -> tuple[list[dict], list[str]]:
+    """`clean=True` leaves out everything an unfixed issue-12 rule treats differently (ties,
+    shared devices, aliases, identify calls, server-side events, duplicate / refunded /
+    foreign orders, URL variants, exact window boundaries, multi-variant exposures,
+    sentAt < timestamp, a top-level channel): the warehouse must agree on it before and
+    after the fixes, which checks the reference against the SQL on everything else."""
     rng = random.Random(f"{seed}:{batch}")
     messages: list[dict] = []
     for index in range(users):
-        history = _History(rng, f"s{seed}b{batch}h{index:05d}", as_of)
+        history = _History(rng, f"s{seed}b{batch}{'c' if clean else ''}h{index:05d}", as_of,
+                           clean)
         messages.extend(history.build())
     invalid = [
         json.dumps({"type": "track", "event": "Product Viewed", "anonymousId": "x",
@@ -311,6 +332,8 @@ def generate(seed: int, users: int, as_of: datetime, batch: int = 0
 def write_ndjson(path: Path, messages: list[dict], invalid: list[str], seed: int) -> None:
     lines = [json.dumps(m, separators=(",", ":")) for m in messages]
     rng = random.Random(seed)
+    # a few exact copies (a client retry): the loader keeps the first
+    lines += [line for line in lines if rng.random() < 0.01]
     rng.shuffle(lines)  # arrival order is not event order
     for line in invalid:
         lines.insert(rng.randrange(len(lines) + 1), line)

@@ -510,11 +510,12 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
             "sessions_30d": sum(1 for s in sessions_by_person.get(person, [])
                                 if s.started_at > ago(30)),
             "orders": len(person_orders),
-            "revenue": round(sum(o.net_revenue_reporting for o in known_money), 2),
+            # money: unrounded here; rules compare the exact sum, tables show it to the cent
+            "revenue": sum(o.net_revenue_reporting for o in known_money),
             "last_order_at": last_order,
             "first_order_at": person_orders[0].ordered_at if person_orders else None,
             "orders_365d": sum(1 for o in person_orders if o.ordered_at > ago(RFM_WINDOW_DAYS)),
-            "revenue_365d": round(sum(o.net_revenue_reporting for o in windowed), 2),
+            "revenue_365d": sum(o.net_revenue_reporting for o in windowed),
             "has_purchase_last_30d": any(o.ordered_at > ago(ENC_NO_PURCHASE_DAYS)
                                          for o in person_orders),
             "last_cart_add_at": max((e.occurred_at for e in cart_adds), default=None),
@@ -548,9 +549,7 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
     for e in stitched:
         if e.event_type in ("email_delivered", "email_open", "email_click") \
                 and e.properties.get("campaign_id"):
-            row = campaigns.setdefault(str(e.properties["campaign_id"]), {
-                "delivered": set(), "unique_opens": set(), "unique_clicks": set(),
-                "clicks": 0, "sessions": 0})
+            row = campaigns.setdefault(str(e.properties["campaign_id"]), _campaign_row())
             person = keys[e.person]
             if e.event_type == "email_delivered":
                 row["delivered"].add(person)
@@ -560,9 +559,10 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
                 row["unique_clicks"].add(person)
                 row["clicks"] += 1
     for s in sessions:
-        if s.utm_campaign and (s.utm_medium or "").lower() == "email" \
-                and s.utm_campaign in campaigns:
-            campaigns[s.utm_campaign]["sessions"] += 1
+        if s.utm_campaign and (s.utm_medium or "").lower() == "email":
+            row = campaigns.setdefault(s.utm_campaign, _campaign_row())
+            row["sessions"] += 1
+            row["session_users"].add(keys[s.person])
     campaign_rows = {c: {k: len(v) if isinstance(v, set) else v for k, v in row.items()}
                      for c, row in campaigns.items()}
 
@@ -585,6 +585,11 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
 
     return Reference(as_of, events, stitched, message_person, session_rows, dim, segments,
                      campaign_rows, experiments, orders)
+
+
+def _campaign_row() -> dict:
+    return {"delivered": set(), "unique_opens": set(), "unique_clicks": set(), "clicks": 0,
+            "sessions": 0, "session_users": set()}
 
 
 def _quintile_scores(values: dict[str, float], best_high: bool) -> dict[str, int]:
