@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,30 @@ CAMPAIGNS = ("c_spring", "c_summer", "c_news", "c_promo", "c_vip", "c_last")
 EXPERIMENTS = {"exp_a": ("control", "treatment"), "exp_b": ("control", "v1", "v2")}
 
 
+# Feature families -> the issue-12 rules whose change explains a disagreement on them.
+FAMILIES: dict[str, tuple[int, ...]] = {
+    "clean": (),           # nothing a rule changes: must always agree
+    "orders": (1,),        # repeated, retried, refunded, cancelled orders; orders without order_id
+    "currency": (2,),      # lower-case, foreign and unknown currencies
+    "identity": (3,),      # several userIds, shared devices, alias chains, namespace collisions
+    "server": (4,),        # identify calls, server-side orders, a top-level `channel`
+    "email": (4, 5),       # email events (server-side): email_id or not, clicks without opens
+    "time": (6,),          # exact window boundaries, timestamp ties, sentAt < timestamp
+    "paths": (7,),         # URL variants of the pricing page
+    "experiments": (8,),   # exposures to several variants
+}
+FAMILY_CODES = {family: family[:2].upper() for family in FAMILIES}  # in message ids
+
+
+def family_of(history: str) -> str:
+    """The family of a history prefix such as 's12b0ID00042'."""
+    match = re.search(r"b\d+([A-Z]{2})\d+$", history)
+    for family, family_code in FAMILY_CODES.items():
+        if match and match.group(1) == family_code:
+            return family
+    raise ValueError(history)
+
+
 def iso(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
@@ -43,9 +68,9 @@ def iso(ts: datetime) -> str:
 class _History:
     """One small user history: its ids, its clock and the messages it writes."""
 
-    def __init__(self, rng: random.Random, prefix: str, as_of: datetime,
-                 clean: bool = False) -> None:
-        self.rng, self.prefix, self.as_of, self.clean = rng, prefix, as_of, clean
+    def __init__(self, rng: random.Random, prefix: str, as_of: datetime, family: str) -> None:
+        self.rng, self.prefix, self.as_of, self.family = rng, prefix, as_of, family
+        clean = family != "identity"
         self.messages: list[dict[str, Any]] = []
         self.n = 0
         user_counts = (0, 1, 1) if clean else (0, 1, 1, 1, 2, 3)
@@ -63,7 +88,7 @@ class _History:
     def boundary_time(self) -> datetime:
         r = self.rng.random()
         jitter = self.rng.choice((-SEC, timedelta(0), timedelta(0), SEC))
-        if self.clean:  # never exactly on a boundary, and no ties between episodes
+        if not self.has("time"):  # never exactly on a boundary, and no ties between episodes
             jitter = self.rng.choice((-SEC, SEC)) + timedelta(milliseconds=self.rng.randint(1, 999))
         if r < 0.35:
             return self.as_of - self.rng.choice(DAY_BOUNDARIES) * DAY + jitter
@@ -73,8 +98,15 @@ class _History:
             return self.as_of - timedelta(seconds=self.rng.randint(60, 45 * 86400))
         return self.as_of - timedelta(seconds=self.rng.randint(60, 400 * 86400))
 
+    def has(self, family: str) -> bool:
+        """Whether this history exercises `family` (FAMILIES): one family per history."""
+        return self.family == family
+
+    def campaign(self, name: str) -> str:
+        return name if self.family == "clean" else f"{self.family}:{name}"
+
     def gap(self) -> timedelta:
-        if self.clean:
+        if not self.has("time"):
             return self.rng.choice((timedelta(seconds=1799), timedelta(seconds=1800),
                                     timedelta(seconds=1801), timedelta(seconds=30),
                                     timedelta(hours=3)))
@@ -103,7 +135,7 @@ class _History:
         if name is not None:
             message["name"] = name
         skew_roll = self.rng.random()
-        if self.clean:
+        if not self.has("time"):
             skew_roll = min(skew_roll, 0.9)
         if skew_roll < 0.7:
             # no sentAt, or an exact clock: occurred_at is timestamp itself
@@ -123,7 +155,7 @@ class _History:
         message["receivedAt"] = iso(received)
         ctx = dict(context or {})
         if channel is not None:
-            if self.rng.random() < 0.8 and not self.clean:
+            if self.rng.random() < 0.8 and self.has("server"):
                 message["channel"] = channel  # where Segment's libraries put it
             else:
                 ctx["channel"] = channel  # the fallback
@@ -141,7 +173,7 @@ class _History:
         rng, at = self.rng, start
         campaign = None
         if rng.random() < 0.25:
-            campaign = rng.choice(CAMPAIGNS)
+            campaign = self.campaign(rng.choice(CAMPAIGNS))
         for index in range(rng.randint(1, 5)):
             ctx: dict[str, Any] = {}
             if index == 0 and campaign:
@@ -149,7 +181,7 @@ class _History:
             roll = rng.random()
             if roll < 0.35:
                 path = rng.choice(PRICING_PATHS if rng.random() < 0.5 else OTHER_PATHS)
-                if self.clean:
+                if not self.has("paths"):
                     path = rng.choice(("/pricing", "/about", "/"))
                 name = rng.choice(("pricing", "home", None)) if rng.random() < 0.2 else None
                 self.emit("page", at, anon=device, user=user, name=name, context=ctx,
@@ -175,25 +207,26 @@ class _History:
 
     def order(self, at: datetime, device: str, user: str | None) -> None:
         rng = self.rng
-        order_id = f"{self.prefix}-O{self.n}" if rng.random() < 0.9 or self.clean else None
+        order_id = (f"{self.prefix}-O{self.n}" if rng.random() < 0.9 or not self.has("orders")
+                    else None)
         revenue = rng.choice((10.0, 99.99, 250.0, 499.99, 500.0, 0.005, 1234.5))
-        currency = "USD" if self.clean else rng.choice(CURRENCIES)
+        currency = rng.choice(CURRENCIES) if self.has("currency") else "USD"
         props: dict[str, Any] = {"revenue": revenue, "currency": currency,
                                  "products": [{"product_id": "p1", "price": revenue,
                                                "quantity": 1}]}
         if order_id:
             props["order_id"] = order_id
-        server_first = rng.random() < 0.2 and not self.clean
+        server_first = rng.random() < 0.2 and self.has("server")
         if server_first and user:
             self.emit("track", at, event="Order Completed", user=user, channel="server",
                       properties=props)
         else:
             self.emit("track", at, event="Order Completed", anon=device, user=user,
                       properties=props)
-        if not order_id or self.clean:
+        if not order_id or not (self.has("orders") or self.has("server")):
             return
         roll = rng.random()
-        if roll < 0.3 and user:
+        if roll < 0.3 and user and self.has("server"):
             # the other side sends it too, possibly with different values (first one wins)
             copy = dict(props, revenue=revenue + rng.choice((0.0, 1.0)))
             lag = rng.choice((timedelta(0), timedelta(seconds=2), timedelta(days=3)))
@@ -203,10 +236,10 @@ class _History:
             else:
                 self.emit("track", at + lag, event="Order Completed", user=user,
                           channel="server", properties=copy)
-        elif roll < 0.4:
+        elif roll < 0.4 and self.has("orders"):
             self.emit("track", at + rng.choice((HOUR, 2 * DAY)), event="Order Completed",
                       anon=device, user=user, properties=props)  # a client retry
-        roll = rng.random()
+        roll = rng.random() if self.has("orders") else 1.0
         later = at + rng.choice((HOUR, 3 * DAY, 20 * DAY))
         if roll < 0.1:
             self.emit("track", later, event="Order Cancelled", user=user, anon=device,
@@ -222,7 +255,7 @@ class _History:
 
     def emails(self, user: str) -> None:
         rng = self.rng
-        campaigns = rng.sample(CAMPAIGNS, rng.randint(1, 6))
+        campaigns = [self.campaign(c) for c in rng.sample(CAMPAIGNS, rng.randint(1, 6))]
         for campaign in campaigns:
             for send in range(1 if rng.random() < 0.85 else 2):
                 with_id = rng.random() < 0.7 or send > 0
@@ -261,22 +294,22 @@ class _History:
                 if rng.random() < 0.3:  # a follow-up visit near the session timeout
                     self.visit(end + self.gap(), device, None)
             elif roll < 0.65 and self.user_ids and not is_collision:
-                if self.clean and device in identified:
+                if not self.has("identity") and device in identified:
                     continue
                 # login: identify (or a track carrying both ids) on this device
                 new_user = rng.choice(self.user_ids)
-                if rng.random() < 0.7 and not self.clean:
+                if rng.random() < 0.7 and self.has("server"):
                     self.emit("identify", start, user=new_user, anon=device,
                               extra={"traits": {"email": f"{new_user}@example.com"}})
                 else:
                     self.emit("track", start, event="Signed Up", user=new_user, anon=device,
                               properties={})
                 identified[device] = new_user
-                if rng.random() < 0.4 and not self.clean:  # a tie with the login
+                if rng.random() < 0.4 and self.has("time"):  # a tie with the login
                     self.emit("page", start, anon=device, properties={"path": "/welcome"})
             elif roll < 0.75:
                 self.order(start, device, user)
-            elif roll < 0.8 and len(self.user_ids) >= 2 and not self.clean:
+            elif roll < 0.8 and len(self.user_ids) >= 2 and self.has("identity"):
                 # alias chains: U0 -> U1 (-> U2), userId -> userId
                 k = rng.randrange(len(self.user_ids) - 1)
                 self.emit("alias", start, user=self.user_ids[k + 1],
@@ -287,35 +320,37 @@ class _History:
                           context={"consent": {"categoryPreferences": {
                               rng.choice(("analytics", "Analytics")): value}}}, properties={})
             elif roll < 0.92:
-                experiment = rng.choice(list(EXPERIMENTS))
-                variants = EXPERIMENTS[experiment]
-                if self.clean:  # one variant per person and experiment
+                base = rng.choice(list(EXPERIMENTS))
+                experiment, variants = self.campaign(base), EXPERIMENTS[base]
+                if not self.has("experiments"):  # one variant per person and experiment
                     variants = (variants[sum(map(ord, self.prefix + experiment)) % len(variants)],)
                 for _ in range(rng.choice((1, 1, 2))):
                     self.emit("track", start, event="Experiment Viewed", anon=device, user=user,
                               properties={"experiment_id": experiment,
                                           "variation_name": rng.choice(variants)})
-                    start = start + (HOUR if self.clean else rng.choice((timedelta(0), HOUR)))
+                    start = start + (rng.choice((timedelta(0), HOUR)) if self.has("time")
+                                     else HOUR)
                 if rng.random() < 0.5:
                     self.order(start + rng.choice((timedelta(0), DAY)), device, user)
-            elif self.user_ids and not self.clean:
+            elif self.user_ids and self.has("email"):
                 self.emails(rng.choice(self.user_ids))
         # keep only what happened up to a day after as_of (later = not yet visible)
         return self.messages
 
 
-def generate(seed: int, users: int, as_of: datetime, batch: int = 0, clean: bool = False
-             ) -> tuple[list[dict], list[str]]:
-    """`clean=True` leaves out everything an unfixed issue-12 rule treats differently (ties,
-    shared devices, aliases, identify calls, server-side events, duplicate / refunded /
-    foreign orders, URL variants, exact window boundaries, multi-variant exposures,
-    sentAt < timestamp, a top-level channel): the warehouse must agree on it before and
-    after the fixes, which checks the reference against the SQL on everything else."""
+def generate(seed: int, users: int, as_of: datetime, batch: int = 0,
+             families: tuple[str, ...] = tuple(FAMILIES)) -> tuple[list[dict], list[str]]:
+    """Each history exercises one family of FAMILIES (chosen at random among `families`),
+    so a disagreement is explained by the rules of its history's family. Campaign and
+    experiment ids carry the family ("identity:c_news"), so aggregated rows are per family
+    too. The "clean" family leaves out everything an issue-12 rule changes: the warehouse
+    must agree on it before and after the fixes."""
     rng = random.Random(f"{seed}:{batch}")
     messages: list[dict] = []
     for index in range(users):
-        history = _History(rng, f"s{seed}b{batch}{'c' if clean else ''}h{index:05d}", as_of,
-                           clean)
+        family = rng.choice(families)
+        history = _History(rng, f"s{seed}b{batch}{FAMILY_CODES[family]}{index:05d}", as_of,
+                           family)
         messages.extend(history.build())
     invalid = [
         json.dumps({"type": "track", "event": "Product Viewed", "anonymousId": "x",

@@ -54,6 +54,14 @@ class Disagreement:
     warehouse: Any
     history: str | None  # message-id prefix of the history, when one history explains it
 
+    @property
+    def family(self) -> str:
+        """The generator family (generator.FAMILIES) whose history or ids this row is about."""
+        if self.history:
+            return generator.family_of(self.history)
+        text = self.key[0] if isinstance(self.key, tuple) else str(self.key)
+        return text.split(":", 1)[0] if ":" in text else "clean"
+
 
 def _dbt(warehouse: Path, work_dir: Path, *args: str) -> tuple[int, str]:
     local = Path(sys.executable).with_name("dbt")
@@ -75,8 +83,9 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def build_batch(seed: int, batch: int, users: int, work_dir: Path, clean: bool = False) -> Batch:
-    messages, invalid = generator.generate(seed, users, AS_OF, batch, clean=clean)
+def build_batch(seed: int, batch: int, users: int, work_dir: Path,
+                families: tuple[str, ...] = tuple(generator.FAMILIES)) -> Batch:
+    messages, invalid = generator.generate(seed, users, AS_OF, batch, families)
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / f"events_{seed}_{batch}.ndjson"
     generator.write_ndjson(path, messages, invalid, seed)

@@ -482,7 +482,8 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
                                 and e.occurred_at > ago(ENC_OPEN_DAYS)
                                 for k in [_email_key(e)]}
 
-        p_window = sum(points(e) for e in person_events if e.occurred_at > ago(ENGAGEMENT_WINDOW_DAYS))
+        p_window = sum(points(e) for e in person_events
+                       if e.occurred_at > ago(ENGAGEMENT_WINDOW_DAYS))
         p_recent = sum(points(e) for e in person_events if e.occurred_at > ago(CHURN_RECENT))
         p_base = sum(points(e) for e in person_events
                      if ago(CHURN_RECENT + CHURN_BASELINE) < e.occurred_at <= ago(CHURN_RECENT))
@@ -494,7 +495,8 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
                 intent_views[str(e.properties["product_id"])] += 1
         pricing_views = sum(
             1 for e in person_events
-            if e.message_type in ("page", "screen") and e.occurred_at > ago(hours=INTENT_WINDOW_HOURS)
+            if e.message_type in ("page", "screen")
+            and e.occurred_at > ago(hours=INTENT_WINDOW_HOURS)
             and (e.page_path in PRICING_PATHS or (e.page_name or "").lower() in PRICING_NAMES))
         windowed = [o for o in known_money if o.ordered_at > ago(RFM_WINDOW_DAYS)]
         dim[keys[person]] = {
@@ -626,8 +628,6 @@ def _rfm(dim: dict[str, dict], orders_by_person, keys, as_of: datetime) -> None:
 
 def _segments(dim, orders_by_person, keys, as_of) -> dict[str, set[str]]:
     members: dict[str, set[str]] = {name: set() for name in SEGMENTS}
-    last_purchase_at = {keys[p]: max(o.ordered_at for o in os_)
-                        for p, os_ in orders_by_person.items() if os_}
     for key, u in dim.items():
         if not u["has_analytics_consent"]:
             continue
@@ -646,7 +646,8 @@ def _segments(dim, orders_by_person, keys, as_of) -> dict[str, set[str]]:
                 and cart < as_of - timedelta(hours=CART_WINDOW_HOURS)
                 and not any(o.ordered_at >= cart for o in orders_by_person.get(u["person"], []))):
             members["seg_cart_abandoners"].add(key)
-        if u["product_views_browse_window"] >= BROWSE_MIN_VIEWS and u["cart_adds_browse_window"] == 0:
+        if (u["product_views_browse_window"] >= BROWSE_MIN_VIEWS
+                and u["cart_adds_browse_window"] == 0):
             members["seg_browse_abandoners"].add(key)
         if (u["pricing_views_intent_window"] >= INTENT_MIN_VIEWS
                 or u["top_product_views_intent_window"] >= INTENT_MIN_VIEWS):
@@ -657,7 +658,8 @@ def _segments(dim, orders_by_person, keys, as_of) -> dict[str, set[str]]:
             members["seg_email_fatigued"].add(key)
         if u["revenue_365d"] >= HIGH_VALUE_MIN_REVENUE:
             members["seg_high_value_customers"].add(key)
-        if u["sessions_30d"] >= HIGHLY_ENGAGED_SESSIONS and u["active_days_30d"] >= HIGHLY_ENGAGED_DAYS:
+        if (u["sessions_30d"] >= HIGHLY_ENGAGED_SESSIONS
+                and u["active_days_30d"] >= HIGHLY_ENGAGED_DAYS):
             members["seg_highly_engaged"].add(key)
         base = u["engagement_points_baseline"]
         if base >= CHURN_MIN_BASELINE and \
@@ -673,5 +675,4 @@ def _segments(dim, orders_by_person, keys, as_of) -> dict[str, set[str]]:
             members["seg_customers"].add(key)
         if stage_name == "lapsed":
             members["seg_lapsed_customers"].add(key)
-    del last_purchase_at
     return members
