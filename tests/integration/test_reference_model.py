@@ -49,8 +49,21 @@ RULE = {
 RFM_POPULATION = ("issue 12 rules 1-3 through the RFM population: quintiles are ranked over "
                   "every customer, and rules 1, 2 and 3 change other customers' orders")
 
+SRM = ("issue 12 rule 8: sample-ratio mismatch is one chi-square test over all variants "
+       "(today a z-test per variant; same p-value only for two variants)")
+
 # "<comparison>-<family>" -> why it disagrees today. Remove entries as rules land.
 XFAIL: dict[str, str] = {
+    # every family: three-variant experiments (exp_b) need the one chi-square SRM test
+    "fct_experiment_results.statistics-clean": SRM,
+    "fct_experiment_results.statistics-orders": SRM,
+    "fct_experiment_results.statistics-currency": SRM,
+    "fct_experiment_results.statistics-identity": SRM,
+    "fct_experiment_results.statistics-server": SRM,
+    "fct_experiment_results.statistics-email": SRM,
+    "fct_experiment_results.statistics-time": SRM,
+    "fct_experiment_results.statistics-paths": SRM,
+    "fct_experiment_results.statistics-experiments": SRM,
     # family currency
     "dim_users.orders-currency": RULE['currency'],
     "dim_users.rfm-currency": RULE['currency'],
@@ -154,6 +167,7 @@ COMPARISONS: dict[str, object] = {
     "fct_campaign_engagement": harness.compare_campaigns,
     "fct_experiment_results": harness.compare_experiments,
     "fct_experiment_results.multi_variant": harness.compare_experiment_multi_variant,
+    "fct_experiment_results.statistics": harness.compare_experiment_statistics,
 }
 
 
@@ -163,6 +177,11 @@ def _params():
             test_id = f"{name}-{family}"
             marks = ([pytest.mark.xfail(strict=True, reason=XFAIL[test_id])]
                      if test_id in XFAIL else [])
+            if DEEP and family != "clean" and family in RULE:
+                # more seeds reach rule effects the fixed seed misses: in the deep run a
+                # family's comparisons may disagree (not strict) while its rules are unfixed;
+                # the clean family and the XFAIL list's reasons stay as in `make test`
+                marks = [pytest.mark.xfail(strict=False, reason=RULE[family])]
             yield pytest.param(name, family, id=test_id, marks=marks)
 
 

@@ -233,6 +233,22 @@ def compare_experiments(b: Batch) -> list[Disagreement]:
                           ["exposed_users", "converted_users"])
 
 
+def compare_experiment_statistics(b: Batch) -> list[Disagreement]:
+    """conversion_rate, and the sample-ratio-mismatch p-value: one chi-square test over all
+    variants against an equal split (rule 8)."""
+    wh = {(row["experiment_id"], row["variant"]): row
+          for row in b.tables["fct_experiment_results"]}
+    ref = {k: v for k, v in b.reference.experiments.items() if k[1] != "*multiple*"}
+    out = []
+    for key in sorted(set(ref) & set(wh)):
+        for column in ("conversion_rate", "srm_p_value"):
+            r, w = ref[key].get(column), wh[key].get(column)
+            if not (r is None and w is None) and (r is None or w is None
+                                                  or abs(r - w) > 1e-6):
+                out.append(Disagreement("fct_experiment_results", key, column, r, w, None))
+    return out
+
+
 def compare_experiment_multi_variant(b: Batch) -> list[Disagreement]:
     """Rule 8: users exposed to several variants are counted in a column of their own. The
     column's name is the experiments part's: any *multi* / *multiple* column is read."""

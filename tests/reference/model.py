@@ -585,8 +585,58 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
         if any(o.ordered_at >= first for o in orders_by_person.get(person, [])):
             row["converted_users"] += 1
 
+    _experiment_statistics(experiments)
     return Reference(as_of, events, stitched, message_person, session_rows, dim, segments,
                      campaign_rows, experiments, orders)
+
+
+def _experiment_statistics(experiments: dict[tuple[str, str], dict]) -> None:
+    """conversion_rate per variant; sample-ratio mismatch as ONE chi-square test over all
+    variants of the experiment against an equal split (rule 8), its p-value on every row."""
+    by_experiment: dict[str, list[dict]] = defaultdict(list)
+    for (experiment, variant), row in experiments.items():
+        if variant != "*multiple*":
+            row["conversion_rate"] = row["converted_users"] / row["exposed_users"]
+            by_experiment[experiment].append(row)
+    for rows in by_experiment.values():
+        total = sum(r["exposed_users"] for r in rows)
+        expected = total / len(rows)
+        statistic = sum((r["exposed_users"] - expected) ** 2 / expected for r in rows)
+        p_value = _chi_square_survival(statistic, len(rows) - 1) if len(rows) > 1 else None
+        for r in rows:
+            r["srm_p_value"] = p_value
+
+
+def _chi_square_survival(x: float, dof: int) -> float:
+    """P(X > x) for a chi-square with `dof` degrees of freedom (regularised upper gamma)."""
+    if x <= 0:
+        return 1.0
+    a, z = dof / 2.0, x / 2.0
+    if z < a + 1:  # series for the lower gamma
+        term = total = 1.0 / a
+        n = a
+        while abs(term) > 1e-17 * abs(total):
+            n += 1
+            term *= z / n
+            total += term
+        return 1.0 - total * math.exp(-z + a * math.log(z) - math.lgamma(a))
+    # continued fraction for the upper gamma (Lentz)
+    tiny = 1e-300
+    b = z + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 500):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        h *= d * c
+        if abs(d * c - 1) < 1e-16:
+            break
+    return math.exp(-z + a * math.log(z) - math.lgamma(a)) * h
 
 
 def _campaign_row() -> dict:

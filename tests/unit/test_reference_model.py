@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-
 from reference import generator, model
 
 AS_OF = datetime(2026, 6, 30, 12, 0, 0)
@@ -304,3 +303,20 @@ def test_generator_is_deterministic_and_its_messages_pass_the_contract():
         assert isinstance(validate_text(line, "test", AS_OF), Rejection), line
     families = {generator.family_of(m["messageId"].rsplit("-", 1)[0]) for m in messages}
     assert families == set(generator.FAMILIES)
+
+
+def test_chi_square_survival_matches_scipy():
+    chi2 = pytest.importorskip("scipy.stats").chi2
+    for x, dof in ((0.5, 1), (3.2, 2), (10.0, 2), (25.0, 1), (7.8, 2), (50.0, 3), (0.001, 2)):
+        assert model._chi_square_survival(x, dof) == pytest.approx(chi2.sf(x, dof), rel=1e-9)
+
+
+def test_srm_is_one_chi_square_over_all_variants():
+    experiments = {("x", "a"): {"exposed_users": 10, "converted_users": 1},
+                   ("x", "b"): {"exposed_users": 20, "converted_users": 2},
+                   ("x", "c"): {"exposed_users": 30, "converted_users": 3}}
+    model._experiment_statistics(experiments)
+    # expected 20 each: (100 + 0 + 100) / 20 = 10 on 2 degrees of freedom -> exp(-5)
+    for row in experiments.values():
+        assert row["srm_p_value"] == pytest.approx(0.006737946999085467)
+        assert row["conversion_rate"] == pytest.approx(0.1)
