@@ -286,7 +286,8 @@ def test_multi_variant_users_are_excluded_from_experiments():
             props={"order_id": "o", "revenue": 1}, mid="h-4"),
     ], AS_OF)
     assert ref.experiments == {("x", "*multiple*"): {"users": 1},
-                               ("x", "control"): {"exposed_users": 1, "converted_users": 1}}
+                               ("x", "control"): {"exposed_users": 1, "converted_users": 1,
+                                                  "conversion_rate": 1.0, "srm_p_value": None}}
 
 
 def test_generator_is_deterministic_and_its_messages_pass_the_contract():
