@@ -30,7 +30,7 @@ AS_OF_VAR = "2026-06-30 12:00:00"
 FLOAT_TOLERANCE = 0.011  # money is compared to the cent (rounding), other floats exactly-ish
 
 
-@dataclass
+@dataclass(repr=False)  # pytest prints test arguments: keep them short
 class Batch:
     seed: int
     batch: int
@@ -43,6 +43,9 @@ class Batch:
     dbt_output: str
     tables: dict[str, list[dict]] = field(default_factory=dict)
     person_of_key: dict[str, str] = field(default_factory=dict)  # warehouse user_key -> person
+
+    def __repr__(self) -> str:
+        return f"Batch(seed={self.seed}, batch={self.batch}, users={self.users})"
 
 
 @dataclass

@@ -380,7 +380,7 @@ def build_orders(stitched: list[Event]) -> dict[str, Order]:
 
 # ---- the whole reference ----------------------------------------------------------------
 
-@dataclass
+@dataclass(repr=False)
 class Reference:
     as_of: datetime
     events: list[Event]
@@ -392,6 +392,9 @@ class Reference:
     campaigns: dict[str, dict]           # campaign_id -> email-channel row
     experiments: dict[tuple[str, str], dict]
     orders: dict[str, Order]
+
+    def __repr__(self) -> str:
+        return f"Reference(as_of={self.as_of}, events={len(self.events)})"
 
 
 def _email_key(e: Event) -> tuple:
