@@ -182,6 +182,11 @@ def _params():
                 # family's comparisons may disagree (not strict) while its rules are unfixed;
                 # the clean family and the XFAIL list's reasons stay as in `make test`
                 marks = [pytest.mark.xfail(strict=False, reason=RULE[family])]
+            if DEEP and family == "clean" and (name == "dim_users.rfm"
+                                               or name.startswith("seg_rfm_")):
+                # quintiles rank every customer: other families' unfixed rules move clean
+                # customers across a score boundary now and then
+                marks = [pytest.mark.xfail(strict=False, reason=RFM_POPULATION)]
             yield pytest.param(name, family, id=test_id, marks=marks)
 
 
