@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test dev bench lint clean
+.PHONY: setup demo test test-deep dev bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ $(CHROMIUM):
 
 test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+# The warehouse against the independent reference model (tests/reference) on >= 20,000
+# generated users over several seeds (`make test` runs it on 2,000 users, one seed).
+test-deep: setup $(CHROMIUM)
+	EWH_REFERENCE_DEEP=1 $(BIN)/python -m pytest -m reference tests/integration/test_reference_model.py
 
 dev: setup
 	$(BIN)/ewh dev --host 127.0.0.1 --port 3000

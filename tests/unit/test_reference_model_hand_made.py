@@ -1,0 +1,323 @@
+"""The reference model (tests/reference/model.py) on hand-made histories, answers worked out by
+hand from the rule texts: the reference is checked independently of the SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from reference import generator, model
+
+AS_OF = datetime(2026, 6, 30, 12, 0, 0)
+_counter = iter(range(1, 10**6))
+
+
+def msg(kind: str, at: datetime, *, event: str | None = None, user: str | None = None,
+        anon: str | None = None, channel: str | None = "browser", props: dict | None = None,
+        name: str | None = None, sent: datetime | None = None, received: datetime | None = None,
+        mid: str | None = None, **extra) -> dict:
+    m = {"type": kind, "messageId": mid or f"h-{next(_counter):05d}",
+         "timestamp": generator.iso(at), "receivedAt": generator.iso(received or at)}
+    if sent is not None:
+        m["sentAt"] = generator.iso(sent)
+    if user:
+        m["userId"] = user
+    if anon:
+        m["anonymousId"] = anon
+    if event:
+        m["event"] = event
+    if name:
+        m["name"] = name
+    if channel:
+        m["channel"] = channel
+    if props is not None:
+        m["properties"] = props
+    m.update(extra)
+    return m
+
+
+def ago(**kw) -> datetime:
+    return AS_OF - timedelta(**kw)
+
+
+def person_of(ref: model.Reference, message_id: str) -> str:
+    return ref.message_person[message_id]
+
+
+# ---- time (rule 6) -------------------------------------------------------------------------
+
+def test_skew_correction_both_ways_and_the_sent_before_timestamp_fallback():
+    t = datetime(2026, 6, 1, 10, 0, 0)
+    r = t + timedelta(seconds=2)
+    # device clock 1 h ahead: timestamp and sentAt both +1 h -> corrected back to t
+    assert model.occurred_at(t + timedelta(hours=1), r + timedelta(hours=1), r) == t
+    # device clock 1 h behind
+    assert model.occurred_at(t - timedelta(hours=1), r - timedelta(hours=1), r) == t
+    # sentAt before timestamp: the fallback is receivedAt, never later than it
+    assert model.occurred_at(t, t - timedelta(seconds=5), r) == r
+    assert model.occurred_at(t, None, r) == t
+
+
+def test_ties_are_ordered_by_received_at_then_message_id():
+    t = ago(days=1)
+    ref = model.compute([
+        msg("page", t, anon="a", props={"path": "/x"}, mid="h-b", received=t),
+        msg("page", t, anon="a", props={"path": "/y"}, mid="h-a",
+            received=t + timedelta(seconds=1)),
+    ], AS_OF)
+    # h-b was received first, so it opens the session despite its larger message_id
+    assert list(ref.sessions) == ["h-b"]
+
+
+# ---- sessions (rule 4) ---------------------------------------------------------------------
+
+def test_sessions_gap_of_exactly_1800_s_continues_1801_s_starts_a_new_one():
+    t = ago(days=2)
+    ref = model.compute([
+        msg("page", t, anon="a", mid="h-1", props={}),
+        msg("page", t + timedelta(seconds=1800), anon="a", mid="h-2", props={}),
+        msg("page", t + timedelta(seconds=3601), anon="a", mid="h-3", props={}),
+    ], AS_OF)
+    assert {k: v["event_count"] for k, v in ref.sessions.items()} == {"h-1": 2, "h-3": 1}
+
+
+def test_identify_and_server_side_messages_are_not_activity():
+    t = ago(days=3)
+    ref = model.compute([
+        msg("identify", t, user="u", anon="a", mid="h-1"),
+        msg("track", t + timedelta(minutes=1), event="Email Delivered", user="u",
+            channel="server", props={"campaign_id": "c"}, mid="h-2"),
+        # the server channel read from context.channel as the fallback
+        msg("track", t + timedelta(minutes=2), event="Order Completed", user="u",
+            channel=None, context={"channel": "server"},
+            props={"order_id": "o1", "revenue": 10}, mid="h-3"),
+        msg("page", t + timedelta(hours=5), anon="a", props={}, mid="h-4"),
+    ], AS_OF)
+    assert list(ref.sessions) == ["h-4"]
+    user = ref.dim_users[person_of(ref, "h-4")]
+    assert user["first_seen_at"] == t + timedelta(hours=5)
+    assert user["active_days"] == 1 and user["orders"] == 1  # the server order still counts
+
+
+# ---- identity (rule 3) ---------------------------------------------------------------------
+
+def test_alias_chain_merges_userids_and_a_shared_device_does_not():
+    t = ago(days=10)
+    ref = model.compute([
+        msg("alias", t, user="B", previousId="A", channel=None, mid="h-1"),
+        msg("alias", t + timedelta(hours=1), user="C", previousId="B", channel=None, mid="h-2"),
+        msg("track", t + timedelta(hours=2), event="Signed Up", user="A", anon="d",
+            props={}, mid="h-3"),
+        msg("track", t + timedelta(hours=3), event="Signed Up", user="X", anon="d",
+            props={}, mid="h-4"),
+    ], AS_OF)
+    assert person_of(ref, "h-1") == person_of(ref, "h-2") == person_of(ref, "h-3")
+    assert person_of(ref, "h-4") != person_of(ref, "h-3")  # shared device d: no merge
+
+
+def test_shared_device_policy():
+    t = ago(days=5)
+    ref = model.compute([
+        msg("page", t, anon="d", props={}, mid="h-1"),  # before any login -> first user (U)
+        msg("track", t + timedelta(hours=1), event="Signed Up", user="U", anon="d",
+            props={}, mid="h-2"),
+        msg("page", t + timedelta(hours=2), anon="d", props={}, mid="h-3"),  # -> U
+        msg("track", t + timedelta(hours=3), event="Signed Up", user="V", anon="d",
+            props={}, mid="h-4"),
+        msg("page", t + timedelta(hours=4), anon="d", props={}, mid="h-5"),  # -> V
+    ], AS_OF)
+    u, v = person_of(ref, "h-2"), person_of(ref, "h-4")
+    assert u != v
+    assert person_of(ref, "h-1") == person_of(ref, "h-3") == u
+    assert person_of(ref, "h-5") == v
+
+
+def test_an_anonymous_id_equal_to_a_user_id_is_another_person():
+    t = ago(days=5)
+    ref = model.compute([
+        msg("track", t, event="Signed Up", user="same", anon="d1", props={}, mid="h-1"),
+        msg("page", t + timedelta(hours=1), anon="same", props={}, mid="h-2"),
+    ], AS_OF)
+    assert person_of(ref, "h-1") != person_of(ref, "h-2")
+    assert ref.dim_users[person_of(ref, "h-2")]["lifecycle_stage"] == "visitor"
+
+
+# ---- orders (rules 1 and 2) ----------------------------------------------------------------
+
+def test_repeated_cancelled_and_refunded_orders():
+    t = ago(days=10)
+    p = {"revenue": 100.0, "currency": "USD"}
+    ref = model.compute([
+        msg("track", t, event="Order Completed", user="u", anon="a",
+            props={**p, "order_id": "o1"}, mid="h-1"),
+        # the server copy, with another value: counts once, the first event's value wins
+        msg("track", t + timedelta(seconds=2), event="Order Completed", user="u",
+            channel="server", props={**p, "order_id": "o1", "revenue": 999.0}, mid="h-2"),
+        msg("track", t + timedelta(days=1), event="Order Completed", user="u", anon="a",
+            props={**p, "order_id": "o2"}, mid="h-3"),
+        msg("track", t + timedelta(days=2), event="Order Cancelled", user="u",
+            channel="server", props={"order_id": "o2"}, mid="h-4"),
+        msg("track", t + timedelta(days=1), event="Order Completed", user="u", anon="a",
+            props={**p, "order_id": "o3"}, mid="h-5"),
+        msg("track", t + timedelta(days=3), event="Order Refunded", user="u",
+            channel="server", props={"order_id": "o3", "revenue": 30.0}, mid="h-6"),
+        msg("track", t + timedelta(days=1), event="Order Completed", user="u", anon="a",
+            props={**p, "order_id": "o4", "currency": "XXX"}, mid="h-7"),  # unknown currency
+    ], AS_OF)
+    user = ref.dim_users[person_of(ref, "h-1")]
+    # o1 (100) + o3 (100 - 30) + o4 (an order, but no money); o2 cancelled
+    assert user["orders"] == 3
+    assert user["revenue"] == pytest.approx(170.0)
+    assert user["lifecycle_stage"] == "repeat_customer"
+
+
+def test_full_refund_without_amount():
+    t = ago(days=10)
+    ref = model.compute([
+        msg("track", t, event="Order Completed", anon="a",
+            props={"order_id": "o1", "revenue": 80.0}, mid="h-1"),
+        msg("track", t + timedelta(hours=1), event="Order Refunded", anon="a",
+            channel="server", props={"order_id": "o1"}, mid="h-2"),
+    ], AS_OF)
+    assert ref.dim_users[person_of(ref, "h-1")]["revenue"] == 0.0
+
+
+# ---- windows and segments ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("age", "member"), [
+    (timedelta(days=30), False),                          # exactly 30 days: out
+    (timedelta(days=30) - timedelta(seconds=1), True),
+    (timedelta(hours=24), False),                         # must be MORE than 24 h old
+    (timedelta(hours=24, seconds=1), True),
+])
+def test_cart_abandoner_window(age, member):
+    ref = model.compute([msg("identify", ago(days=60), user="u", anon="a", mid="h-0"),
+                         msg("track", AS_OF - age, event="Product Added", user="u", anon="a",
+                             props={"product_id": "p"}, mid="h-1")], AS_OF)
+    assert (person_of(ref, "h-1") in ref.segments["seg_cart_abandoners"]) is member
+
+
+def test_cart_abandoner_leaves_on_a_purchase_but_not_on_a_cancelled_one():
+    base = [msg("track", ago(days=3), event="Product Added", anon="a",
+                props={"product_id": "p"}, mid="h-1"),
+            msg("track", ago(days=2), event="Order Completed", anon="a",
+                props={"order_id": "o", "revenue": 5}, mid="h-2")]
+    ref = model.compute(base, AS_OF)
+    assert person_of(ref, "h-1") not in ref.segments["seg_cart_abandoners"]
+    cancel = msg("track", ago(days=1), event="Order Cancelled", anon="a", channel="server",
+                 props={"order_id": "o"}, mid="h-3")
+    ref = model.compute([*base, cancel], AS_OF)
+    assert person_of(ref, "h-1") in ref.segments["seg_cart_abandoners"]
+
+
+def test_high_intent_pricing_paths_are_normalised():
+    paths = ["/Pricing/", "/pricing?plan=pro", "/pricing#faq"]
+    ref = model.compute([msg("page", ago(hours=1, minutes=i), anon="a", props={"path": path},
+                             mid=f"h-{i}") for i, path in enumerate(paths)], AS_OF)
+    assert ref.dim_users[person_of(ref, "h-0")]["pricing_views_intent_window"] == 3
+    assert person_of(ref, "h-0") in ref.segments["seg_high_intent"]
+    assert model.normalise_path("/") == "/" and model.normalise_path("/a//") == "/a"
+
+
+def test_a_click_counts_as_an_open_and_an_email_is_its_email_id():
+    t = ago(days=5)
+    messages = []
+    for i in range(3):
+        props = {"campaign_id": "c", "email_id": f"e{i}"}  # three sends of one campaign
+        messages.append(msg("track", t + timedelta(hours=i), event="Email Delivered", user="u",
+                            channel="server", props=props, mid=f"h-{2 * i}"))
+        messages.append(msg("track", t + timedelta(hours=i, minutes=5),
+                            event="Email Link Clicked", user="u", channel="server",
+                            props=props, mid=f"h-{2 * i + 1}"))
+    ref = model.compute(messages, AS_OF)
+    user = ref.dim_users[person_of(ref, "h-0")]
+    assert (user["emails_delivered"], user["emails_opened"]) == (3, 3)
+    assert person_of(ref, "h-0") in ref.segments["seg_engaged_non_converters"]
+    assert ref.campaigns["c"]["unique_opens"] == ref.campaigns["c"]["unique_clicks"] == 1
+
+
+def test_email_fatigue_needs_five_unopened_deliveries():
+    messages = [msg("track", ago(days=10 - i), event="Email Delivered", user="u",
+                    channel="server", props={"campaign_id": f"c{i}"}, mid=f"h-{i}")
+                for i in range(5)]
+    ref = model.compute(messages, AS_OF)
+    assert person_of(ref, "h-0") in ref.segments["seg_email_fatigued"]
+    ref = model.compute(messages[:4], AS_OF)
+    assert person_of(ref, "h-0") not in ref.segments["seg_email_fatigued"]
+
+
+def test_rfm_quintile_ties_take_the_lowest_score_of_their_block():
+    # five customers; four with 1 order and one with 2: frequency ranks 1,1,1,1,5
+    assert model._quintile_scores({"a": 1, "b": 1, "c": 1, "d": 1, "e": 2}, best_high=True) \
+        == {"a": 1, "b": 1, "c": 1, "d": 1, "e": 5}
+    # recency: fewer days is better
+    assert model._quintile_scores({"a": 10, "b": 0}, best_high=False) == {"a": 1, "b": 3}
+
+
+def test_lapsed_after_more_than_60_days():
+    for age, stage in ((timedelta(days=60), "customer"),
+                       (timedelta(days=60, seconds=1), "lapsed")):
+        ref = model.compute([msg("track", AS_OF - age, event="Order Completed", anon="a",
+                                 props={"order_id": "o", "revenue": 1}, mid="h-1")], AS_OF)
+        assert ref.dim_users[person_of(ref, "h-1")]["lifecycle_stage"] == stage
+
+
+def test_consent_revocation_removes_from_segments_and_denied_events_are_not_stitched():
+    ref = model.compute([
+        msg("track", ago(days=3), event="Product Added", anon="a", props={}, mid="h-1"),
+        msg("track", ago(days=2), event="Consent Updated", anon="a", props={}, mid="h-2",
+            context={"consent": {"categoryPreferences": {"Analytics": False}}}),
+    ], AS_OF)
+    assert "h-2" not in ref.message_person
+    assert ref.dim_users[person_of(ref, "h-1")]["has_analytics_consent"] is False
+    assert not any(ref.segments.values())
+
+
+def test_multi_variant_users_are_excluded_from_experiments():
+    t = ago(days=3)
+    ref = model.compute([
+        msg("track", t, event="Experiment Viewed", anon="a",
+            props={"experiment_id": "x", "variation_name": "control"}, mid="h-1"),
+        msg("track", t + timedelta(hours=1), event="Experiment Viewed", anon="a",
+            props={"experiment_id": "x", "variation_name": "treatment"}, mid="h-2"),
+        msg("track", t, event="Experiment Viewed", anon="b",
+            props={"experiment_id": "x", "variation_name": "control"}, mid="h-3"),
+        msg("track", t + timedelta(hours=2), event="Order Completed", anon="b",
+            props={"order_id": "o", "revenue": 1}, mid="h-4"),
+    ], AS_OF)
+    assert ref.experiments == {("x", "*multiple*"): {"users": 1},
+                               ("x", "control"): {"exposed_users": 1, "converted_users": 1,
+                                                  "conversion_rate": 1.0, "srm_p_value": None}}
+
+
+def test_generator_is_deterministic_and_its_messages_pass_the_contract():
+    import json
+
+    from ewh.contract.validator import Rejection, validate_message, validate_text
+
+    messages, invalid = generator.generate(7, 200, AS_OF)
+    assert (messages, invalid) == generator.generate(7, 200, AS_OF)
+    for m in messages:
+        result = validate_message(m, "test", AS_OF)
+        assert not isinstance(result, Rejection), (result, json.dumps(m))
+    for line in invalid:
+        assert isinstance(validate_text(line, "test", AS_OF), Rejection), line
+    families = {generator.family_of(m["messageId"].rsplit("-", 1)[0]) for m in messages}
+    assert families == set(generator.FAMILIES)
+
+
+def test_chi_square_survival_matches_scipy():
+    chi2 = pytest.importorskip("scipy.stats").chi2
+    for x, dof in ((0.5, 1), (3.2, 2), (10.0, 2), (25.0, 1), (7.8, 2), (50.0, 3), (0.001, 2)):
+        assert model._chi_square_survival(x, dof) == pytest.approx(chi2.sf(x, dof), rel=1e-9)
+
+
+def test_srm_is_one_chi_square_over_all_variants():
+    experiments = {("x", "a"): {"exposed_users": 10, "converted_users": 1},
+                   ("x", "b"): {"exposed_users": 20, "converted_users": 2},
+                   ("x", "c"): {"exposed_users": 30, "converted_users": 3}}
+    model._experiment_statistics(experiments)
+    # expected 20 each: (100 + 0 + 100) / 20 = 10 on 2 degrees of freedom -> exp(-5)
+    for row in experiments.values():
+        assert row["srm_p_value"] == pytest.approx(0.006737946999085467)
+        assert row["conversion_rate"] == pytest.approx(0.1)
