@@ -51,16 +51,30 @@ as_of as (
 
 ),
 
+orders as (
+
+    select
+        message_id,
+        is_cancelled
+    from {{ ref('int_orders') }}
+
+),
+
 scored as (
 
     select
-        *,
-        -- engagement: user-initiated messages only
+        events.*,
+        -- engagement: user-initiated messages only; a purchase scores once per order (its
+        -- first event), and not at all once the order is cancelled (it is no order)
         case
-            when is_user_initiated then {{ engagement_points('event_type') }}
-            else 0
+            when not events.is_user_initiated then 0
+            when events.event_type = 'purchase'
+                and (orders.message_id is null or orders.is_cancelled) then 0
+            else {{ engagement_points('events.event_type') }}
         end as engagement_points
     from events
+    left join orders
+        on events.message_id = orders.message_id
 
 ),
 

@@ -91,15 +91,14 @@ def _consent(message: dict) -> bool | None:
 
 def occurred_at(timestamp: datetime | None, sent_at: datetime | None,
                 received_at: datetime) -> datetime:
-    """POLICY (rule 6, skew correction): receivedAt - (sentAt - timestamp), never after
-    receivedAt. When sentAt < timestamp (the client's times contradict each other) the
-    fallback is receivedAt."""
+    """POLICY (rule 6, skew correction, as stg_events.occurred_at documents it):
+    receivedAt - (sentAt - timestamp), never after receivedAt. Without sentAt, or when
+    sentAt < timestamp (no clock offset explains it), the earlier of timestamp and
+    receivedAt."""
     if timestamp is None:
         return received_at
-    if sent_at is None:
-        return timestamp
-    if sent_at < timestamp:
-        return received_at
+    if sent_at is None or sent_at < timestamp:
+        return min(timestamp, received_at)
     return min(received_at - (sent_at - timestamp), received_at)
 
 
@@ -272,8 +271,10 @@ def sessionize(stitched: list[Event]) -> list[Session]:
         current: Session | None = None
         previous: Event | None = None
         for e in sorted(device_events, key=lambda x: x.order_key):
+            # a session is one person's: another person on a shared device starts a new one
             new = (current is None or e.occurred_at - previous.occurred_at > SESSION_TIMEOUT
-                   or e.occurred_at >= current.started_at + SESSION_MAX)
+                   or e.occurred_at >= current.started_at + SESSION_MAX
+                   or e.person != current.person)
             if new:
                 campaign = e.context.get("campaign") or {}
                 current = Session(e.message_id, device, e.person, e.occurred_at, e.occurred_at,
@@ -335,9 +336,18 @@ class Order:
 
     @property
     def net_revenue_reporting(self) -> float | None:
+        """POLICY (rule 2, "money has cents"): an order's amounts are money, so each is
+        rounded to cents (half away from zero) once converted, and rules sum those cents."""
         if self.revenue_reporting is None:
             return None
-        return max(self.revenue_reporting - self.refunded_reporting, 0.0)
+        return cents(max(cents(self.revenue_reporting) - cents(self.refunded_reporting), 0.0))
+
+
+def cents(value: float) -> float:
+    """Round half away from zero to cents, on the decimal the float prints as."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return float(Decimal(repr(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def _amount(value: Any) -> float | None:
@@ -404,6 +414,31 @@ def _email_key(e: Event) -> tuple:
     return ("campaign", str(e.properties.get("campaign_id")))
 
 
+def email_identities(person_events: list[Event]) -> dict[str, tuple]:
+    """POLICY (rule 5, as int_user_emails documents it): message_id -> the email it is about.
+    A delivery, open or click with an email_id is that email; a delivery without one is the
+    campaign's send to this user. An open or click without email_id is about the user's
+    delivery of the same campaign, the latest at or before it, else the earliest after it
+    (whatever that delivery's identity); with no such delivery, the campaign's send."""
+    emails = [e for e in person_events
+              if e.event_type in ("email_delivered", "email_open", "email_click")]
+    deliveries: dict[str, list[Event]] = defaultdict(list)
+    for e in emails:
+        if e.event_type == "email_delivered" and e.properties.get("campaign_id"):
+            deliveries[str(e.properties["campaign_id"])].append(e)
+    found: dict[str, tuple] = {}
+    for e in emails:
+        if e.event_type == "email_delivered" or e.properties.get("email_id"):
+            found[e.message_id] = _email_key(e)
+            continue
+        sends = sorted(deliveries.get(str(e.properties.get("campaign_id")), []),
+                       key=lambda d: d.order_key)
+        before = [d for d in sends if d.order_key <= e.order_key]
+        match = before[-1] if before else (sends[0] if sends else None)
+        found[e.message_id] = _email_key(match if match is not None else e)
+    return found
+
+
 def compute(messages: list[dict], as_of: datetime) -> Reference:
     events = stage(messages)
     resolve_identity(events, as_of)
@@ -457,7 +492,8 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
         has_intent = any(e.event_type in ("add_to_cart", "checkout_started")
                          for e in person_events)
         last_order = person_orders[-1].ordered_at if person_orders else None
-        if last_order is not None and as_of - last_order > timedelta(days=LAPSED_AFTER_DAYS):
+        # no order in the last 60 days: one exactly 60 days old is out of the window
+        if last_order is not None and as_of - last_order >= timedelta(days=LAPSED_AFTER_DAYS):
             stage_name = "lapsed"
         elif len(person_orders) >= REPEAT_MIN_ORDERS:
             stage_name = "repeat_customer"
@@ -473,17 +509,18 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
         # emails: first delivery per email; opened = an open or a click (rule 5)
         delivered: dict[tuple, Event] = {}
         opened: dict[tuple, Event] = {}
+        email_of = email_identities(person_events)
         for e in person_events:
             if e.event_type == "email_delivered":
-                delivered.setdefault(_email_key(e), e)
+                delivered.setdefault(email_of[e.message_id], e)
             elif e.event_type in ("email_open", "email_click"):
-                opened.setdefault(_email_key(e), e)
+                opened.setdefault(email_of[e.message_id], e)
         recent = sorted(delivered.items(), key=lambda kv: kv[1].order_key,
                         reverse=True)[:FATIGUE_DELIVERIES]
         opened_recent_window = {k for e in person_events
                                 if e.event_type in ("email_open", "email_click")
                                 and e.occurred_at > ago(ENC_OPEN_DAYS)
-                                for k in [_email_key(e)]}
+                                for k in [email_of[e.message_id]]}
 
         p_window = sum(points(e) for e in person_events
                        if e.occurred_at > ago(ENGAGEMENT_WINDOW_DAYS))
@@ -696,7 +733,7 @@ def _segments(dim, orders_by_person, keys, as_of) -> dict[str, set[str]]:
                 members["seg_rfm_hibernating"].add(key)
         cart = u["last_cart_add_at"]
         if (cart is not None and cart > as_of - timedelta(days=CART_MAX_AGE_DAYS)
-                and cart < as_of - timedelta(hours=CART_WINDOW_HOURS)
+                and cart <= as_of - timedelta(hours=CART_WINDOW_HOURS)  # not in the last 24 h
                 and not any(o.ordered_at >= cart for o in orders_by_person.get(u["person"], []))):
             members["seg_cart_abandoners"].add(key)
         if (u["product_views_browse_window"] >= BROWSE_MIN_VIEWS

@@ -53,9 +53,11 @@ def test_skew_correction_both_ways_and_the_sent_before_timestamp_fallback():
     assert model.occurred_at(t + timedelta(hours=1), r + timedelta(hours=1), r) == t
     # device clock 1 h behind
     assert model.occurred_at(t - timedelta(hours=1), r - timedelta(hours=1), r) == t
-    # sentAt before timestamp: the fallback is receivedAt, never later than it
-    assert model.occurred_at(t, t - timedelta(seconds=5), r) == r
+    # sentAt before timestamp, or no sentAt: the earlier of timestamp and receivedAt
+    assert model.occurred_at(t, t - timedelta(seconds=5), r) == t
+    assert model.occurred_at(r + timedelta(hours=1), r - timedelta(hours=2), r) == r
     assert model.occurred_at(t, None, r) == t
+    assert model.occurred_at(r + timedelta(minutes=5), None, r) == r
 
 
 def test_ties_are_ordered_by_received_at_then_message_id():
@@ -187,8 +189,8 @@ def test_full_refund_without_amount():
 @pytest.mark.parametrize(("age", "member"), [
     (timedelta(days=30), False),                          # exactly 30 days: out
     (timedelta(days=30) - timedelta(seconds=1), True),
-    (timedelta(hours=24), False),                         # must be MORE than 24 h old
-    (timedelta(hours=24, seconds=1), True),
+    (timedelta(hours=24), True),          # exactly 24 h old: not in the last 24 h, abandoned
+    (timedelta(hours=24) - timedelta(seconds=1), False),  # still in the last 24 h
 ])
 def test_cart_abandoner_window(age, member):
     ref = model.compute([msg("identify", ago(days=60), user="u", anon="a", mid="h-0"),
@@ -254,9 +256,10 @@ def test_rfm_quintile_ties_take_the_lowest_score_of_their_block():
     assert model._quintile_scores({"a": 10, "b": 0}, best_high=False) == {"a": 1, "b": 3}
 
 
-def test_lapsed_after_more_than_60_days():
-    for age, stage in ((timedelta(days=60), "customer"),
-                       (timedelta(days=60, seconds=1), "lapsed")):
+def test_lapsed_when_no_order_in_the_last_60_days():
+    # exactly 60 days old is out of "the last 60 days": lapsed
+    for age, stage in ((timedelta(days=60) - timedelta(seconds=1), "customer"),
+                       (timedelta(days=60), "lapsed")):
         ref = model.compute([msg("track", AS_OF - age, event="Order Completed", anon="a",
                                  props={"order_id": "o", "revenue": 1}, mid="h-1")], AS_OF)
         assert ref.dim_users[person_of(ref, "h-1")]["lifecycle_stage"] == stage
