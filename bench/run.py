@@ -1,4 +1,4 @@
-"""`make bench`: the pipeline's end-to-end benchmark against a hand-written SQL floor.
+"""`make bench`: the pipeline's end-to-end benchmark against a SQL floor.
 
 For each size (default 1M and 10M events, seed 7, data cached by bench.data), on a fresh
 warehouse under --work-dir, every step in its own child process (wall seconds and the peak
@@ -9,8 +9,9 @@ RSS of that child's process tree, from wait4):
   full_build   `dbt build --full-refresh --exclude-resource-type unit_test` (seeds, models,
                data tests: what the daily full-refresh job runs; unit tests check SQL logic
                on fixed rows, not the data, so no refresh runs them)
-  sql_floor    bench/sql_floor.sql: the same transformations as plain DuckDB SQL, one script,
-               into its own file, reading the same raw.events (attached read-only)
+  sql_floor    bench/sql_floor.sql: the same transformations as plain DuckDB SQL, one script
+               (generated from dbt's compiled SQL by bench.floor_from_dbt), into its own file,
+               reading the same raw.events (attached read-only)
   load_day     `ewh load` of the held-back last day (4 % of the events at seed 7: the
                generator makes its last two days ~3x busier than average)
   incremental  the same `dbt build` without --full-refresh (the hourly job) after that day

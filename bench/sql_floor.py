@@ -18,12 +18,14 @@ from bench.data import AS_OF
 
 HERE = Path(__file__).resolve().parent
 FLOOR_SQL = HERE / "sql_floor.sql"
-SEED_CSV = HERE.parent / "seeds" / "event_type_map.csv"
+SEED_DIR = HERE.parent / "seeds"
 
 
-def statements(as_of: str) -> list[tuple[str, str]]:
-    """(table, SQL) per statement of the script, placeholders filled."""
-    text = FLOOR_SQL.read_text().replace("__AS_OF__", as_of).replace("__SEED_CSV__", str(SEED_CSV))
+def statements(as_of: str, text: str | None = None) -> list[tuple[str, str]]:
+    """(table, SQL) per statement of the script (bench/sql_floor.sql unless `text`),
+    placeholders filled: __AS_OF__ and __SEED_DIR__ (the project's seeds/)."""
+    text = FLOOR_SQL.read_text() if text is None else text
+    text = text.replace("__AS_OF__", as_of).replace("__SEED_DIR__", SEED_DIR.as_posix())
     out = []
     for chunk in text.split(";\n"):
         lines = [ln for ln in chunk.splitlines() if not ln.lstrip().startswith("--")]
