@@ -2342,7 +2342,8 @@ with_email_id as (
 
 deliveries as (
 
-    -- a delivery's email: its email_id, else its campaign (one send of a campaign to a user)
+    -- every delivery event with its email: its email_id, else its campaign (one send of a
+    -- campaign to a user); each delivery counts for matching, not only an email's first
     select
         user_key,
         campaign_id,
@@ -2350,18 +2351,11 @@ deliveries as (
             when email_id is not null then 'email_id:' || email_id
             when campaign_id is not null then 'campaign:' || campaign_id
         end as email_key,
-        min(occurred_at) as delivered_at
+        occurred_at as delivered_at
     from with_email_id
     where
         event_type = 'email_delivered'
         and (email_id is not null or campaign_id is not null)
-    group by
-        user_key,
-        campaign_id,
-        case
-            when email_id is not null then 'email_id:' || email_id
-            when campaign_id is not null then 'campaign:' || campaign_id
-        end
 
 ),
 

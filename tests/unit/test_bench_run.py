@@ -75,3 +75,11 @@ def test_harness_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
     assert detail["floor_row_counts"]["dim_users"]["dbt"] > 0
     assert 0 < detail["new_day_share"] < 0.1
     assert "PASS" in proc.stdout or "MISS" in proc.stdout
+
+
+def test_the_sql_floor_is_generated_from_the_current_models() -> None:
+    """bench/sql_floor.sql is dbt's compiled SQL of today's models: a model changed without
+    `python -m bench.floor_from_dbt` fails here, before a benchmark compares stale SQL."""
+    proc = subprocess.run([sys.executable, "-m", "bench.floor_from_dbt", "--check"],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
