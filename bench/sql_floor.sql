@@ -3414,6 +3414,7 @@ orders as (
         user_key,
         message_id,
         ordered_at,
+        has_known_currency,
         case
             when has_known_currency then coalesce(net_revenue_reporting, 0)
             else 0
@@ -3495,6 +3496,7 @@ session_orders as (
     select
         order_sessions.session_id,
         count(*) as orders,
+        count(case when not orders.has_known_currency then 1 end) as unknown_currency_orders,
         sum(orders.order_revenue) as revenue
     from order_sessions
     inner join orders
@@ -3555,6 +3557,7 @@ final as (
         session_totals.add_to_cart_flag = 1 as has_add_to_cart,
         coalesce(session_orders.orders, 0) > 0 as has_purchase,
         coalesce(session_orders.orders, 0) as orders,
+        coalesce(session_orders.unknown_currency_orders, 0) as unknown_currency_orders,
         cast(coalesce(session_orders.revenue, 0) as double) as revenue
     from session_totals
     left join landing_and_exit
@@ -3957,23 +3960,6 @@ sessions as (
 
 ),
 
-orders as (
-
-    select * from floor.int_orders
-    where not is_cancelled
-
-),
-
-session_events as (
-
-    select
-        message_id,
-        session_id
-    from floor.int_sessionized_events
-    where message_id in (select orders.message_id from orders)
-
-),
-
 email_results as (
 
     -- the email channel: what the email service reported, counted per user (int_user_emails:
@@ -3992,64 +3978,22 @@ email_results as (
 
 ),
 
-session_results as (
+session_totals as (
 
-    -- sessions whose first event carries utm_campaign = the campaign (last-click)
+    -- sessions whose first event carries utm_campaign = the campaign (last-click), with the
+    -- orders fct_sessions attributes to them (the one order attribution rule: an order's
+    -- own session, else, for a server-side order, the person's session in progress)
     select
         utm_campaign as campaign_id,
         acquisition_channel as channel,
         count(*) as sessions,
-        count(distinct user_key) as session_users
+        count(distinct user_key) as session_users,
+        sum(orders) as conversions,
+        count(case when has_purchase then 1 end) as converted_sessions,
+        sum(revenue) as revenue,
+        sum(unknown_currency_orders) as unknown_currency_orders
     from sessions
     group by utm_campaign, acquisition_channel
-
-),
-
-attributed_orders as (
-
-    -- each order once: the session of its first event (int_orders.message_id)
-    select
-        sessions.utm_campaign as campaign_id,
-        sessions.acquisition_channel as channel,
-        sessions.session_id,
-        orders.order_id,
-        orders.has_known_currency,
-        orders.net_revenue_reporting
-    from orders
-    inner join session_events
-        on orders.message_id = session_events.message_id
-    inner join sessions
-        on session_events.session_id = sessions.session_id
-
-),
-
-order_results as (
-
-    select
-        campaign_id,
-        channel,
-        count(distinct order_id) as conversions,
-        count(distinct session_id) as converted_sessions,
-        sum(case when has_known_currency then net_revenue_reporting end) as revenue,
-        count(distinct case when not has_known_currency then order_id end) as unknown_currency_orders
-    from attributed_orders
-    group by campaign_id, channel
-
-),
-
-session_totals as (
-
-    select
-        session_results.*,
-        order_results.conversions,
-        order_results.converted_sessions,
-        order_results.revenue,
-        order_results.unknown_currency_orders
-    from session_results
-    left join order_results
-        on
-            session_results.campaign_id = order_results.campaign_id
-            and session_results.channel = order_results.channel
 
 ),
 

@@ -14,23 +14,6 @@ sessions as (
 
 ),
 
-orders as (
-
-    select * from {{ ref('int_orders') }}
-    where not is_cancelled
-
-),
-
-session_events as (
-
-    select
-        message_id,
-        session_id
-    from {{ ref('int_sessionized_events') }}
-    where message_id in (select orders.message_id from orders)
-
-),
-
 email_results as (
 
     -- the email channel: what the email service reported, counted per user (int_user_emails:
@@ -49,64 +32,22 @@ email_results as (
 
 ),
 
-session_results as (
+session_totals as (
 
-    -- sessions whose first event carries utm_campaign = the campaign (last-click)
+    -- sessions whose first event carries utm_campaign = the campaign (last-click), with the
+    -- orders fct_sessions attributes to them (the one order attribution rule: an order's
+    -- own session, else, for a server-side order, the person's session in progress)
     select
         utm_campaign as campaign_id,
         acquisition_channel as channel,
         count(*) as sessions,
-        count(distinct user_key) as session_users
+        count(distinct user_key) as session_users,
+        sum(orders) as conversions,
+        count(case when has_purchase then 1 end) as converted_sessions,
+        sum(revenue) as revenue,
+        sum(unknown_currency_orders) as unknown_currency_orders
     from sessions
     group by utm_campaign, acquisition_channel
-
-),
-
-attributed_orders as (
-
-    -- each order once: the session of its first event (int_orders.message_id)
-    select
-        sessions.utm_campaign as campaign_id,
-        sessions.acquisition_channel as channel,
-        sessions.session_id,
-        orders.order_id,
-        orders.has_known_currency,
-        orders.net_revenue_reporting
-    from orders
-    inner join session_events
-        on orders.message_id = session_events.message_id
-    inner join sessions
-        on session_events.session_id = sessions.session_id
-
-),
-
-order_results as (
-
-    select
-        campaign_id,
-        channel,
-        count(distinct order_id) as conversions,
-        count(distinct session_id) as converted_sessions,
-        sum(case when has_known_currency then net_revenue_reporting end) as revenue,
-        count(distinct case when not has_known_currency then order_id end) as unknown_currency_orders
-    from attributed_orders
-    group by campaign_id, channel
-
-),
-
-session_totals as (
-
-    select
-        session_results.*,
-        order_results.conversions,
-        order_results.converted_sessions,
-        order_results.revenue,
-        order_results.unknown_currency_orders
-    from session_results
-    left join order_results
-        on
-            session_results.campaign_id = order_results.campaign_id
-            and session_results.channel = order_results.channel
 
 ),
 

@@ -97,6 +97,7 @@ orders as (
         user_key,
         message_id,
         ordered_at,
+        has_known_currency,
         case
             when has_known_currency then coalesce(net_revenue_reporting, 0)
             else 0
@@ -176,6 +177,7 @@ session_orders as (
     select
         order_sessions.session_id,
         count(*) as orders,
+        count(case when not orders.has_known_currency then 1 end) as unknown_currency_orders,
         sum(orders.order_revenue) as revenue
     from order_sessions
     inner join orders
@@ -215,6 +217,7 @@ final as (
         session_totals.add_to_cart_flag = 1 as has_add_to_cart,
         coalesce(session_orders.orders, 0) > 0 as has_purchase,
         coalesce(session_orders.orders, 0) as orders,
+        coalesce(session_orders.unknown_currency_orders, 0) as unknown_currency_orders,
         cast(coalesce(session_orders.revenue, 0) as double) as revenue
     from session_totals
     left join landing_and_exit

@@ -178,7 +178,8 @@ def compare_sessions(b: Batch) -> list[Disagreement]:
         row = dict(row, person=b.person_of_key.get(row["user_key"]))
         wh[row["first_message_id"]] = row
     return _compare_keyed("fct_sessions", b.reference.sessions, wh,
-                          ["person", "started_at", "ended_at", "event_count", "page_views"])
+                          ["person", "started_at", "ended_at", "event_count", "page_views",
+                           "orders", "has_purchase", "revenue"], ("revenue",))
 
 
 DIM_GROUPS: dict[str, tuple[list[str], tuple[str, ...]]] = {
@@ -225,7 +226,8 @@ def compare_campaigns(b: Batch) -> list[Disagreement]:
           if row.get("channel") == "email"}
     return _compare_keyed("fct_campaign_engagement[email]", b.reference.campaigns, wh,
                           ["delivered", "unique_opens", "unique_clicks", "clicks", "sessions",
-                           "session_users"])
+                           "session_users", "conversions", "converted_sessions", "revenue",
+                           "unknown_currency_orders"], ("revenue",))
 
 
 def compare_experiments(b: Batch) -> list[Disagreement]:

@@ -414,6 +414,27 @@ def _email_key(e: Event) -> tuple:
     return ("campaign", str(e.properties.get("campaign_id")))
 
 
+def attribute_orders(sessions: list[Session], orders: list[Order]) -> dict[str, list[Order]]:
+    """Rule 4, server-side orders: first session message_id -> the orders it gets. An order
+    whose first event is in a session belongs to it; any other order belongs to its person's
+    session in progress at the order time or ended at most the session timeout before it
+    (started_at <= ordered_at <= ended_at + timeout), the latest started; else to none."""
+    attributed: dict[str, list[Order]] = {s.first_message_id: [] for s in sessions}
+    session_of_event = {e.message_id: s for s in sessions for e in s.events}
+    by_person: dict[Any, list[Session]] = defaultdict(list)
+    for s in sessions:
+        by_person[s.person].append(s)
+    for order in orders:
+        session = session_of_event.get(order.message_id)
+        if session is None:
+            candidates = [s for s in by_person.get(order.person, [])
+                          if s.started_at <= order.ordered_at <= s.ended_at + SESSION_TIMEOUT]
+            session = max(candidates, key=lambda s: s.started_at, default=None)
+        if session is not None:
+            attributed[session.first_message_id].append(order)
+    return attributed
+
+
 def email_identities(person_events: list[Event]) -> dict[str, tuple]:
     """POLICY (rule 5, as int_user_emails documents it): message_id -> the email it is about.
     A delivery, open or click with an email_id is that email; a delivery without one is the
@@ -581,10 +602,15 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
     _rfm(dim, orders_by_person, keys, as_of)
     segments = _segments(dim, orders_by_person, keys, as_of)
 
+    attributed = attribute_orders(sessions, live_orders)
     session_rows = {s.first_message_id: {
         "person": keys[s.person], "started_at": s.started_at, "ended_at": s.ended_at,
         "event_count": len(s.events),
         "page_views": sum(1 for e in s.events if e.event_type == "page_view"),
+        "orders": len(attributed[s.first_message_id]),
+        "has_purchase": bool(attributed[s.first_message_id]),
+        "revenue": sum(o.net_revenue_reporting for o in attributed[s.first_message_id]
+                       if o.net_revenue_reporting is not None),
         "utm_campaign": s.utm_campaign} for s in sessions}
 
     campaigns: dict[str, dict] = {}
@@ -605,6 +631,14 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
             row = campaigns.setdefault(s.utm_campaign, _campaign_row())
             row["sessions"] += 1
             row["session_users"].add(keys[s.person])
+            # the orders attributed to the session (rule 4), each once (rule 1)
+            won = attributed[s.first_message_id]
+            row["conversions"] += len(won)
+            row["converted_sessions"] += 1 if won else 0
+            row["revenue"] += sum(o.net_revenue_reporting for o in won
+                                  if o.net_revenue_reporting is not None)
+            row["unknown_currency_orders"] += sum(1 for o in won
+                                                  if o.net_revenue_reporting is None)
     campaign_rows = {c: {k: len(v) if isinstance(v, set) else v for k, v in row.items()}
                      for c, row in campaigns.items()}
 
@@ -681,7 +715,8 @@ def _chi_square_survival(x: float, dof: int) -> float:
 
 def _campaign_row() -> dict:
     return {"delivered": set(), "unique_opens": set(), "unique_clicks": set(), "clicks": 0,
-            "sessions": 0, "session_users": set()}
+            "sessions": 0, "session_users": set(), "conversions": 0, "converted_sessions": 0,
+            "revenue": 0.0, "unknown_currency_orders": 0}
 
 
 def _quintile_scores(values: dict[str, float], best_high: bool) -> dict[str, int]:
