@@ -37,17 +37,15 @@ as_of as (
 
     select
         {{ as_of() }} as as_of,
-        {{ dbt.dateadd('day', -30, as_of()) }} as window_30d_start,
-        {{ dbt.dateadd('day', -1 * var('rfm_window_days'), as_of()) }} as rfm_window_start,
-        {{ dbt.dateadd('day', -365, as_of()) }} as window_365d_start,
-        {{ dbt.dateadd('hour', -1 * var('high_intent_window_hours'), as_of()) }} as high_intent_window_start,
-        {{ dbt.dateadd('day', -1 * var('browse_abandonment_window_days'), as_of()) }}
+        {{ window_start('day', 30) }} as window_30d_start,
+        {{ window_start('day', var('rfm_window_days')) }} as rfm_window_start,
+        {{ window_start('day', 365) }} as window_365d_start,
+        {{ window_start('hour', var('high_intent_window_hours')) }} as high_intent_window_start,
+        {{ window_start('day', var('browse_abandonment_window_days')) }}
             as browse_window_start,
-        {{ dbt.dateadd('day', -1 * var('engagement_window_days'), as_of()) }} as engagement_window_start,
-        {{ dbt.dateadd('day', -1 * var('churn_recent_days'), as_of()) }} as churn_recent_start,
-        {{ dbt.dateadd(
-            'day', -1 * (var('churn_recent_days') + var('churn_baseline_days')), as_of()
-        ) }} as churn_baseline_start
+        {{ window_start('day', var('engagement_window_days')) }} as engagement_window_start,
+        {{ window_start('day', var('churn_recent_days')) }} as churn_recent_start,
+        {{ window_start('day', var('churn_recent_days') + var('churn_baseline_days')) }} as churn_baseline_start
 
 ),
 

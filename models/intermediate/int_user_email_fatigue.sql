@@ -30,7 +30,7 @@ emails as (
 as_of as (
 
     select
-        {{ dbt.dateadd('day', -1 * var('engaged_non_converter_open_window_days'), as_of()) }}
+        {{ window_start('day', var('engaged_non_converter_open_window_days')) }}
             as email_open_window_start
 
 ),

@@ -6,7 +6,7 @@ events as (
     where
         event_type = 'product_view'
         and product_id is not null
-        and occurred_at > {{ dbt.dateadd('hour', -1 * var('high_intent_window_hours'), as_of()) }}
+        and occurred_at > {{ window_start('hour', var('high_intent_window_hours')) }}
 
 ),
 

@@ -59,7 +59,7 @@ as_of as (
 
     select
         {{ as_of() }} as as_of,
-        {{ dbt.dateadd('day', -30, as_of()) }} as window_30d_start
+        {{ window_start('day', 30) }} as window_30d_start
 
 ),
 

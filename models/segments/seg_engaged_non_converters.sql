@@ -22,7 +22,7 @@ final as (
         -- no purchase in the last N days: the last order (if any) is at least N days old
         and (
             last_order_at is null
-            or last_order_at <= {{ dbt.dateadd('day', -1 * var('engaged_non_converter_no_purchase_days'), 'as_of') }}
+            or last_order_at <= {{ window_start('day', var('engaged_non_converter_no_purchase_days'), 'as_of') }}
         )
 
 )
