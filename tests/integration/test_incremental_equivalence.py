@@ -67,17 +67,24 @@ def _iso(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _odd_events(landing: Path, received: datetime) -> list[dict[str, Any]]:
-    """A very late page view and a retroactive identify of an anonymous device seen early on."""
+def _landing_messages(landing: Path) -> list[dict[str, Any]]:
+    """Every generated message that parses as a JSON object, in file order (the generator
+    plants malformed lines, which are skipped here)."""
     messages = []
     for path in sorted(landing.glob("*.ndjson")):
         for line in path.read_text().splitlines():
             try:
                 message = json.loads(line)
-            except ValueError:  # the generator plants malformed lines
+            except ValueError:
                 continue
             if isinstance(message, dict):
                 messages.append(message)
+    return messages
+
+
+def _odd_events(landing: Path, received: datetime) -> list[dict[str, Any]]:
+    """A very late page view and a retroactive identify of an anonymous device seen early on."""
+    messages = _landing_messages(landing)
     linked = {m.get("anonymousId") for m in messages if m.get("userId")} | {
         m.get("previousId") for m in messages
     }
@@ -113,23 +120,11 @@ def _odd_events(landing: Path, received: datetime) -> list[dict[str, Any]]:
 
 def _order_events(landing: Path, received: list[datetime]) -> dict[int, list[dict[str, Any]]]:
     """Order events of one identified generated user, by batch (batch i arrives at received[i])."""
-    user = None
-    for path in sorted(landing.glob("*.ndjson")):
-        for line in path.read_text().splitlines():
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if (
-                isinstance(message, dict)
-                and isinstance(message.get("userId"), str)
-                and isinstance(message.get("anonymousId"), str)
-            ):
-                user = message
-                break
-        if user is not None:
-            break
-    assert user is not None
+    user = next(
+        m
+        for m in _landing_messages(landing)
+        if isinstance(m.get("userId"), str) and isinstance(m.get("anonymousId"), str)
+    )
 
     def order(
         message_id: str,
@@ -230,15 +225,7 @@ def _order_events(landing: Path, received: list[datetime]) -> dict[int, list[dic
 def _identity_events(landing: Path, received: datetime) -> list[dict[str, Any]]:
     """IDENTITY batch: a late alias that joins two existing users, and a second user logging in
     on an existing user's device (a shared device: split by period, never merged)."""
-    messages = []
-    for path in sorted(landing.glob("*.ndjson")):
-        for line in path.read_text().splitlines():
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(message, dict):
-                messages.append(message)
+    messages = _landing_messages(landing)
     users = sorted(
         {m["userId"] for m in messages if isinstance(m.get("userId"), str) and m["userId"]}
     )
