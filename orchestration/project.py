@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from dagster_dbt import DbtCliResource, DbtProject, DbtProjectPreparer
 from dagster_shared.record import replace
 
 from ewh.common.settings import PROJECT_ROOT
+from ewh.quality.segment_tables import SegmentTable, segment_tables_from_manifest
 from ewh.segments.catalog import SegmentSpec, segments_from_manifest
 
 # Files whose change alters the manifest.
@@ -63,7 +64,7 @@ def _dbt_project() -> DbtProject:
 dbt_project = _dbt_project()
 
 
-@dataclass(frozen=True)
+@dataclass
 class WarehouseProject:
     """The prepared dbt project and what the code location derives from its manifest."""
 
@@ -75,6 +76,11 @@ class WarehouseProject:
     @property
     def manifest_path(self) -> Path:
         return self.dbt.manifest_path
+
+    @cached_property
+    def segment_tables(self) -> list[SegmentTable]:
+        """The segments as the quality suites see them, from the manifest parsed above."""
+        return segment_tables_from_manifest(self.manifest)
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ewh.common.settings import get_settings
 from ewh.segments.catalog import segments_from_manifest
@@ -24,7 +25,11 @@ def segment_tables(manifest_path: Path | None = None) -> list[SegmentTable]:
     manifest_path = manifest_path or get_settings().manifest_path
     if not manifest_path.exists():
         raise FileNotFoundError(f"no dbt manifest at {manifest_path}: run `dbt parse`")
-    manifest = json.loads(manifest_path.read_text())
+    return segment_tables_from_manifest(json.loads(manifest_path.read_text()))
+
+
+def segment_tables_from_manifest(manifest: dict[str, Any]) -> list[SegmentTable]:
+    """The same, from a manifest already parsed (the Dagster code location holds one)."""
     nodes = manifest.get("nodes", {})
     return [
         SegmentTable(

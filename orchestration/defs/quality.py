@@ -13,7 +13,6 @@ depend on the serving copy), so any failed error-level suite keeps the last good
 copy and exports in place.
 """
 
-
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import dagster as dg
 
 from ewh.quality.catalog import SuiteSpec, all_suites
 from ewh.quality.results import ExpectationOutcome, SuiteResult, shown_samples
-from ewh.quality.segment_tables import segment_tables
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import warehouse_project
 from orchestration.resources import WarehouseSettings
@@ -31,7 +29,7 @@ MAX_MESSAGES = 20
 
 def suites() -> dict[str, SuiteSpec]:
     """Every suite: the fixed ones and one per segment in the manifest."""
-    return all_suites(segment_tables(warehouse_project().manifest_path))
+    return all_suites(warehouse_project().segment_tables)
 
 
 def check_name(spec: SuiteSpec) -> str:
@@ -109,7 +107,7 @@ def build_suite_check(spec: SuiteSpec) -> dg.AssetChecksDefinition:
 
         (result,) = validate_warehouse(
             settings.get().warehouse, suites=[spec.name],
-            segments=segment_tables(warehouse_project().manifest_path),
+            segments=warehouse_project().segment_tables,
         )
         return check_result_from_suite(result, data_docs_index())
 
@@ -145,7 +143,7 @@ def build_warehouse_checks(specs: Sequence[SuiteSpec]) -> dg.AssetChecksDefiniti
         selected = [by_name[key.name] for key in context.selected_asset_check_keys]
         results = validate_warehouse(
             settings.get().warehouse, suites=[spec.name for spec in selected],
-            segments=segment_tables(warehouse_project().manifest_path),
+            segments=warehouse_project().segment_tables,
         )
         docs = data_docs_index()
         by_suite = {result.suite: result for result in results}
@@ -160,7 +158,6 @@ def build_quality_checks(specs: Sequence[SuiteSpec]) -> list[dg.AssetChecksDefin
     built = [spec for spec in specs if spec.schema != "raw"]
     # The raw suite stays its own step: it must pass before the dbt build starts.
     return [*(build_suite_check(spec) for spec in raw), build_warehouse_checks(built)]
-
 
 
 @dg.definitions

@@ -165,7 +165,8 @@ RULES: dict[str, str] = {
             from device_events
             window w as (partition by device order by occurred_at, received_at, message_id)
         ), visits as (
-            select *, sum(case when gap is null or gap > 1800 or uk <> previous_uk then 1 else 0 end)
+            select *,
+                sum(case when gap is null or gap > 1800 or uk <> previous_uk then 1 else 0 end)
                 over (partition by device order by occurred_at, received_at, message_id) as visit
             from gaps
         ), parts as (
