@@ -24,6 +24,8 @@ class WarehouseSettings(dg.ConfigurableResource):
     serving: str
     exports_dir: str
     ops_db: str
+    lake_dir: str | None = None
+    spark_warehouse: str
     as_of: str | None = None
 
     def get(self) -> Settings:

@@ -31,8 +31,9 @@ def _run_load(args: argparse.Namespace) -> int:
     if not paths:
         print("no files matched; nothing to load")
         return 0
-    warehouse = args.warehouse or get_settings().warehouse
-    results = load_files(paths, warehouse, dry_run=args.dry_run)
+    settings = get_settings()
+    warehouse = args.warehouse or settings.warehouse
+    results = load_files(paths, warehouse, dry_run=args.dry_run, lake_dir=settings.lake_dir)
     for r in results:
         if r.status == "skipped":
             print(f"{r.path}: skipped (already loaded, sha256 {r.checksum[:12]})")

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
                          "warehouse's writer lock")
     gx_project_dir: Path | None = Field(
         None, description="another Great Expectations project folder (default: expectations/)")
+    lake_dir: Path | None = Field(
+        None, description="also publish each load's accepted rows as Parquet under this folder "
+        "(raw/events/load_date=.../<load_id>.parquet), the raw layer Spark reads; unset: off")
+    spark_warehouse: Path = Field(_data("spark-warehouse"),
+                                  description="the Spark target's tables and metastore (dbt "
+                                  "target spark, local session)")
     dbt_target_dir: Path = Field(PROJECT_ROOT / "target",
                                  description="dbt's target folder, where manifest.json is")
 
@@ -73,7 +79,7 @@ class Settings(BaseSettings):
                                            "events soon")
 
     @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "ops_db",
-                     "gx_project_dir", "dbt_target_dir")
+                     "gx_project_dir", "lake_dir", "spark_warehouse", "dbt_target_dir")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         # Absolute, so dbt subprocesses, the loader and the exports agree whatever their cwd.

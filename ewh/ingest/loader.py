@@ -37,6 +37,7 @@ import pyarrow as pa
 from ewh.common.clock import utc_now
 from ewh.common.sql_text import sql_literal
 from ewh.contract.sql import VERDICT_COLUMNS, check_query, detail_sql, suspect_sql, verdict_query
+from ewh.ingest.lake import publish_loads
 from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.ingest.readers import LOADABLE_PATTERNS, detect_format, read_records
 
@@ -133,8 +134,8 @@ def expand_paths(patterns: Iterable[str | Path]) -> list[Path]:
 
 
 def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run: bool = False,
-               *, chunk_lines: int = CHUNK_LINES, sql_reader: bool = True
-               ) -> list[FileLoadResult]:
+               *, chunk_lines: int = CHUNK_LINES, sql_reader: bool = True,
+               lake_dir: Path | None = None) -> list[FileLoadResult]:
     """Load each file in its own transaction, in the order given.
 
     A dry run does the same work inside one transaction that is rolled back at the end, so its
@@ -142,6 +143,8 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
     Raises on operational errors (unreadable file, database failure); that file's transaction
     is rolled back and files already loaded stay loaded. `sql_reader=False` reads NDJSON with
     ewh.ingest.readers too (in chunks of `chunk_lines`), as for files DuckDB cannot split exactly.
+    With `lake_dir` (setting EWH_LAKE_DIR), the committed loads are also published there as
+    Parquet (ewh.ingest.lake), including any an earlier run committed but did not publish.
     """
     warehouse = Path(warehouse_path)
     if dry_run and not warehouse.exists():
@@ -164,7 +167,10 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
                 con.execute("rollback")
         ensure_raw_tables(con)
         with _load_settings(con):
-            return [_load_in_transaction(con, path, chunk_lines, sql_reader) for path in files]
+            results = [_load_in_transaction(con, path, chunk_lines, sql_reader) for path in files]
+        if lake_dir is not None:
+            publish_loads(con, lake_dir)
+        return results
     finally:
         con.close()
 

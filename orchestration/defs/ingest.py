@@ -28,7 +28,8 @@ RAW_MANIFEST = dg.AssetKey(["raw", "load_manifest"])
 def raw_load(context: dg.AssetExecutionContext, settings: WarehouseSettings):
     """Load every landing file not loaded before (by checksum), exactly once."""
     where = settings.get()
-    results = load_files(closed_landing_files(where.landing_dir), where.warehouse)
+    results = load_files(closed_landing_files(where.landing_dir), where.warehouse,
+                         lake_dir=where.lake_dir)
     totals = {"read": 0, "loaded": 0, "duplicate": 0, "rejected": 0}
     skipped = 0
     for result in results:
