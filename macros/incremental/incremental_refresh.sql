@@ -38,10 +38,7 @@
     {%- set relation = incremental_watermarks_relation() -%}
     {%- do run_query('create schema if not exists ' ~ relation.include(identifier=false)) -%}
     {%- do run_query(incremental_watermark_ddl()) -%}
-    {%- set rows = run_query(
-        'select cast(seen_through as ' ~ dbt.type_string() ~ '), cast(as_of as '
-        ~ dbt.type_string() ~ ') from ' ~ relation ~ " where model_name = '" ~ model_name ~ "'"
-    ).rows -%}
+    {%- set rows = run_query(latest_watermark_sql(relation, model_name)).rows -%}
     {%- if rows | length == 1 and rows[0][0] is not none -%}
         {{ return({'seen_through': rows[0][0], 'as_of': rows[0][1]}) }}
     {%- endif -%}
@@ -66,6 +63,11 @@
 {%- endmacro %}
 
 {% macro changed_keys(key_column, windows=[]) -%}
+    {#- {filtered, keys_sql}: what the model's body reads (partition_refresh.sql) -#}
+    {{ return(partitioned_refresh(changed_keys_plan(key_column, windows))) }}
+{%- endmacro %}
+
+{% macro changed_keys_plan(key_column, windows=[]) -%}
     {#- {filtered, keys_sql}: keys_sql selects the keys to refresh when filtered -#}
     {#- refs only at parse time (dependencies) and in incremental runs: a unit test supplies
         just the model's own inputs -#}
@@ -118,9 +120,9 @@
 {%- endmacro %}
 
 {% macro changed_keys_pre_hook(key_column, windows=[]) -%}
-    {#- the pre-hook: delete the rows of the keys to refresh (all rows when not filtered) -#}
+    {#- the pre-hook: remove the rows of the keys to refresh (all rows when not filtered) -#}
     {%- if is_incremental() -%}
-        {{ delete_changed_keys(changed_keys(key_column, windows), key_column) }}
+        {{ refresh_keys_pre_hook(changed_keys_plan(key_column, windows), key_column) }}
     {%- else -%}
         select 1
     {%- endif -%}
@@ -133,6 +135,10 @@
 
 {% macro changed_keys_post_hooks(source_model='int_events_stitched', column='stitched_at') -%}
     {#- the post-hooks (templates): record the watermark this run has seen -#}
+    {{ return(adapter.dispatch('watermark_post_hooks', 'engagement_warehouse')(source_model, column)) }}
+{%- endmacro %}
+
+{% macro duckdb__watermark_post_hooks(source_model, column) -%}
     {{ return([
         '{{ incremental_watermark_ddl() }}',
         "delete from {{ incremental_watermarks_relation() }} where model_name = '{{ model.name }}'",
@@ -142,6 +148,10 @@
 {%- endmacro %}
 
 {% macro changed_staged_keys(key_column) -%}
+    {{ return(partitioned_refresh(changed_staged_keys_plan(key_column))) }}
+{%- endmacro %}
+
+{% macro changed_staged_keys_plan(key_column) -%}
     {#- changed_keys for models upstream of int_events_stitched, from stg_events.loaded_at.
         key_column: anonymous_id (the anonymous and previous ids of changed events) or
         user_key (as int_events_stitched derives it, plus the former keys of those ids) -#}
@@ -192,18 +202,64 @@
 
 {% macro changed_staged_keys_pre_hook(key_column) -%}
     {%- if is_incremental() -%}
-        {{ delete_changed_keys(changed_staged_keys(key_column), key_column) }}
+        {{ refresh_keys_pre_hook(changed_staged_keys_plan(key_column), key_column) }}
     {%- else -%}
         select 1
     {%- endif -%}
 {%- endmacro %}
 
 {% macro incremental_watermark_ddl() -%}
+    {{ return(adapter.dispatch('incremental_watermark_ddl', 'engagement_warehouse')()) }}
+{%- endmacro %}
+
+{% macro duckdb__incremental_watermark_ddl() -%}
     create table if not exists {{ incremental_watermarks_relation() }} (
         model_name {{ dbt.type_string() }},
         seen_through {{ dbt.type_timestamp() }},
         as_of {{ dbt.type_timestamp() }}
     )
+{%- endmacro %}
+
+{#- Spark: append-only (no row-level delete on Parquet); a model's watermark is its latest row -#}
+{% macro default__incremental_watermark_ddl() -%}
+    create table if not exists {{ incremental_watermarks_relation() }} (
+        model_name {{ dbt.type_string() }},
+        seen_through {{ dbt.type_timestamp() }},
+        as_of {{ dbt.type_timestamp() }},
+        recorded_at {{ dbt.type_timestamp() }}
+    ) using parquet
+{%- endmacro %}
+
+{% macro default__watermark_post_hooks(source_model, column) -%}
+    {{ return([
+        '{{ incremental_watermark_ddl() }}',
+        "insert into {{ incremental_watermarks_relation() }} select '{{ model.name }}', "
+            ~ "max(" ~ column ~ "), {{ as_of() }}, "
+            ~ "{{ run_started_at_literal() }} "
+            ~ "from {{ ref('" ~ source_model ~ "') }}",
+        "drop table if exists {{ refresh_key_relations()[0] }}",
+        "drop table if exists {{ refresh_key_relations()[1] }}",
+    ]) }}
+{%- endmacro %}
+
+{% macro run_started_at_literal() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro latest_watermark_sql(relation, model_name) -%}
+    {{ return(adapter.dispatch('latest_watermark_sql', 'engagement_warehouse')(relation, model_name)) }}
+{%- endmacro %}
+
+{% macro duckdb__latest_watermark_sql(relation, model_name) -%}
+    select cast(seen_through as {{ dbt.type_string() }}), cast(as_of as {{ dbt.type_string() }})
+    from {{ relation }} where model_name = '{{ model_name }}'
+{%- endmacro %}
+
+{% macro default__latest_watermark_sql(relation, model_name) -%}
+    select cast(seen_through as {{ dbt.type_string() }}), cast(as_of as {{ dbt.type_string() }})
+    from {{ relation }} where model_name = '{{ model_name }}'
+    order by recorded_at desc
+    limit 1
 {%- endmacro %}
 
 {% macro user_activity_windows() -%}
@@ -264,14 +320,18 @@
 {%- endmacro %}
 
 {% macro session_refresh_keys() -%}
+    {{ return(partitioned_refresh(session_refresh_keys_plan())) }}
+{%- endmacro %}
+
+{% macro session_refresh_keys_plan() -%}
     {#- fct_sessions' refresh: {filtered, keys_sql} over device_id. The devices whose events
         int_events_stitched (re)wrote, and every device with a session of a person whose events
         changed (orders are attributed across the person's sessions). -#}
     {%- if not execute or is_incremental() -%}
         {%- set sessionized = ref('int_sessionized_events') -%}
     {%- endif -%}
-    {%- set devices = changed_keys('device_id') -%}
-    {%- set persons = changed_keys('user_key') -%}
+    {%- set devices = changed_keys_plan('device_id') -%}
+    {%- set persons = changed_keys_plan('user_key') -%}
     {%- set keys_sql -%}
         {%- if devices.filtered -%}
         {{ devices.keys_sql }}
@@ -285,7 +345,7 @@
 
 {% macro session_refresh_pre_hook() -%}
     {%- if is_incremental() -%}
-        {{ delete_changed_keys(session_refresh_keys(), 'device_id') }}
+        {{ refresh_keys_pre_hook(session_refresh_keys_plan(), 'device_id') }}
     {%- else -%}
         select 1
     {%- endif -%}

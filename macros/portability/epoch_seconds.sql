@@ -6,8 +6,9 @@
     {{ return(adapter.dispatch('epoch_seconds', 'engagement_warehouse')(ts)) }}
 {%- endmacro %}
 
+{#- Spark: a double, not the DECIMAL that dividing by 1000000.0 gives there. -#}
 {% macro default__epoch_seconds(ts) -%}
-    (unix_micros({{ ts }}) / 1000000.0)
+    (cast(unix_micros({{ ts }}) as double) / 1000000)
 {%- endmacro %}
 
 {% macro duckdb__epoch_seconds(ts) -%}
@@ -24,7 +25,7 @@
 {%- endmacro %}
 
 {% macro default__seconds_between(start_ts, end_ts) -%}
-    ((unix_micros({{ end_ts }}) - unix_micros({{ start_ts }})) / 1000000.0)
+    (cast(unix_micros({{ end_ts }}) - unix_micros({{ start_ts }}) as double) / 1000000)
 {%- endmacro %}
 
 {% macro duckdb__seconds_between(start_ts, end_ts) -%}

@@ -20,10 +20,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=refresh_strategy('delete+insert'),
+        partition_by=refresh_partition_by(),
         unique_key='message_id',
         on_schema_change='append_new_columns',
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where occurred_at > {{ as_of() }}{% endif %}"
+        pre_hook="{{ remove_events_beyond_as_of() }}"
     )
 }}
 
@@ -162,4 +163,4 @@ final as (
 
 )
 
-select * from final
+{{ select_upserted_rows('message_id', 'cast(loaded_at as date)') }}

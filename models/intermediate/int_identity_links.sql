@@ -14,7 +14,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=refresh_strategy('append'),
+        partition_by=refresh_partition_by(),
         pre_hook="{{ changed_staged_keys_pre_hook('link_key') }}",
         post_hook=changed_keys_post_hooks('stg_events', 'loaded_at')
     )
@@ -135,4 +136,4 @@ final as (
 
 )
 
-select * from final
+{{ select_refreshed_keys(refresh, 'link_key') }}

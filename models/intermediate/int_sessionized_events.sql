@@ -27,10 +27,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=refresh_strategy('delete+insert'),
+        partition_by=refresh_partition_by(),
         unique_key='message_id',
         on_schema_change='append_new_columns',
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where occurred_at > {{ as_of() }}{% endif %}"
+        pre_hook="{{ remove_events_beyond_as_of() }}"
     )
 }}
 
@@ -358,14 +359,13 @@ numbered as (
 
     select
         *,
-        last_value(case when is_session_start then message_id end ignore nulls) over (
+        {{ last_value_ignoring_nulls('case when is_session_start then message_id end') }} over (
             partition by device_id
             order by {{ event_order() }}
             rows between unbounded preceding and current row
         ) as session_first_message_id,
-        device_event_number + 1 - last_value(
-            case when is_session_start then device_event_number end ignore nulls
-        ) over (
+        device_event_number + 1
+        - {{ last_value_ignoring_nulls('case when is_session_start then device_event_number end') }} over (
             partition by device_id
             order by {{ event_order() }}
             rows between unbounded preceding and current row
@@ -455,4 +455,4 @@ final as (
 
 )
 
-select * from final
+{{ select_upserted_rows('message_id', 'cast(occurred_at as date)') }}

@@ -7,7 +7,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=refresh_strategy('append'),
+        partition_by=refresh_partition_by(),
         pre_hook="{{ changed_keys_pre_hook('user_key', user_activity_windows()) }}",
         post_hook=changed_keys_post_hooks()
     )
@@ -174,4 +175,4 @@ final as (
 
 )
 
-select * from final
+{{ select_refreshed_keys(refresh, 'user_key') }}

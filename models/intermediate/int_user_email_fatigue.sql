@@ -9,7 +9,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=refresh_strategy('append'),
+        partition_by=refresh_partition_by(),
         pre_hook="{{ changed_keys_pre_hook('user_key', [('day', var('engaged_non_converter_open_window_days'))]) }}",
         post_hook=changed_keys_post_hooks()
     )
@@ -75,4 +76,4 @@ final as (
 
 )
 
-select * from final
+{{ select_refreshed_keys(refresh, 'user_key') }}

@@ -5,7 +5,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=refresh_strategy('append'),
+        partition_by=refresh_partition_by(),
         pre_hook="{{ changed_keys_pre_hook('user_key') }}",
         post_hook=changed_keys_post_hooks()
     )
@@ -114,4 +115,4 @@ final as (
 
 )
 
-select * from final
+{{ select_refreshed_keys(refresh, 'user_key') }}

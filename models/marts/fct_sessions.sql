@@ -15,7 +15,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=refresh_strategy('append'),
+        partition_by=refresh_partition_by(),
         pre_hook="{{ session_refresh_pre_hook() }}",
         post_hook=changed_keys_post_hooks()
     )
@@ -227,4 +228,4 @@ final as (
 
 )
 
-select * from final
+{{ select_refreshed_keys(refresh, 'device_id') }}

@@ -29,7 +29,7 @@ final as (
         user_key,
         user_id,
         last_cart_add_at,
-        seconds_since_cart_add / 3600.0 as hours_since_cart_add,
+        cast(seconds_since_cart_add as double) / 3600 as hours_since_cart_add,
         cart_product_id,
         cart_value
     from evaluated

@@ -1,7 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='merge',
+        incremental_strategy=refresh_strategy('merge'),
+        partition_by=refresh_partition_by(),
         unique_key='membership_id',
         on_schema_change='append_new_columns',
         full_refresh=false
@@ -94,4 +95,4 @@ final as (
 
 )
 
-select * from final
+{{ select_upserted_rows('membership_id', 'segment') }}

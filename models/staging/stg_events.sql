@@ -34,7 +34,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=refresh_strategy('delete+insert'),
+        partition_by=refresh_partition_by(),
         unique_key='message_id',
         on_schema_change='append_new_columns'
     )
@@ -264,4 +265,4 @@ final as (
 
 )
 
-select * from final
+{{ select_upserted_rows('message_id', 'cast(loaded_at as date)') }}
