@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,7 +26,15 @@ $(CHROMIUM):
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "the UI test needs Debian's chromium: sudo apt-get install chromium"; exit 1; fi
 
-test: setup $(CHROMIUM)
+# The Spark target (pyspark) needs a Java 17 runtime: Debian's, no JDK download.
+JAVA := /usr/bin/java
+$(JAVA):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else echo "the spark target needs Java 17: sudo apt-get install openjdk-17-jre-headless"; exit 1; fi
+
+test: setup $(CHROMIUM) $(JAVA)
 	$(BIN)/python -m pytest
 
 # The warehouse against the independent reference model (tests/reference) on >= 20,000
