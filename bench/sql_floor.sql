@@ -20,12 +20,12 @@ create schema if not exists floor;
 -- event_type_map (seed)
 create or replace table floor.event_type_map as
 select * from read_csv('__SEED_DIR__/event_type_map.csv', header = true,
-    columns = {'message_type': 'varchar', 'event_name': 'varchar', 'event_type': 'varchar'});
+    columns = {'message_type': 'string', 'event_name': 'string', 'event_type': 'string'});
 
 -- exchange_rates (seed)
 create or replace table floor.exchange_rates as
 select * from read_csv('__SEED_DIR__/exchange_rates.csv', header = true,
-    columns = {'currency': 'varchar', 'rate_date': 'date', 'rate_to_reporting': 'double'});
+    columns = {'currency': 'string', 'rate_date': 'date', 'rate_to_reporting': 'double'});
 
 -- stg_events (model)
 create or replace table floor.stg_events as
@@ -1837,9 +1837,8 @@ numbered as (
             order by occurred_at, received_at, message_id
             rows between unbounded preceding and current row
         ) as session_first_message_id,
-        device_event_number + 1 - last_value(
-            case when is_session_start then device_event_number end ignore nulls
-        ) over (
+        device_event_number + 1
+        - last_value(case when is_session_start then device_event_number end ignore nulls) over (
             partition by device_id
             order by occurred_at, received_at, message_id
             rows between unbounded preceding and current row
@@ -4139,7 +4138,7 @@ final as (
         user_key,
         user_id,
         last_cart_add_at,
-        seconds_since_cart_add / 3600.0 as hours_since_cart_add,
+        cast(seconds_since_cart_add as double) / 3600 as hours_since_cart_add,
         cart_product_id,
         cart_value
     from evaluated
@@ -4691,7 +4690,7 @@ final as (
         user_key,
         user_id,
         last_cart_add_at,
-        seconds_since_cart_add / 3600.0 as hours_since_cart_add,
+        cast(seconds_since_cart_add as double) / 3600 as hours_since_cart_add,
         cart_product_id,
         cart_value
     from evaluated

@@ -123,8 +123,6 @@ labels_{{ round }} as (
     from hooked_{{ round }} as hooked
     left join hooked_{{ round }} as jumped
         on hooked.label = jumped.node_id
-    -- each round is read several times by the next: kept shared (see shared_cte_condition)
-    where {{ shared_cte_condition() }}
 
 ),
 
