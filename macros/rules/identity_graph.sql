@@ -138,7 +138,7 @@ group_views_{{ round }} as (
             partition by case when roles.is_member then proposed.label else proposed.node_id end
         ) as group_proposal
     from proposed_{{ round }} as proposed
-    cross join (select true as is_member union all select false as is_member) as roles
+    cross join (values (true), (false)) as roles (is_member)
 
 ),
 
@@ -165,7 +165,7 @@ jumps_{{ round }} as (
             partition by case when roles.is_self then hooked.node_id else hooked.label end
         ) as named_label
     from hooked_{{ round }} as hooked
-    cross join (select true as is_self union all select false as is_self) as roles
+    cross join (values (true), (false)) as roles (is_self)
 
 ),
 
