@@ -180,6 +180,11 @@ labels_{{ round }} as (
         ) as label
     from jumps_{{ round }}
     group by node_id
+    {%- if round == max_rounds %}
+    -- always true, but not deterministic: Spark then keeps the last round as one shared CTE,
+    -- computed once, instead of inlining every round at each of the model's reads
+    having rand() >= 0
+    {%- endif %}
 
 ),
 

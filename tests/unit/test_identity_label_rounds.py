@@ -25,6 +25,7 @@ def rounds_sql(macro: str, max_rounds: int) -> str:
                      MACROS.read_text(), re.S)
     assert body, macro
     ctes = jinja2.Environment().from_string(body.group(1)).render(max_rounds=max_rounds)
+    ctes = ctes.replace("rand()", "random()")  # Spark's spelling of DuckDB's random()
     return (
         "with user_edges as (select a as node_id, b as neighbour_id from edges"
         " union select b, a from edges),"
