@@ -29,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ewh.collector.http_io import HttpError, parse_json, parse_json_object, read_body
-from ewh.collector.responder import accept_messages, endpoint
+from ewh.collector.http_io import HttpError, parse_json, parse_json_object
+from ewh.collector.keys import Scope
+from ewh.collector.responder import accept_messages, endpoint, read_intake_body
 from ewh.common.clock import utc_now
 
 ENGAGEMENT_EVENTS = {
@@ -45,9 +46,9 @@ MAX_TAGS = 100
 
 def engagement_routes() -> list[Route]:
     return [
-        Route("/api/engagement/events", endpoint(_events), methods=["POST"]),
-        Route("/api/engagement/{event_type}", endpoint(_one), methods=["POST"]),
-        Route("/api/users/{user_id}/tags", endpoint(_tags), methods=["PUT"]),
+        Route("/api/engagement/events", endpoint(_events, Scope.WRITE), methods=["POST"]),
+        Route("/api/engagement/{event_type}", endpoint(_one, Scope.WRITE), methods=["POST"]),
+        Route("/api/users/{user_id}/tags", endpoint(_tags, Scope.WRITE), methods=["PUT"]),
     ]
 
 
@@ -59,14 +60,14 @@ class _Invalid(Exception):
 
 async def _one(request: Request, request_id: str) -> Response:
     settings = request.app.state.settings
-    body = parse_json_object(await read_body(request, settings.max_message_bytes))
+    body = parse_json_object(await read_intake_body(request, settings.max_message_bytes))
     body.setdefault("eventType", request.path_params["event_type"])
     return await _accept(request, request_id, [body], body.get("writeKey"))
 
 
 async def _events(request: Request, request_id: str) -> Response:
     settings = request.app.state.settings
-    payload = parse_json(await read_body(request, settings.max_batch_bytes))
+    payload = parse_json(await read_intake_body(request, settings.max_batch_bytes))
     events = payload.get("events") if isinstance(payload, dict) else payload
     if not isinstance(events, list) or not events:
         raise HttpError(400, "invalid_request",
@@ -93,7 +94,7 @@ async def _accept(request: Request, request_id: str, events: list[Any],
 
 async def _tags(request: Request, request_id: str) -> Response:
     settings = request.app.state.settings
-    body = parse_json_object(await read_body(request, settings.max_message_bytes))
+    body = parse_json_object(await read_intake_body(request, settings.max_message_bytes))
     try:
         message = tags_message(request.path_params["user_id"], body)
     except _Invalid as invalid:

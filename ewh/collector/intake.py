@@ -12,6 +12,7 @@ row per messageId.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,9 @@ from ewh.ingest.landing import LandingWriter
 class IntakeResult:
     accepted: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+MAX_WRITABLE_DEPTH = 254  # orjson.dumps refuses deeper values
 
 
 def iso_utc(moment: datetime) -> str:
@@ -56,11 +60,18 @@ class Intake:
             consent: str = "granted"
             if isinstance(message, dict):
                 message.pop("writeKey", None)  # never land a credential
+                if message.get("messageId") is None:
+                    # As Segment does; such an event loses idempotency: a retry is a new event.
+                    message["messageId"] = f"srv-{uuid.uuid4()}"
                 message["receivedAt"] = received
                 consent = analytics_consent(message)
                 if consent != "granted" and not reject_unconsented:
                     flag_consent(message, consent)
-            line = orjson.dumps(message)
+            try:
+                line = orjson.dumps(message)
+            except orjson.JSONEncodeError as exc:  # e.g. nested deeper than orjson writes
+                result.errors.append(_unwritable(index, message, source, exc))
+                continue
             verdict = validate_text(line, source, received_at)
             if isinstance(verdict, Rejection):
                 result.errors.append(_error(index, verdict))
@@ -79,6 +90,20 @@ class Intake:
 def _error(index: int, rejection: Rejection) -> dict[str, Any]:
     return {"index": index, "messageId": rejection.message_id, "reason": rejection.reason,
             "field": rejection.field, "detail": rejection.detail}
+
+
+def _unwritable(index: int, message: Any, source: str, exc: Exception) -> dict[str, Any]:
+    """An event that parsed but cannot be written back as JSON: refused alone (400), never a
+    500 for the whole request. orjson writes at most 254 levels of nesting."""
+    raw_id = message.get("messageId") if isinstance(message, dict) else None
+    message_id = raw_id if isinstance(raw_id, str) else None
+    label = f"Record {source}" + (f" (messageId {message_id})" if message_id else "")
+    deep = "recursion" in str(exc).lower()
+    return {"index": index, "messageId": message_id,
+            "reason": "too_deep" if deep else "invalid_json", "field": None,
+            "detail": f"{label}: the record " + (
+                f"nests deeper than {MAX_WRITABLE_DEPTH} levels, expected a shallower JSON "
+                "object." if deep else f"cannot be written as JSON ({exc}).")}
 
 
 def _consent_error(index: int, message: dict[str, Any], source: str,
