@@ -5,9 +5,11 @@ Each message is stamped (receivedAt by the server), checked by the event contrac
 policy, and the valid ones of a request are landed together with one durable append.
 
 Mixed batches: the valid events of a request are landed even when others are invalid; the
-answer is then 400 with the errors of each invalid event (index, messageId, reason, field,
-detail) and how many were accepted. Resending the whole batch is safe: the loader keeps one
-row per messageId.
+answer is then 400 with the errors of the invalid events (index, messageId, reason, field,
+detail; the responder lists the first 100) and how many were accepted. Resending the whole
+batch is safe: the loader keeps one row per messageId. A message without messageId gets one
+here, as Segment does (it then loses idempotency), and an event that cannot be written back
+as JSON is refused alone: bad input is never a 5xx.
 """
 
 from __future__ import annotations
