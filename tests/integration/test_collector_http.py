@@ -461,3 +461,19 @@ def test_the_short_batch_path_lands_every_message(collector: Collector,
     response = http.post(f"{collector.url}/v1/b", json={"batch": batch, "writeKey": WRITE_KEY})
     assert response.status_code == 200
     assert {m["messageId"] for m in batch} <= set(landed(collector.landing))
+
+
+def test_a_deeply_nested_engagement_event_is_refused_alone(
+        collector: Collector, http: requests.Session) -> None:
+    events = [{**_engagement(userId="u-deep"), "eventType": "click"},
+              {**_engagement(userId="u-deep", properties={"tree": "DEEP"}), "eventType": "click"},
+              {**_engagement(userId="u-deep", campaignId="DEEP"), "eventType": "click"}]
+    body = _with_nested({"events": events}, 300)
+    response = http.post(f"{collector.url}/api/engagement/events", data=body, auth=AUTH)
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["accepted"] == 1
+    assert [(e["index"], e["reason"], e["field"]) for e in answer["errors"]] == [
+        (1, "too_deep", None), (2, "wrong_type", "campaignId")]
+    assert "event 1: the event is nested deeper than 254 levels" in answer["errors"][0]["detail"]
+    assert len(_by_event(collector.landing, "u-deep")) == 1
