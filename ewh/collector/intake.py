@@ -56,6 +56,7 @@ class Intake:
         reject_unconsented = self.settings.consent_policy == "reject"
         lines: list[bytes] = []
         result = IntakeResult()
+        server_ids = ""  # one random prefix per call, then the event's index: unique, cheap
         for position, message in enumerate(messages):
             index = indices[position] if indices is not None else position
             source = f"request {request_id} event {index}"
@@ -64,7 +65,8 @@ class Intake:
                 message.pop("writeKey", None)  # never land a credential
                 if message.get("messageId") is None:
                     # As Segment does; such an event loses idempotency: a retry is a new event.
-                    message["messageId"] = f"srv-{uuid.uuid4()}"
+                    server_ids = server_ids or f"srv-{uuid.uuid4().hex}-"
+                    message["messageId"] = f"{server_ids}{index}"
                 message["receivedAt"] = received
                 consent = analytics_consent(message)
                 if consent != "granted" and not reject_unconsented:

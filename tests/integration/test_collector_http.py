@@ -407,7 +407,7 @@ def test_other_clients_are_served_while_a_huge_bad_batch_is_checked(
             slowest = max(slowest, time.perf_counter() - started)
         assert flood.result().status_code == 400
     # Checking 170,660 events takes seconds of CPU; the loop still answers between slices.
-    assert slowest < 0.5
+    assert slowest < 1.0  # checked at once, it held the loop for 2 s on an idle machine
 
 
 def test_a_message_without_message_id_gets_one_from_the_server_and_loses_idempotency(
