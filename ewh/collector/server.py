@@ -133,6 +133,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         self._awaiting_headers = True
         super().on_message_complete()
+        if (self.cycle is not None and self.cycle.response_complete and not self.pipeline
+                and not self.transport.is_closing()):
+            # Answered before its body ended (a 413, say): idle from now on, and the body's
+            # bytes cancelled uvicorn's keep-alive timer, so arm one here.
+            self._guard.waiting[self] = None
+            self._arm(self.timeout_keep_alive, self._idle_timed_out)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -151,6 +157,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._awaiting_headers and not self.transport.is_closing():
             # A request that has begun is told why; a socket that sent nothing just closes.
             self._close_with(_TIMEOUT_408 if self.scope is not None else b"")
+
+    def _idle_timed_out(self) -> None:
+        self._timer = None
+        if self._awaiting_headers and not self.transport.is_closing():
+            self._close_with(b"")
 
     def _body_timed_out(self) -> None:
         # The app is waiting for the rest of the body: closing tells it the client is gone.

@@ -171,3 +171,16 @@ def test_hundreds_of_slow_sockets_do_not_keep_normal_clients_out(tmp_path: Path)
     assert served == [200] * 12
     assert elapsed < 10  # served at once, not after the slow sockets' header timeout
     assert attack.reconnects > 0  # the server made room by closing slow sockets
+
+
+def test_a_connection_answered_before_its_body_ended_still_times_out_when_idle(
+        collector: Collector) -> None:
+    with _connect(collector) as sock:
+        body = b"x" * 600_000  # over the 500 KB batch limit: 413 from the headers alone
+        sock.sendall(f"POST /v1/batch HTTP/1.1\r\nHost: x\r\n{AUTH_HEADER}\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode())
+        sock.settimeout(5)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 413")
+        sock.sendall(body)  # the rest arrives; the server reads and drops it
+        seconds, _ = _closed_after(sock)
+    assert seconds < 3
