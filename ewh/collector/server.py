@@ -95,6 +95,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._guard = _process_guard()
         self._timer: asyncio.TimerHandle | None = None
+        self._idle = False  # the timer is the idle timeout of on_message_complete
         self._awaiting_headers = True
         self._header_bytes = 0
         self._guard.waiting[self] = None
@@ -109,6 +110,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._idle:  # the next request begins: the header timeout takes over
+            self._disarm()
         awaiting = self._awaiting_headers
         super().data_received(data)
         if awaiting and self._awaiting_headers and not self.transport.is_closing():
@@ -139,6 +142,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # bytes cancelled uvicorn's keep-alive timer, so arm one here.
             self._guard.waiting[self] = None
             self._arm(self.timeout_keep_alive, self._idle_timed_out)
+            self._idle = True
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -159,7 +163,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._close_with(_TIMEOUT_408 if self.scope is not None else b"")
 
     def _idle_timed_out(self) -> None:
-        self._timer = None
+        self._timer, self._idle = None, False
         if self._awaiting_headers and not self.transport.is_closing():
             self._close_with(b"")
 
@@ -181,6 +185,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._timer = self.loop.call_later(seconds, callback)  # type: ignore[arg-type]
 
     def _disarm(self) -> None:
+        self._idle = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
