@@ -23,7 +23,12 @@ import orjson
 
 from ewh.collector.consent import CONSENT_FIELD, analytics_consent, flag_consent
 from ewh.collector.settings import CollectorSettings
-from ewh.contract.validator import Rejection, validate_text
+from ewh.contract.validator import (
+    MAX_MESSAGE_BYTES,
+    Rejection,
+    validate_message,
+    validate_text,
+)
 from ewh.ingest.landing import LandingWriter
 
 
@@ -76,7 +81,9 @@ class Intake:
             except orjson.JSONEncodeError as exc:  # e.g. nested deeper than orjson writes
                 result.errors.append(_unwritable(index, message, source, exc))
                 continue
-            verdict = validate_text(line, source, received_at)
+            # validate_text(line) would parse the line again: the message is that line's value.
+            verdict = (validate_text(line, source, received_at) if len(line) > MAX_MESSAGE_BYTES
+                       else validate_message(message, source, received_at, line.decode()))
             if isinstance(verdict, Rejection):
                 result.errors.append(_error(index, verdict))
             elif consent != "granted" and reject_unconsented:

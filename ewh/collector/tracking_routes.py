@@ -26,14 +26,13 @@ SHORT_PATHS = {"track": "t", "page": "p", "identify": "i", "screen": "s", "group
 
 
 def tracking_routes() -> list[Route]:
-    routes = []
+    batch = endpoint(_batch, Scope.WRITE)  # first: the busiest path is matched first
+    routes = [Route(f"/v1/{path}", batch, methods=["POST"])
+              for path in ("batch", "b", "import")]  # import: Segment's alias of batch
     for name in MESSAGE_TYPES:
         handle = endpoint(_single(name), Scope.WRITE)
         routes.append(Route(f"/v1/{name}", handle, methods=["POST"]))
         routes.append(Route(f"/v1/{SHORT_PATHS[name]}", handle, methods=["POST"]))
-    batch = endpoint(_batch, Scope.WRITE)
-    routes += [Route(f"/v1/{path}", batch, methods=["POST"])
-               for path in ("batch", "b", "import")]  # import: Segment's alias of batch
     return routes
 
 
