@@ -26,12 +26,27 @@ $(CHROMIUM):
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "the UI test needs Debian's chromium: sudo apt-get install chromium"; exit 1; fi
 
-test: setup $(CHROMIUM)
+# The browser SDK test loads Segment's own analytics.js, pinned in
+# tests/e2e/browser/package-lock.json and installed from the npm registry with npm (Debian's
+# package when missing) into the gitignored tests/e2e/browser/node_modules; nothing downloads
+# at run time.
+BROWSER_DIR := tests/e2e/browser
+ANALYTICS_JS := $(BROWSER_DIR)/node_modules/@segment/analytics-next/dist/umd/index.js
+$(ANALYTICS_JS): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
+	@if ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	  else echo "the browser test needs npm: sudo apt-get install npm"; exit 1; fi; fi
+	npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $(ANALYTICS_JS)
+
+test: setup $(CHROMIUM) $(ANALYTICS_JS)
 	$(BIN)/python -m pytest
 
 # The warehouse against the independent reference model (tests/reference) on >= 20,000
 # generated users over several seeds (`make test` runs it on 2,000 users, one seed).
-test-deep: setup $(CHROMIUM)
+test-deep: setup $(CHROMIUM) $(ANALYTICS_JS)
 	EWH_REFERENCE_DEEP=1 $(BIN)/python -m pytest -m reference tests/integration/test_reference_model.py
 
 dev: setup
@@ -49,4 +64,4 @@ lint: setup
 	$(BIN)/sqlfluff lint models macros
 
 clean:
-	rm -rf target logs data .dagster_home
+	rm -rf target logs data .dagster_home $(BROWSER_DIR)/node_modules

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ewh.cli.main import Handler, OperationalError, command
@@ -21,8 +20,7 @@ def _collect(parser: argparse.ArgumentParser) -> Handler:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from ewh.collector.server import serve
     from ewh.collector.settings import CollectorSettings
     from ewh.common.settings import get_settings
 
@@ -36,12 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     if not settings.write_keys:
         raise OperationalError("no write keys: set EWH_WRITE_KEYS (comma-separated)")
     print(f"collector on http://{args.host}:{args.port} -> {settings.landing_dir} "
-          f"(consent policy {settings.consent_policy}, {len(settings.write_keys)} write keys)",
-          flush=True)
-    # uvicorn workers are processes that build their app from the environment: hand them
-    # these settings (a --landing-dir flag included) the one way they can read them.
-    os.environ.update(base.as_env())
-    uvicorn.run("ewh.collector.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning", timeout_graceful_shutdown=10)
+          f"(consent policy {settings.consent_policy}; {len(settings.write_keys)} write, "
+          f"{len(settings.read_keys)} read, {len(settings.admin_keys)} admin keys)", flush=True)
+    serve(base, args.host, args.port, args.workers)
     return 0

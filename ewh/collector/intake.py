@@ -5,13 +5,16 @@ Each message is stamped (receivedAt by the server), checked by the event contrac
 policy, and the valid ones of a request are landed together with one durable append.
 
 Mixed batches: the valid events of a request are landed even when others are invalid; the
-answer is then 400 with the errors of each invalid event (index, messageId, reason, field,
-detail) and how many were accepted. Resending the whole batch is safe: the loader keeps one
-row per messageId.
+answer is then 400 with the errors of the invalid events (index, messageId, reason, field,
+detail; the responder lists the first 100) and how many were accepted. Resending the whole
+batch is safe: the loader keeps one row per messageId. A message without messageId gets one
+here, as Segment does (it then loses idempotency), and an event that cannot be written back
+as JSON is refused alone: bad input is never a 5xx.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +23,12 @@ import orjson
 
 from ewh.collector.consent import CONSENT_FIELD, analytics_consent, flag_consent
 from ewh.collector.settings import CollectorSettings
-from ewh.contract.validator import Rejection, validate_text
+from ewh.contract.validator import (
+    MAX_MESSAGE_BYTES,
+    Rejection,
+    validate_message,
+    validate_text,
+)
 from ewh.ingest.landing import LandingWriter
 
 
@@ -28,6 +36,9 @@ from ewh.ingest.landing import LandingWriter
 class IntakeResult:
     accepted: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+MAX_WRITABLE_DEPTH = 254  # orjson.dumps refuses deeper values
 
 
 def iso_utc(moment: datetime) -> str:
@@ -50,18 +61,29 @@ class Intake:
         reject_unconsented = self.settings.consent_policy == "reject"
         lines: list[bytes] = []
         result = IntakeResult()
+        server_ids = ""  # one random prefix per call, then the event's index: unique, cheap
         for position, message in enumerate(messages):
             index = indices[position] if indices is not None else position
             source = f"request {request_id} event {index}"
             consent: str = "granted"
             if isinstance(message, dict):
                 message.pop("writeKey", None)  # never land a credential
+                if message.get("messageId") is None:
+                    # As Segment does; such an event loses idempotency: a retry is a new event.
+                    server_ids = server_ids or f"srv-{uuid.uuid4().hex}-"
+                    message["messageId"] = f"{server_ids}{index}"
                 message["receivedAt"] = received
                 consent = analytics_consent(message)
                 if consent != "granted" and not reject_unconsented:
                     flag_consent(message, consent)
-            line = orjson.dumps(message)
-            verdict = validate_text(line, source, received_at)
+            try:
+                line = orjson.dumps(message)
+            except orjson.JSONEncodeError as exc:  # e.g. nested deeper than orjson writes
+                result.errors.append(_unwritable(index, message, source, exc))
+                continue
+            # validate_text(line) would parse the line again: the message is that line's value.
+            verdict = (validate_text(line, source, received_at) if len(line) > MAX_MESSAGE_BYTES
+                       else validate_message(message, source, received_at, line.decode()))
             if isinstance(verdict, Rejection):
                 result.errors.append(_error(index, verdict))
             elif consent != "granted" and reject_unconsented:
@@ -79,6 +101,20 @@ class Intake:
 def _error(index: int, rejection: Rejection) -> dict[str, Any]:
     return {"index": index, "messageId": rejection.message_id, "reason": rejection.reason,
             "field": rejection.field, "detail": rejection.detail}
+
+
+def _unwritable(index: int, message: Any, source: str, exc: Exception) -> dict[str, Any]:
+    """An event that parsed but cannot be written back as JSON: refused alone (400), never a
+    500 for the whole request. orjson writes at most 254 levels of nesting."""
+    raw_id = message.get("messageId") if isinstance(message, dict) else None
+    message_id = raw_id if isinstance(raw_id, str) else None
+    label = f"Record {source}" + (f" (messageId {message_id})" if message_id else "")
+    deep = "recursion" in str(exc).lower()
+    return {"index": index, "messageId": message_id,
+            "reason": "too_deep" if deep else "invalid_json", "field": None,
+            "detail": f"{label}: the record " + (
+                f"nests deeper than {MAX_WRITABLE_DEPTH} levels, expected a shallower JSON "
+                "object." if deep else f"cannot be written as JSON ({exc}).")}
 
 
 def _consent_error(index: int, message: dict[str, Any], source: str,

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ewh.common.clock import to_naive_utc
@@ -61,8 +61,32 @@ class Settings(BaseSettings):
         None, description="pins every time window (dbt var as_of, quality checks); default: now")
 
     # --- collector ---------------------------------------------------------------------------
+    # Keys have one scope each (ewh/collector/keys.py): a key listed in two is refused.
     write_keys: Annotated[frozenset[str], NoDecode] = Field(
-        frozenset(), description="comma-separated write keys the collector accepts")
+        frozenset(), description="comma-separated write keys: intake only (the keys SDKs and "
+        "browsers embed); they never read")
+    read_keys: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="comma-separated read keys: the segment API and the export "
+        "files; they cannot send events")
+    admin_keys: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="comma-separated admin keys: administration (status; erasure "
+        "and consent management); they can also read")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="comma-separated browser origins allowed to send events "
+        "(e.g. https://shop.example.com), or * for any; empty: no CORS")
+    rate_limit: str = Field(
+        "1000/second", description="requests allowed per key and collector process, in the "
+        "`limits` notation (e.g. 1000/second, 50/second;20000/hour); empty: no limit")
+    collector_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a request's headers must arrive within this time of its "
+        "first byte (of the connection, for a new one), else the connection is closed")
+    collector_body_timeout_seconds: float = Field(
+        30.0, gt=0, description="a request's body must arrive within this time of its headers")
+    collector_keep_alive_seconds: float = Field(
+        5.0, gt=0, description="an idle keep-alive connection is closed after this time")
+    collector_max_connections: int = Field(
+        1000, gt=0, description="open connections per collector process (also capped below "
+        "the process's file-descriptor limit); at the cap the oldest idle one is closed")
     consent_policy: ConsentPolicy = Field(
         "accept_and_flag", description="what the collector does with a message that refuses "
         "analytics consent: accept_and_flag or reject")
@@ -81,12 +105,46 @@ class Settings(BaseSettings):
             return None
         return path if path.is_absolute() else Path.cwd() / path
 
-    @field_validator("write_keys", mode="before")
+    @field_validator("write_keys", "read_keys", "admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(k.strip() for k in value.split(",") if k.strip())
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("rate_limit", mode="after")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"EWH_RATE_LIMIT {value!r} is not in the `limits` notation, "
+                                 "e.g. 1000/second or 50/second;20000/hour") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _one_scope_per_key(self) -> Settings:
+        scopes = {"EWH_WRITE_KEYS": self.write_keys, "EWH_READ_KEYS": self.read_keys,
+                  "EWH_ADMIN_KEYS": self.admin_keys}
+        names = list(scopes)
+        for i, first in enumerate(names):
+            for second in names[i + 1:]:
+                if scopes[first] & scopes[second]:
+                    # Never name the key itself: settings errors end up in logs.
+                    raise ValueError(f"a key is listed in both {first} and {second}; each key "
+                                     "has exactly one scope")
+        return self
 
     @field_validator("consent_policy", mode="before")
     @classmethod
@@ -111,6 +169,8 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, frozenset | set):
                 value = ",".join(sorted(value))
+            elif isinstance(value, tuple):
+                value = ",".join(value)
             elif isinstance(value, datetime):
                 value = value.isoformat(sep=" ")
             env[ENV_PREFIX + name.upper()] = str(value)
@@ -121,9 +181,20 @@ def _environment_key() -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIX)))
 
 
+class SettingsError(ValueError):
+    """Invalid EWH_* settings, said without the values given: they may be keys."""
+
+
 @lru_cache(maxsize=8)
 def _settings_for(_key: tuple[tuple[str, str], ...], _cwd: str) -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
+            if e["loc"] else e["msg"]
+            for e in exc.errors(include_input=False, include_url=False))
+        raise SettingsError(f"invalid settings: {problems}") from None
 
 
 def get_settings() -> Settings:

@@ -25,6 +25,11 @@ from ewh.common.clock import utc_now
 from ewh.common.sql_text import quote_ident, sql_literal
 
 FORMATS = (("parquet", "format parquet"), ("csv", "format csv, header true"))
+# OWASP CSV injection: a spreadsheet runs a cell starting with one of these as a formula
+# (=HYPERLINK(...) in a userId). CSV text cells starting so get a leading ' (shown as text,
+# not part of the value); the Parquet files keep every value exact.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TEXT_TYPES = ("VARCHAR", "JSON")
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,29 @@ def _previous_export(target: Path) -> tuple[Path | None, datetime | None]:
     return members, when
 
 
+def csv_safe(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """`query` with every text column escaped against formula injection (FORMULA_STARTS)."""
+    columns = con.execute(f"select * from ({query}) limit 0").description
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
+    projection = []
+    for name, type_code, *_ in columns:
+        column = quote_ident(name)
+        if str(type_code) in TEXT_TYPES:
+            text = f"{column}::varchar"
+            projection.append(f"case when left({text}, 1) in ({starts}) "
+                              f"then concat(chr(39), {text}) else {text} end as {column}")
+        else:
+            projection.append(column)
+    return f"select {', '.join(projection)} from ({query})"
+
+
 def _write(con: duckdb.DuckDBPyConnection, query: str, target: Path, stem: str) -> int:
     """Write `query` as <stem>.partial files; returns the row count."""
     rows = con.execute(f"select count(*) from ({query})").fetchone()[0]
     for suffix, options in FORMATS:
         partial = target / f"{stem}.{suffix}.partial"
-        con.execute(f"copy ({query}) to {sql_literal(str(partial))} ({options})")
+        source = csv_safe(con, query) if suffix == "csv" else query
+        con.execute(f"copy ({source}) to {sql_literal(str(partial))} ({options})")
     return int(rows)
 
 

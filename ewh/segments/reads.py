@@ -67,6 +67,12 @@ def _resolve_segment(con: duckdb.DuckDBPyConnection, name: str) -> str:
     raise UnknownSegment(f"unknown segment {name!r}; known: {sorted(known)}")
 
 
+def resolve_segment(serving: Path, name: str) -> str:
+    """The catalogued segment a name stands for (`x` or `seg_x`); UnknownSegment if none."""
+    with _connect(serving) as con:
+        return _resolve_segment(con, name)
+
+
 def encode_cursor(user_key: str) -> str:
     return base64.urlsafe_b64encode(user_key.encode()).decode()
 
