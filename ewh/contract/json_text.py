@@ -1,0 +1,143 @@
+"""JSON text as the contract reads it, the same way on both intake paths.
+
+DuckDB (the loader) and orjson (the collector's fast parser) disagree on three things, and the
+contract settles each one here so that a message means the same on both paths:
+
+- **Duplicate keys: the first one wins**, as in DuckDB's JSON functions (every extraction of the
+  loader and of dbt). orjson keeps the last, so a text whose parse lost members is parsed again,
+  keeping the first. The test is cheap: every member has one `:` outside strings and orjson never
+  escapes `:`, so re-serializing the parse gives fewer colons exactly when members were dropped
+  (or when the text wrote a colon as `\\u003a`, which just takes the exact path).
+- **Numbers are kept as written.** orjson turns an integer beyond 64 bits into a rounded double
+  and refuses one beyond the double range (1e400); DuckDB keeps the literal. The exact parse
+  keeps such numbers as their literal (`Literal`, or an `orjson.Fragment` that orjson writes back
+  unchanged), so nothing is rounded on the collector either.
+- **Ids that are numbers** (userId, anonymousId, previousId, groupId) need their literal to be
+  stored exactly: a message whose id orjson read as a double at or beyond 2^63 is parsed again.
+
+The exact parse is Python's json module, strict the way RFC 8259, orjson and DuckDB are: UTF-8
+only, no NaN or Infinity, no lone surrogates (orjson refuses to write them back). It only runs
+on the rare texts that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from typing import Literal as Mode
+
+import orjson
+
+# The fields whose numbers are identities, stored as their exact decimal text.
+ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+_EXACT_INTEGER = 1 << 63  # orjson reads integer literals below this magnitude as ints
+
+
+class Literal:
+    """A number kept as written: an integer beyond 64 bits or a number beyond the double range."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Literal({self.text})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Literal) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+NumberMode = Mode["literal", "fragment"]
+
+
+def loads(data: bytes | str, numbers: NumberMode = "literal") -> Any:
+    """Parse JSON text by the contract's rules (see the module doc). Raises ValueError.
+
+    `numbers="fragment"` keeps exact numbers as orjson.Fragment, so the value can be written
+    back with orjson.dumps (the collector); `"literal"` as Literal, whose text can be read.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return exact_loads(raw, numbers)  # e.g. 1e400; otherwise it raises too
+    if _lost_members(raw, value) or _needs_exact_ids(value):
+        return exact_loads(raw, numbers)
+    return value
+
+
+def _lost_members(raw: bytes, value: Any) -> bool:
+    if not isinstance(value, dict | list):
+        return False
+    return orjson.dumps(value).count(b":") != raw.count(b":")
+
+
+def _needs_exact_ids(value: Any) -> bool:
+    """A message (or a batch of them) with an id orjson may have rounded."""
+    if not isinstance(value, dict):
+        return False
+    if any(type(value.get(name)) is float and abs(value[name]) >= _EXACT_INTEGER
+           for name in ID_FIELDS):
+        return True
+    batch = value.get("batch")
+    return isinstance(batch, list) and any(_needs_exact_ids(m) for m in batch if type(m) is dict)
+
+
+def exact_loads(raw: bytes, numbers: NumberMode = "literal") -> Any:
+    """The exact, first-key-wins parse. Raises ValueError on anything orjson would refuse."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8: {exc}") from exc
+    def keep(s: str) -> Any:
+        return orjson.Fragment(s.encode()) if numbers == "fragment" else Literal(s)
+
+    def integer(s: str) -> Any:
+        if len(s) <= 20:  # int() of longer text is slow, and refused past 4300 digits
+            number = int(s)
+            if -_EXACT_INTEGER <= number < 1 << 64:
+                return number
+        return keep(s)
+
+    def real(s: str) -> Any:
+        number = float(s)
+        return number if math.isfinite(number) else keep(s)
+
+    try:
+        value = json.loads(text, object_pairs_hook=_first_wins, parse_int=integer,
+                           parse_float=real, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply to parse") from exc
+    try:
+        # What orjson cannot write back (a lone surrogate) it also refuses to read.
+        orjson.dumps(value, default=_literal_text)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        result.setdefault(key, value)
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _literal_text(value: Any) -> Any:
+    if isinstance(value, Literal):
+        return orjson.Fragment(value.text.encode())
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON of a parsed value, literals written back as they were read."""
+    return orjson.dumps(value, default=_literal_text)
