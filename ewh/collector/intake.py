@@ -20,7 +20,7 @@ import orjson
 
 from ewh.collector.consent import CONSENT_FIELD, analytics_consent, flag_consent
 from ewh.collector.settings import CollectorSettings
-from ewh.contract.validator import Rejection, validate_text
+from ewh.contract.validator import Rejection, unwritable, validate_text
 from ewh.ingest.landing import LandingWriter
 
 
@@ -60,8 +60,13 @@ class Intake:
                 consent = analytics_consent(message)
                 if consent != "granted" and not reject_unconsented:
                     flag_consent(message, consent)
-            line = orjson.dumps(message)
-            verdict = validate_text(line, source, received_at)
+            try:
+                line = orjson.dumps(message)
+            except orjson.JSONEncodeError:  # nested past orjson's limit: the contract's too
+                result.errors.append(_error(index, unwritable(message, source)))
+                continue
+            verdict = validate_text(line, source, received_at,
+                                    floor=self.settings.timestamp_floor)
             if isinstance(verdict, Rejection):
                 result.errors.append(_error(index, verdict))
             elif consent != "granted" and reject_unconsented:

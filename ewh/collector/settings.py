@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ewh.common.settings import CONSENT_POLICIES, ConsentPolicy, Settings, get_settings
+from ewh.contract.rules import DEFAULT_TIMESTAMP_FLOOR
 
 __all__ = ["CONSENT_POLICIES", "CollectorSettings", "ConsentPolicy"]
 
@@ -21,6 +23,7 @@ class CollectorSettings:
     max_batch_bytes: int = 500 * 1024  # Segment: 500 KB per batch request
     max_engagement_batch: int = 100  # engagement API: events per /api/engagement/events call
     serving_path: Path = Path("data/serving.duckdb")  # what the segment API reads (read-only)
+    timestamp_floor: datetime = DEFAULT_TIMESTAMP_FLOOR  # the contract's earliest time
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CollectorSettings:
@@ -32,6 +35,7 @@ class CollectorSettings:
             consent_policy=settings.consent_policy,
             max_file_bytes=settings.landing_max_bytes,
             max_file_age_seconds=settings.landing_max_age_seconds,
+            timestamp_floor=settings.timestamp_floor,
         )
 
     @classmethod

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 from typing import Literal as Mode
 
@@ -74,7 +75,11 @@ def loads(data: bytes | str, numbers: NumberMode = "literal") -> Any:
 def _lost_members(raw: bytes, value: Any) -> bool:
     if not isinstance(value, dict | list):
         return False
-    return orjson.dumps(value).count(b":") != raw.count(b":")
+    try:
+        written = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # deeper than orjson writes (254): count them exactly
+        return True
+    return written.count(b":") != raw.count(b":")
 
 
 def _needs_exact_ids(value: Any) -> bool:
@@ -113,12 +118,34 @@ def exact_loads(raw: bytes, numbers: NumberMode = "literal") -> Any:
                            parse_float=real, parse_constant=_refuse_constant)
     except RecursionError as exc:
         raise ValueError("nested too deeply to parse") from exc
-    try:
-        # What orjson cannot write back (a lone surrogate) it also refuses to read.
-        orjson.dumps(value, default=_literal_text)
-    except orjson.JSONEncodeError as exc:
-        raise ValueError(str(exc)) from exc
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(text):
+        raise ValueError("a lone surrogate escape is not a character")
     return value
+
+
+# A \uD800-\uDFFF escape: a valid pair is fine, a lone one (which Python's json takes and
+# orjson and DuckDB refuse) is not, even in a member the first-key rule drops.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)")
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    for string in _STRING.finditer(text):
+        # each escape's code unit (0 for \" \\ \n ...) and where it starts and ends
+        units = [(int(m[1] or "0", 16), m.start(), m.end())
+                 for m in _ESCAPE.finditer(string[0])]
+        i = 0
+        while i < len(units):
+            unit, _, end = units[i]
+            if 0xD800 <= unit <= 0xDBFF and i + 1 < len(units) \
+                    and 0xDC00 <= units[i + 1][0] <= 0xDFFF and units[i + 1][1] == end:
+                i += 2  # a pair, written back to back
+                continue
+            if 0xD800 <= unit <= 0xDFFF:
+                return True
+            i += 1
+    return False
 
 
 def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -194,6 +194,24 @@ def text_depth(raw: bytes) -> tuple[int, str | None]:
     return deepest, name if isinstance(name, str) else None
 
 
+def unwritable(value: Any, source: str) -> Rejection:
+    """The rejection of a parsed message a JSON writer refused (orjson stops at 254 levels):
+    too_deep, with its depth and field, read from the value without recursion."""
+    deepest, field = 0, None
+    stack: list[tuple[Any, int, str | None]] = [(value, 1, None)]
+    while stack:
+        item, depth, top = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > deepest:
+                deepest, field = depth, top
+            children = list(item.items()) if isinstance(item, dict) else [(top, v) for v in item]
+            for key, child in reversed(children):  # popped in document order, as text_depth
+                stack.append((child, depth + 1, key if depth == 1 else top))
+    where = f"field `{field}`" if field else "the record"
+    return _whole("too_deep", source, f"{where} nests {deepest} levels of objects and arrays, "
+                                      f"expected at most {MAX_DEPTH}.", field)
+
+
 def validate_message(value: Any, source: str, received_at_default: datetime,
                      payload: str | None = None, *,
                      floor: datetime = DEFAULT_TIMESTAMP_FLOOR) -> ValidationResult:
