@@ -34,7 +34,7 @@ from ewh.contract.rules import (
     TypeContract,
     load_contract,
 )
-from ewh.contract.validator import ID_NUMBER_EXPECTATION, SERVER_ALLOWANCE, SHOWN_CHARS
+from ewh.contract.validator import GROWTH, ID_NUMBER_EXPECTATION, SHOWN_CHARS
 
 _VALUE_COLUMNS = ("rejected_message_id", "message_id", "message_type", "event_name", "user_id",
                   "anonymous_id", "occurred_at", "sent_at", "received_at", "payload")
@@ -508,11 +508,14 @@ select {kept}
        c_user_id as user_id, c_anonymous_id as anonymous_id, c_occurred_at as occurred_at,
        c_sent_at as sent_at, c_received_at as received_at,
        case when rejection is null then txt end as payload,
-       -- The records ewh.contract.validator decides (the loader asks it for each): a size the
-       -- collector's additions may account for, and more brackets than the depth limit.
+       -- The records ewh.contract.validator decides (the loader asks it for each): the size
+       -- and depth of the message as parsed, where the text does not bound them (see
+       -- ewh.contract.validator.validate_text): over the limit (the compact JSON may be
+       -- under it), long with an exponent (it may grow), more brackets than the depth limit.
        case when txt is null then false
-            when n_bytes > {contract.max_bytes}
-                 then n_bytes <= {contract.max_bytes + SERVER_ALLOWANCE}
+            when n_bytes > {contract.max_bytes} then true
+            when n_bytes > {contract.max_bytes // GROWTH}
+                 and regexp_matches(txt, '[0-9][eE]') then true
             else strlen(txt) - strlen(replace(replace(txt, '{{', ''), '[', ''))
                  > {contract.max_depth}
        end as needs_python

@@ -78,31 +78,59 @@ def validate_text(text: str | bytes, source: str, received_at_default: datetime,
                   floor: datetime = DEFAULT_TIMESTAMP_FLOOR) -> ValidationResult:
     """Parse one JSON record and validate it. `payload` keeps the text exactly as given.
 
-    The size counts the text without the members the collector adds (see server_bytes); the
-    depth is read from the text before parsing, so a text too deep to parse is still too_deep.
+    Size and depth are those of the message as parsed (the first of duplicate keys wins): its
+    compact JSON without the collector's additions (see message_size), and its nesting. So the
+    collector, which lands the compact JSON of what it parsed, and the loader, which reads the
+    text, measure the same message alike. Text that does not parse is measured as text.
     """
     raw = text.encode() if isinstance(text, str) else text
-    size = len(raw)
-    value: Any = _UNPARSED
-    if size > MAX_MESSAGE_BYTES:
-        if size <= MAX_MESSAGE_BYTES + SERVER_ALLOWANCE:
-            value = _parse(raw)
-            if value is not _INVALID:
-                size -= server_bytes(value)
-        if size > MAX_MESSAGE_BYTES:
-            return _whole("oversize", source, f"is {size} bytes, expected at most "
-                                              f"{MAX_MESSAGE_BYTES} bytes per message.")
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:  # a cheap bound; exact only beyond it
-        depth, field = text_depth(raw)
-        if depth > MAX_DEPTH:
-            where = f"field `{field}`" if field else "the record"
-            return _whole("too_deep", source, f"{where} nests {depth} levels of objects and "
-                                              f"arrays, expected at most {MAX_DEPTH}.", field)
-    if value is _UNPARSED:
-        value = _parse(raw)
+    value = _parse(raw)
+    brackets = raw.count(b"{") + raw.count(b"[")  # a bound on the depth, and cheap
     if value is _INVALID:
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return _oversize(source, len(raw))
+        depth, field = text_depth(raw) if brackets > MAX_DEPTH else (0, None)
+        if depth > MAX_DEPTH:
+            return _too_deep(source, depth, field)
         return _whole("invalid_json", source, "is not valid JSON, expected one JSON object.")
+    if len(raw) > MAX_MESSAGE_BYTES // GROWTH:
+        size = message_size(value, raw)
+        if size > MAX_MESSAGE_BYTES:
+            return _oversize(source, size)
+    if brackets > MAX_DEPTH:
+        depth, field = value_depth(value)
+        if depth > MAX_DEPTH:
+            return _too_deep(source, depth, field)
     return validate_message(value, source, received_at_default, raw.decode(), floor=floor)
+
+
+def _oversize(source: str, size: int) -> Rejection:
+    return _whole("oversize", source,
+                  f"is {size} bytes, expected at most {MAX_MESSAGE_BYTES} bytes per message.")
+
+
+def _too_deep(source: str, depth: int, field: str | None) -> Rejection:
+    where = f"field `{field}`" if field else "the record"
+    return _whole("too_deep", source, f"{where} nests {depth} levels of objects and arrays, "
+                                      f"expected at most {MAX_DEPTH}.", field)
+
+
+# Compact JSON is never longer than the text it was read from, but for numbers written with an
+# exponent, which orjson may write out in full: 1e15 (4 bytes) is 1000000000000000.0 (18).
+# Text shorter than the limit / GROWTH cannot be over it once compact.
+GROWTH = 5
+_EXPONENT = re.compile(rb"[0-9][eE]")
+
+
+def message_size(value: Any, raw: bytes) -> int:
+    """The size the limit applies to: the compact JSON of the parsed message, less what the
+    collector adds (server_bytes). Skips the writing when the text bounds it already."""
+    if len(raw) <= MAX_MESSAGE_BYTES and not _EXPONENT.search(raw):
+        return len(raw)  # the compact JSON is no longer: under the limit either way
+    try:
+        return len(json_text.dumps(value)) - server_bytes(value)
+    except orjson.JSONEncodeError:  # nested past what orjson writes: too deep anyway
+        return len(raw)
 
 
 def _whole(reason: str, source: str, tail: str, field: str | None = None) -> Rejection:
@@ -123,9 +151,7 @@ def _parse(raw: bytes) -> Any:
 # What the collector adds to a message: `receivedAt`, its notes under `context.ewh` (e.g. the
 # consent flag) and a messageId it generated, marked `context.ewh.messageId = "generated"`.
 # They are not counted in its size, on either path, so a message of 32 KB stays acceptable
-# once they are added. Each is only discounted while it is small, and SERVER_ALLOWANCE bounds
-# them all: a record longer than the limit plus the allowance is oversize without parsing.
-SERVER_ALLOWANCE = 512
+# once they are added. Each is only discounted while it is as small as the server writes it.
 _SERVER_STRING_CHARS = 64
 _SERVER_NOTES_BYTES = 128
 
@@ -194,9 +220,9 @@ def text_depth(raw: bytes) -> tuple[int, str | None]:
     return deepest, name if isinstance(name, str) else None
 
 
-def unwritable(value: Any, source: str) -> Rejection:
-    """The rejection of a parsed message a JSON writer refused (orjson stops at 254 levels):
-    too_deep, with its depth and field, read from the value without recursion."""
+def value_depth(value: Any) -> tuple[int, str | None]:
+    """The deepest nesting of objects and arrays in a parsed value (the value itself is level 1)
+    and the top-level field holding it, the first in document order; read without recursion."""
     deepest, field = 0, None
     stack: list[tuple[Any, int, str | None]] = [(value, 1, None)]
     while stack:
@@ -207,9 +233,13 @@ def unwritable(value: Any, source: str) -> Rejection:
             children = list(item.items()) if isinstance(item, dict) else [(top, v) for v in item]
             for key, child in reversed(children):  # popped in document order, as text_depth
                 stack.append((child, depth + 1, key if depth == 1 else top))
-    where = f"field `{field}`" if field else "the record"
-    return _whole("too_deep", source, f"{where} nests {deepest} levels of objects and arrays, "
-                                      f"expected at most {MAX_DEPTH}.", field)
+    return deepest, field
+
+
+def unwritable(value: Any, source: str) -> Rejection:
+    """The rejection of a parsed message a JSON writer refused (orjson stops at 254 levels):
+    too_deep, with its depth and field."""
+    return _too_deep(source, *value_depth(value))
 
 
 def validate_message(value: Any, source: str, received_at_default: datetime,

@@ -32,7 +32,7 @@ from ewh.contract.validator import (
     Rejection,
     validate_text,
 )
-from ewh.ingest.loader import NDJSON_LINES
+from ewh.ingest.loader import NDJSON_LINES, load_files
 from ewh.ingest.readers import _record_table, _split_lines
 
 RECEIVED_DEFAULT = datetime(2026, 10, 1, 12, 30)
@@ -109,6 +109,11 @@ def _corpus() -> list[str]:
         _m("track", sentAt="2026-10-02T12:00:02.5Z"),
         # 64 levels deep, with more brackets than that: the Python validator decides, and agrees
         _m("track", properties={"a": _nest(62), "b": [[] for _ in range(40)]}),
+        # what the first-key rule drops counts for nothing: neither its depth nor its size
+        '{"type":"track","messageId":"drop-1","userId":"u","event":"E","properties":{},'
+        '"properties":' + "[" * 100 + "]" * 100 + "}",
+        '{"type":"track","messageId":"drop-2","userId":"u","event":"E","properties":{},'
+        '"properties":{"blob":"' + "x" * 40_000 + '"}}',
         # over 32 KB only with what the collector adds (receivedAt, context.ewh)
         _sized(32_768, receivedAt="2026-10-01T12:00:02.5Z",
                context={"ewh": {"consent": "unknown"}}),
@@ -133,6 +138,9 @@ def _corpus() -> list[str]:
         # oversize
         _m("track", properties={"blob": "x" * 33_000}),
         _sized(32_769, receivedAt="2026-10-01T12:00:02.5Z"),
+        # 32 KB of text, but orjson writes 1e15 as 1000000000000000.0: the compact JSON is over
+        '{"type":"track","messageId":"exp-1","userId":"u","event":"E","p":['
+        + ",".join(["1e15"] * 6_500) + "]}",
         # too_deep
         _m("track", properties={"a": _nest(63)}),
         ('{"type":"identify","messageId":"i-deep","userId":"u","traits":{"t":'
@@ -295,15 +303,18 @@ def test_the_corpus_covers_every_rejection_reason_and_accepts_every_message_type
     assert {reason for reason, _ in verdicts if reason} == set(REJECTION_REASONS)
     accepted = [message_type for reason, message_type in verdicts if reason is None]
     assert set(accepted) == set(load_contract().message_types)
-    assert len(accepted) == 41  # the good list: 6 bases + 35 variants
+    assert len(accepted) == 43  # the good list: 6 bases + 37 variants
 
 
 def test_only_the_rare_records_are_left_to_python() -> None:
     rows = _sql_results(CORPUS)
     flagged = [line for line, row in zip(CORPUS, rows, strict=True) if row[-1]]
-    # the 32,768-byte message with additions, the one a byte over, and the three deep ones
-    assert len(flagged) == 5
-    assert all(len(line) > 32_768 or line.count("[") + line.count("{") > 64 for line in flagged)
+    # over 32,768 bytes: three, one of them only with the additions, and one whose size is a
+    # dropped duplicate; deep: three, and one whose depth is a dropped duplicate; one that
+    # grows past the limit when written compact
+    assert len(flagged) == 9
+    assert all(len(line) > 32_768 // 5 or line.count("[") + line.count("{") > 64
+               for line in flagged)
 
 
 def test_a_non_utf8_record_is_invalid_json_in_both_and_keeps_its_bytes_visible() -> None:
@@ -378,3 +389,40 @@ def test_a_schema_keyword_no_validator_enforces_is_refused() -> None:
                                        "event": {"type": "string", "maxLength": 10}}}
     with pytest.raises(ContractSchemaError, match="maxLength"):
         _compile_type(changed, defs)
+
+
+@pytest.mark.parametrize("sql_reader", [True, False])
+def test_the_loader_gives_every_record_of_the_corpus_the_python_verdict(
+        sql_reader: bool, tmp_path: Path) -> None:
+    """The real loader (a DuckDB file, the flagged records settled by the Python validator)
+    against the Python validator, record by record, with the load's own intake time."""
+    lines = [x for x in CORPUS if x.strip() and "\n" not in x]
+    path = tmp_path / "corpus.ndjson"
+    path.write_bytes(b"".join(line.encode() + b"\n" for line in lines))
+    warehouse = tmp_path / "w.duckdb"
+    [result] = load_files([path], warehouse, sql_reader=sql_reader, landing_dir=tmp_path)
+    assert result.reader == ("duckdb" if sql_reader else "records")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        [(loaded_at,)] = con.execute("select started_at from raw.load_manifest").fetchall()
+        rejected = {n: (reason, field, detail) for n, reason, field, detail in con.execute(
+            "select line_number, reason, field, detail from raw.events_rejected").fetchall()}
+        events = {source: row for source, *row in con.execute(
+            "select source, message_id, message_type, event_name, user_id, anonymous_id, "
+            "occurred_at, sent_at, received_at, payload from raw.events").fetchall()}
+    disagreements = []
+    for number, line in enumerate(lines, start=1):
+        source = f"file:{path}:{number}"
+        python = validate_text(line.encode(), source, loaded_at)
+        if isinstance(python, Rejection):
+            outcome: Any = (python.reason, python.field, python.detail)
+            loader: Any = rejected.get(number)
+        else:
+            outcome = None
+            loader = rejected.get(number)  # loaded, or a duplicate of an earlier messageId
+            row = events.get(source)
+            if row is not None and list(row) != list(_python_view(python)[1:]):
+                loader = ("different columns", row)
+        if outcome != loader:
+            disagreements.append((number, line[:80], outcome, loader))
+    assert disagreements == []
+    assert result.rows_read == len(lines)
