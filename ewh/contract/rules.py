@@ -25,7 +25,7 @@ MESSAGE_TYPE_FILES = MESSAGE_TYPES  # one schema file per message type
 # Every rejection reason either validator can give, in the order the checks run.
 REJECTION_REASONS = ("oversize", "too_deep", "invalid_json", "not_an_object",
                      "unknown_message_type", "missing_field", "wrong_type", "invalid_id",
-                     "invalid_timestamp", "future_timestamp", "timestamp_before_floor")
+                     "invalid_timestamp", "timestamp_before_floor", "future_timestamp")
 
 RuleKind = Literal["required_string", "identity", "optional_string", "object", "datetime",
                    "identity_group"]

@@ -13,7 +13,6 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from hypothesis import strategies as st
 
 from ewh.contract.vocabulary import MESSAGE_TYPES
@@ -24,22 +23,37 @@ _SCALARS = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
 JSON_VALUES = st.recursive(
     _SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
     max_leaves=12)
-IDS = (st.text(max_size=16) | st.just("   ") | st.integers(-(2**70), 2**70)
-       | st.floats(allow_nan=False, allow_infinity=False) | st.booleans() | st.none()
-       | st.lists(st.integers(), max_size=2))
-_FIXED_TIMES = ["9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "1999-12-31T23:59:59.999Z",
-                "2000-01-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-10-01T12:00:00",
-                "yesterday", "", "2026-10-01T12:00:00.123456789+05:30"]
 _DAY = 86_400
 
 
+def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any],
+           odds: int = 4) -> st.SearchStrategy[Any]:
+    """`good` `odds` times out of `odds + 1`: most messages pass, so what they carry is tested
+    past the first check."""
+    return st.sampled_from([good] * odds + [bad]).flatmap(lambda strategy: strategy)
+
+
+GOOD_IDS = st.text(min_size=1, max_size=16).filter(str.strip) | st.integers(-(2**70), 2**70)
+BAD_IDS = (st.just("") | st.just("   ") | st.floats(allow_nan=False, allow_infinity=False)
+           | st.booleans() | st.none() | st.lists(st.integers(), max_size=2))
+IDS = mostly(GOOD_IDS, BAD_IDS)
+_FIXED_TIMES = ["9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "1999-12-31T23:59:59.999Z",
+                "2000-01-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-10-01T12:00:00",
+                "yesterday", "", "2026-10-01T12:00:00.123456789+05:30"]
+
+
 def times(now: datetime) -> st.SearchStrategy[Any]:
-    # Seconds from now: within 400 days either way, but not within 2 minutes of +-24 h.
-    offsets = st.integers(-400 * _DAY, 400 * _DAY).filter(lambda s: abs(abs(s) - _DAY) > 120)
-    near = offsets.map(lambda s: now + timedelta(seconds=s))
-    formatted = st.tuples(near, st.sampled_from(["Z", "+00:00", "+02:00", "-05:30"])).map(
-        lambda t: _iso(*t))
-    return formatted | st.sampled_from(_FIXED_TIMES) | st.integers() | st.none()
+    """Mostly an instant within 400 days before `now` or up to 23 h after it; else one in the
+    far future, before the floor, malformed, or not a string. Never within 2 minutes of
+    `now` +- 24 h."""
+    def near(low: int, high: int) -> st.SearchStrategy[str]:
+        offsets = st.integers(low, high).filter(lambda s: abs(abs(s) - _DAY) > 120)
+        return st.tuples(offsets.map(lambda s: now + timedelta(seconds=s)),
+                         st.sampled_from(["Z", "+00:00", "+02:00", "-05:30"])).map(
+            lambda t: _iso(*t))
+
+    odd = near(-400 * _DAY, 400 * _DAY) | st.sampled_from(_FIXED_TIMES) | st.integers()
+    return mostly(near(-400 * _DAY, _DAY - 3600), odd, odds=3)
 
 
 def _iso(moment: datetime, zone: str) -> str:
@@ -48,20 +62,26 @@ def _iso(moment: datetime, zone: str) -> str:
 
 
 def messages(now: datetime) -> st.SearchStrategy[dict[str, Any]]:
-    """A message of any type, its fields right or wrong (never `receivedAt`: the collector sets
+    """A message of any type, its fields mostly right (never `receivedAt`: the collector sets
     it, so a client's is not the same message on both paths)."""
-    objects = st.dictionaries(KEYS, JSON_VALUES, max_size=5) | JSON_VALUES
+    objects = mostly(st.dictionaries(KEYS, JSON_VALUES, max_size=5), JSON_VALUES)
+    names = mostly(st.text(min_size=1, max_size=12), st.just("") | st.integers() | st.none())
+    message_type = mostly(st.sampled_from(MESSAGE_TYPES),
+                          st.sampled_from(["click", "Track", ""]))
+    message_id = mostly(st.uuids().map(str), st.just("") | st.integers() | st.none())
     return st.fixed_dictionaries(
-        {"type": st.sampled_from([*MESSAGE_TYPES, *MESSAGE_TYPES, "click", "Track", ""]),
-         "messageId": st.uuids().map(str) | st.text(max_size=8) | st.integers() | st.none()},
-        optional={"userId": IDS, "anonymousId": IDS, "previousId": IDS, "groupId": IDS,
-                  "event": st.text(max_size=12) | st.integers() | st.none(),
-                  "name": st.text(max_size=12) | st.integers() | st.none(),
-                  "properties": objects, "traits": objects, "context": objects,
+        {"type": message_type, "messageId": message_id, "userId": IDS},
+        optional={"anonymousId": IDS, "previousId": IDS, "groupId": IDS, "event": names,
+                  "name": names, "properties": objects, "traits": objects, "context": objects,
                   "timestamp": times(now), "sentAt": times(now)})
 
 
 _MUTATION_CHARS = list('{}[],:"\\ 0e.-+tnfu')
+
+
+def to_text(message: object) -> str:
+    """Compact JSON, integers of any size included (orjson stops at 64 bits)."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
 @st.composite
@@ -69,7 +89,7 @@ def texts(draw: st.DrawFn, now: datetime) -> str:
     """A message as one line of text, often changed after it was written: a duplicate key, deep
     nesting, a number no double holds, a size near the limit, a byte changed or cut."""
     message = draw(messages(now))
-    text = orjson.dumps(message).decode()
+    text = to_text(message)
     mutation = draw(st.sampled_from(["none", "none", "duplicate", "deep", "number", "size",
                                      "byte", "cut"]))
     if mutation == "duplicate":
