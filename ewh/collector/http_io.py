@@ -89,9 +89,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 def parse_json(body: bytes) -> Any:
     """The body parsed by the contract's rules, as the loader reads files (duplicate keys:
-    the first wins; numbers kept as written, so orjson writes them back unchanged)."""
+    the first wins; numbers orjson cannot hold kept as json_text.Literal: write messages with
+    json_text.dumps, which puts them back as they were sent)."""
     try:
-        return json_text.loads(body, numbers="fragment")
+        return json_text.loads(body)
     except ValueError as exc:
         raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
 

@@ -1,7 +1,7 @@
 """From accepted-for-checking messages to durable landing lines: one path for every endpoint.
 
 Each message is stamped (receivedAt by the server), checked by the event contract
-(ewh.contract.validate_text, the same rules the loader runs as SQL), put through the consent
+(ewh.contract.validator, the same rules the loader runs as SQL), put through the consent
 policy, and the valid ones of a request are landed together with one durable append.
 
 Mixed batches: the valid events of a request are landed even when others are invalid; the
@@ -20,7 +20,8 @@ import orjson
 
 from ewh.collector.consent import CONSENT_FIELD, analytics_consent, flag_consent
 from ewh.collector.settings import CollectorSettings
-from ewh.contract.validator import Rejection, unwritable, validate_text
+from ewh.contract import json_text
+from ewh.contract.validator import Rejection, unwritable, validate_parsed
 from ewh.ingest.landing import LandingWriter
 
 
@@ -61,12 +62,12 @@ class Intake:
                 if consent != "granted" and not reject_unconsented:
                     flag_consent(message, consent)
             try:
-                line = orjson.dumps(message)
+                line = json_text.dumps(message)
             except orjson.JSONEncodeError:  # nested past orjson's limit: the contract's too
                 result.errors.append(_error(index, unwritable(message, source)))
                 continue
-            verdict = validate_text(line, source, received_at,
-                                    floor=self.settings.timestamp_floor)
+            verdict = validate_parsed(message, line, source, received_at,
+                                      floor=self.settings.timestamp_floor)
             if isinstance(verdict, Rejection):
                 result.errors.append(_error(index, verdict))
             elif consent != "granted" and reject_unconsented:

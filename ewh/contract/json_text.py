@@ -166,5 +166,6 @@ def _literal_text(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON of a parsed value, literals written back as they were read."""
+    """Compact JSON of a parsed value, literals written back as they were read. Raises
+    orjson.JSONEncodeError past 254 levels of nesting (orjson's limit)."""
     return orjson.dumps(value, default=_literal_text)

@@ -85,19 +85,27 @@ def validate_text(text: str | bytes, source: str, received_at_default: datetime,
     """
     raw = text.encode() if isinstance(text, str) else text
     value = _parse(raw)
-    brackets = raw.count(b"{") + raw.count(b"[")  # a bound on the depth, and cheap
     if value is _INVALID:
         if len(raw) > MAX_MESSAGE_BYTES:
             return _oversize(source, len(raw))
+        brackets = raw.count(b"{") + raw.count(b"[")  # a bound on the depth, and cheap
         depth, field = text_depth(raw) if brackets > MAX_DEPTH else (0, None)
         if depth > MAX_DEPTH:
             return _too_deep(source, depth, field)
         return _whole("invalid_json", source, "is not valid JSON, expected one JSON object.")
+    return validate_parsed(value, raw, source, received_at_default, floor=floor)
+
+
+def validate_parsed(value: Any, raw: bytes, source: str, received_at_default: datetime, *,
+                    floor: datetime = DEFAULT_TIMESTAMP_FLOOR) -> ValidationResult:
+    """Validate a message already parsed by ewh.contract.json_text.loads, whose text is `raw`:
+    what validate_text does after parsing. The collector calls it with the message it parsed
+    and the compact JSON it lands (json_text.dumps), and saves a second parse."""
     if len(raw) > MAX_MESSAGE_BYTES // GROWTH:
         size = message_size(value, raw)
         if size > MAX_MESSAGE_BYTES:
             return _oversize(source, size)
-    if brackets > MAX_DEPTH:
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:  # a bound on the depth, and cheap
         depth, field = value_depth(value)
         if depth > MAX_DEPTH:
             return _too_deep(source, depth, field)
