@@ -32,6 +32,7 @@ import orjson
 
 # The fields whose numbers are identities, stored as their exact decimal text.
 ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+EXACT_MAX_DEPTH = 512  # the exact parse refuses deeper text (orjson refuses past 1024)
 _EXACT_INTEGER = 1 << 63  # orjson reads integer literals below this magnitude as ints
 
 
@@ -113,10 +114,15 @@ def exact_loads(raw: bytes, numbers: NumberMode = "literal") -> Any:
         number = float(s)
         return number if math.isfinite(number) else keep(s)
 
+    # Python's parser recurses: a cap of its own, so the answer does not depend on the
+    # interpreter's recursion limit (a test runner may raise it; the collector does not).
+    if raw.count(b"[") + raw.count(b"{") > EXACT_MAX_DEPTH \
+            and text_depth(raw)[0] > EXACT_MAX_DEPTH:
+        raise ValueError(f"nested deeper than {EXACT_MAX_DEPTH} levels: too deep to parse")
     try:
         value = json.loads(text, object_pairs_hook=_first_wins, parse_int=integer,
                            parse_float=real, parse_constant=_refuse_constant)
-    except RecursionError as exc:
+    except RecursionError as exc:  # only with a recursion limit set below the cap
         raise ValueError("nested too deeply to parse") from exc
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(text):
         raise ValueError("a lone surrogate escape is not a character")
@@ -146,6 +152,44 @@ def _has_lone_surrogate(text: str) -> bool:
                 return True
             i += 1
     return False
+
+
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}:]')
+
+
+def text_depth(raw: bytes) -> tuple[int, str | None]:
+    """The deepest nesting of objects and arrays in JSON text (the record itself is level 1),
+    and the top-level field holding it (None when that is not a member of a top-level object).
+
+    Read from the text, skipping strings: a text too deep for a parser still has a depth. On
+    text that is not JSON the answer is whatever its brackets say.
+    """
+    depth = deepest = 0
+    key: bytes | None = None
+    last_string: bytes | None = None
+    field: bytes | None = None
+    for token in _TOKENS.findall(raw):
+        first = token[:1]
+        if first == b'"':
+            last_string = token
+        elif first == b":":
+            if depth == 1:
+                key = last_string
+        elif first in b"[{":
+            depth += 1
+            if depth > deepest:
+                deepest, field = depth, key if depth > 1 else None
+        else:
+            depth -= 1
+            if depth == 1:
+                key = None
+    if field is None:
+        return deepest, None
+    try:
+        name = loads(field)
+    except ValueError:
+        name = None
+    return deepest, name if isinstance(name, str) else None
 
 
 def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def validate_text(text: str | bytes, source: str, received_at_default: datetime,
         if len(raw) > MAX_MESSAGE_BYTES:
             return _oversize(source, len(raw))
         brackets = raw.count(b"{") + raw.count(b"[")  # a bound on the depth, and cheap
-        depth, field = text_depth(raw) if brackets > MAX_DEPTH else (0, None)
+        depth, field = json_text.text_depth(raw) if brackets > MAX_DEPTH else (0, None)
         if depth > MAX_DEPTH:
             return _too_deep(source, depth, field)
         return _whole("invalid_json", source, "is not valid JSON, expected one JSON object.")
@@ -188,44 +188,6 @@ def server_bytes(value: Any) -> int:
 
 def _short_string(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= _SERVER_STRING_CHARS
-
-
-_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}:]')
-
-
-def text_depth(raw: bytes) -> tuple[int, str | None]:
-    """The deepest nesting of objects and arrays in JSON text (the record itself is level 1),
-    and the top-level field holding it (None when that is not a member of a top-level object).
-
-    Read from the text, skipping strings: a text too deep for a parser still has a depth. On
-    text that is not JSON the answer is whatever its brackets say.
-    """
-    depth = deepest = 0
-    key: bytes | None = None
-    last_string: bytes | None = None
-    field: bytes | None = None
-    for token in _TOKENS.findall(raw):
-        first = token[:1]
-        if first == b'"':
-            last_string = token
-        elif first == b":":
-            if depth == 1:
-                key = last_string
-        elif first in b"[{":
-            depth += 1
-            if depth > deepest:
-                deepest, field = depth, key if depth > 1 else None
-        else:
-            depth -= 1
-            if depth == 1:
-                key = None
-    if field is None:
-        return deepest, None
-    try:
-        name = json_text.loads(field)
-    except ValueError:
-        name = None
-    return deepest, name if isinstance(name, str) else None
 
 
 def value_depth(value: Any) -> tuple[int, str | None]:

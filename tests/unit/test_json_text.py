@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import duckdb
 import orjson
 import pytest
@@ -69,5 +71,20 @@ def test_nesting_past_what_orjson_writes_still_parses_exactly() -> None:
     deep = b'{"a":' + b"[" * 300 + b"]" * 300 + b',"a":1}'
     value = json_text.loads(deep)
     assert isinstance(value["a"], list)  # the first "a"
-    with pytest.raises(ValueError, match="nested too deeply"):
+    with pytest.raises(ValueError, match="too deep to parse"):
         json_text.loads(b"[" * 5000 + b"]" * 5000)
+
+
+def test_how_deep_the_exact_parse_goes_does_not_depend_on_the_recursion_limit() -> None:
+    # Found by the fuzz test: under a raised recursion limit (as a test runner may set) a
+    # 1,200-level duplicate member parsed in-process, while the collector refused the body.
+    text = b'{"a":{},"a":' + b"[" * 1200 + b"]" * 1200 + b"}"
+    limit = sys.getrecursionlimit()
+    try:
+        for setting in (1000, 20_000):
+            sys.setrecursionlimit(setting)
+            with pytest.raises(ValueError, match="too deep to parse"):
+                json_text.loads(text)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert json_text.loads(b'{"a":{},"a":' + b"[" * 500 + b"]" * 500 + b"}") == {"a": {}}
