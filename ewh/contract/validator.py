@@ -4,6 +4,11 @@ The checks are not written here: they are compiled from the JSON Schemas in sche
 ewh.contract.rules, the same rules ewh.contract.sql turns into SQL for the loader. The collector
 validates each message through this module; a differential test proves both agree on reason,
 field and detail. Rejection details are built with the same templates on both sides.
+
+Besides the schemas: text is read by ewh.contract.json_text (first key wins, numbers as
+written); the size (compact JSON without the collector's additions) and the depth are those of
+the message as parsed, which this module alone computes: the loader's SQL hands it the records
+whose text does not settle them. The time range's floor is a setting, passed in by the callers.
 """
 
 from __future__ import annotations

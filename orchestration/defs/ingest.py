@@ -64,11 +64,12 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: Warehouse
     """Request a refresh when a closed file newer than the cursor appears."""
     landing = settings.get().landing_dir
     files = closed_landing_files(landing)
-    newest = max((p.stat().st_mtime for p in files), default=0.0)
+    # lstat: a link is judged by the load (a dangling one is quarantined), not followed here
+    newest = max((p.lstat().st_mtime for p in files), default=0.0)
     last_seen = float(context.cursor or 0.0)
     if newest <= last_seen:
         return dg.SkipReason(f"no new landing files in {landing}")
-    new = [p.name for p in files if p.stat().st_mtime > last_seen]
+    new = [p.name for p in files if p.lstat().st_mtime > last_seen]
     context.update_cursor(str(newest))
     return dg.RunRequest(run_key=f"landing-{newest}", tags={"ewh/new_files": str(len(new))})
 

@@ -231,3 +231,17 @@ def test_dagster_raw_load_quarantines_a_bad_file_and_loads_the_rest(
     metadata = events.materialization.metadata
     assert (metadata["rows_loaded"].value, metadata["files_quarantined"].value) == (2, 1)
     assert (landing / "quarantine" / "a.ndjson.gz").exists()
+
+
+def test_the_landing_sensor_requests_a_run_for_a_dangling_link_instead_of_failing(
+        landing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from orchestration.defs.ingest import landing_zone_sensor
+    from orchestration.resources import warehouse_settings
+
+    monkeypatch.setenv("EWH_LANDING_DIR", str(landing))
+    (landing / "gone.ndjson").symlink_to(landing / "missing.ndjson")
+    context = dg.build_sensor_context(resources={"settings": warehouse_settings()})
+    result = landing_zone_sensor(context)
+    assert isinstance(result, dg.RunRequest)  # the run's load then quarantines the link
