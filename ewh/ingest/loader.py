@@ -412,7 +412,10 @@ def _quarantine(con: duckdb.DuckDBPyConnection, path: Path, error: str, options:
         checksum, size = "", 0
     if dry_run:
         return FileLoadResult(path, checksum, "quarantined", file_bytes=size, error=error)
-    moved = move_to_quarantine(path, options.landing_dir)
+    try:
+        moved = move_to_quarantine(path, options.landing_dir)
+    except OSError as exc:  # recorded all the same; the next load tries again
+        moved, error = None, f"{error} (could not be moved to quarantine: {exc})"
     now = utc_now()
     query(con, "insert into raw.load_manifest (load_id, file_path, file_checksum, file_bytes, "
                "rows_read, rows_loaded, rows_duplicate, rows_rejected, started_at, finished_at, "

@@ -245,3 +245,23 @@ def test_the_landing_sensor_requests_a_run_for_a_dangling_link_instead_of_failin
     context = dg.build_sensor_context(resources={"settings": warehouse_settings()})
     result = landing_zone_sensor(context)
     assert isinstance(result, dg.RunRequest)  # the run's load then quarantines the link
+
+
+def test_a_file_that_cannot_be_moved_is_still_recorded_and_the_load_goes_on(
+        landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ewh.ingest.loader as loader
+
+    def refuse(path: Path, landing_dir: Path) -> Path:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(loader, "move_to_quarantine", refuse)
+    (landing / "a.ndjson.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    (landing / "b.ndjson").write_text(_msg("m-1") + "\n")
+    warehouse = tmp_path / "w.duckdb"
+    results = load_files(expand_paths([landing]), warehouse, landing_dir=landing)
+    assert [r.status for r in results] == ["quarantined", "loaded"]
+    assert results[0].quarantined_to is None
+    assert results[0].error.endswith("(could not be moved to quarantine: [Errno 13] Permission "
+                                     "denied)")
+    assert _rows(warehouse, "select status from raw.load_manifest order by file_path") == [
+        ("quarantined",), ("loaded",)]
