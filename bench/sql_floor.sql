@@ -2043,7 +2043,15 @@ aggregated as (
 
     select
         events.user_key,
-        max(events.user_id) as user_id,
+        -- the person's current userId: the one its latest message that itself carries a
+        -- userId names (after an alias A -> B the person is known as B); when no such message
+        -- reached behavior (it denied consent), the one its latest event is attributed to
+        coalesce(
+            arg_max(case when events.is_identified then events.user_id end, (events.occurred_at, events.received_at, events.message_id))
+    filter (where case when events.is_identified then events.user_id end is not null),
+            arg_max(events.user_id, (events.occurred_at, events.received_at, events.message_id))
+    filter (where events.user_id is not null)
+        ) as user_id,
         -- activity: user-initiated messages only (page, screen, and track from a client
         -- channel); identify, alias, group and server-side messages are not activity
         min(case when events.is_user_initiated then events.occurred_at end) as first_seen_at,

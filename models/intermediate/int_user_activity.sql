@@ -80,7 +80,15 @@ aggregated as (
 
     select
         events.user_key,
-        max(events.user_id) as user_id,
+        -- the person's current userId: the one its latest message that itself carries a
+        -- userId names (after an alias A -> B the person is known as B); when no such message
+        -- reached behavior (it denied consent), the one its latest event is attributed to
+        coalesce(
+            {{ latest_value('case when events.is_identified then events.user_id end',
+                            ['events.occurred_at', 'events.received_at', 'events.message_id']) }},
+            {{ latest_value('events.user_id',
+                            ['events.occurred_at', 'events.received_at', 'events.message_id']) }}
+        ) as user_id,
         -- activity: user-initiated messages only (page, screen, and track from a client
         -- channel); identify, alias, group and server-side messages are not activity
         min(case when events.is_user_initiated then events.occurred_at end) as first_seen_at,

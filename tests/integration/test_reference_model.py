@@ -1,7 +1,10 @@
 """The warehouse against the independent reference model (tests/reference), table by table.
 
-Per batch of generated histories: the real loader, ONE real `dbt build` at a pinned as_of,
-then every compared table row by row. `make test`: seed 12, 2 batches of 1,000 users.
+Per batch of generated histories: the real loader, a real `dbt build` at an earlier as_of,
+then the incremental `dbt build` at the pinned as_of that is compared: every marts and
+segments table row by row (segment evidence columns included), and the segment history
+tables against what the reference's members at the two as_of imply.
+`make test`: seed 12, 2 batches of 1,000 users.
 `make test-deep` (EWH_REFERENCE_DEEP=1): 5 seeds x 2 batches x 2,000 users = 20,000 users.
 
 Each generated history exercises one feature family (tests/reference/generator.py FAMILIES:
@@ -41,6 +44,10 @@ COMPARISONS: dict[str, object] = {
     "fct_experiment_results": harness.compare_experiments,
     "fct_experiment_results.multi_variant": harness.compare_experiment_multi_variant,
     "fct_experiment_results.statistics": harness.compare_experiment_statistics,
+    "segment_membership_history": harness.compare_membership_history,
+    "segment_memberships": harness.compare_memberships,
+    "segment_sizes_daily": harness.compare_sizes_daily,
+    "segment_transitions": harness.compare_transitions,
 }
 
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,10 @@ from . import generator, model
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 AS_OF = datetime(2026, 6, 30, 12, 0, 0)
 AS_OF_VAR = "2026-06-30 12:00:00"
+# Each batch is built twice: a full build at an earlier as_of, then the incremental build at
+# AS_OF that the comparisons read; the segment history must record what changed in between.
+EARLY_AS_OF = datetime(2026, 6, 20, 9, 30, 0)
+EARLY_AS_OF_VAR = "2026-06-20 09:30:00"
 FLOAT_TOLERANCE = 0.011  # money is compared to the cent (rounding), other floats exactly-ish
 
 
@@ -43,6 +47,8 @@ class Batch:
     dbt_output: str
     tables: dict[str, list[dict]] = field(default_factory=dict)
     person_of_key: dict[str, str] = field(default_factory=dict)  # warehouse user_key -> person
+    early_reference: model.Reference | None = None
+    early_key_of_message: dict[str, str] = field(default_factory=dict)  # at EARLY_AS_OF
 
     def __repr__(self) -> str:
         return f"Batch(seed={self.seed}, batch={self.batch}, users={self.users})"
@@ -95,11 +101,23 @@ def build_batch(seed: int, batch: int, users: int, work_dir: Path,
     warehouse = work_dir / f"warehouse_{seed}_{batch}.duckdb"
     warehouse.unlink(missing_ok=True)
     (result,) = load_files([path], warehouse)
+    early_returncode, early_output = _dbt(warehouse, work_dir, "build", "--vars",
+                                          json.dumps({"as_of": EARLY_AS_OF_VAR}))
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        early_keys = {row["message_id"]: row["user_key"] for row in _rows(
+            con, "select message_id, user_key from intermediate.int_events_stitched")}
+    finally:
+        con.close()
     returncode, output = _dbt(warehouse, work_dir, "build", "--vars",
                               json.dumps({"as_of": AS_OF_VAR}))
+    if early_returncode != 0:
+        returncode, output = early_returncode, early_output
     reference = model.compute(messages, AS_OF)
     out = Batch(seed, batch, users, messages, len(invalid), reference, result.rows_rejected,
                 returncode, output)
+    out.early_reference = model.compute(messages, EARLY_AS_OF)
+    out.early_key_of_message = early_keys
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         stitched = _rows(con, "select message_id, user_key from intermediate.int_events_stitched")
@@ -122,6 +140,9 @@ def build_batch(seed: int, batch: int, users: int, work_dir: Path,
             con, "select * from marts.fct_campaign_engagement")
         out.tables["fct_experiment_results"] = _rows(
             con, "select * from marts.fct_experiment_results")
+        for table in ("segment_membership_history", "segment_memberships",
+                      "segment_sizes_daily", "segment_transitions"):
+            out.tables[table] = _rows(con, f"select * from segments.{table}")
     finally:
         con.close()
     return out
@@ -198,6 +219,12 @@ DIM_GROUPS: dict[str, tuple[list[str], tuple[str, ...]]] = {
                   "pricing_views_intent_window", "top_product_views_intent_window",
                   "last_cart_add_at"], ()),
     "consent": (["has_analytics_consent"], ()),
+    "evidence": (["user_id", "first_identified_at", "days_since_last_order", "product_views",
+                  "distinct_products_viewed", "last_product_view_at", "browsing_price_tier",
+                  "cart_adds", "checkout_started_count", "first_cart_intent_at",
+                  "last_pricing_view_at", "last_email_delivered_at", "last_email_engagement_at",
+                  "top_product_id_intent_window", "engagement_score", "monetary_score",
+                  "rfm_recency_days", "rfm_frequency", "rfm_monetary"], ("rfm_monetary",)),
 }
 
 
@@ -213,12 +240,29 @@ def compare_dim_users(b: Batch, group: str) -> list[Disagreement]:
     return out
 
 
+MONEY_COLUMNS = ("revenue", "revenue_365d", "rfm_monetary", "cart_value")
+
+
 def compare_segment(b: Batch, segment: str) -> list[Disagreement]:
-    wh = {b.person_of_key.get(row["user_key"], f"?{row['user_key']}")
+    """Who is in the segment, and for those in both, every evidence column the segment shows
+    (the reference computes each from its column text; user_key is the key, not evidence)."""
+    wh = {b.person_of_key.get(row["user_key"], f"?{row['user_key']}"): row
           for row in b.tables[segment]}
     ref = b.reference.segments[segment]
-    return [Disagreement(segment, key, "member", key in ref, key in wh, _history(key))
-            for key in sorted(ref ^ wh)]
+    out = [Disagreement(segment, key, "member", key in ref, key in wh, _history(key))
+           for key in sorted(ref ^ set(wh), key=str)]
+    for key in sorted(ref & set(wh)):
+        expected = b.reference.dim_users[key]
+        for column, value in wh[key].items():
+            if column == "user_key":
+                continue
+            if column not in expected:
+                out.append(Disagreement(segment, key, column, "<not in the reference>", value,
+                                        _history(key)))
+            elif not _same(expected[column], value, column in MONEY_COLUMNS):
+                out.append(Disagreement(segment, key, column, expected[column], value,
+                                        _history(key)))
+    return out
 
 
 def compare_campaigns(b: Batch) -> list[Disagreement]:
@@ -239,19 +283,19 @@ def compare_experiments(b: Batch) -> list[Disagreement]:
 
 
 def compare_experiment_statistics(b: Batch) -> list[Disagreement]:
-    """conversion_rate, and the sample-ratio-mismatch p-value: one chi-square test over all
-    variants against an equal split (rule 8)."""
+    """Every statistic of a variant row: rates, the comparison with the control (z test,
+    Wald interval of the difference, delta-method interval of the lift: rule 8), and the
+    sample-ratio mismatch as one chi-square test over all variants against an equal split."""
     wh = {(row["experiment_id"], row["variant"]): row
           for row in b.tables["fct_experiment_results"]}
     ref = {k: v for k, v in b.reference.experiments.items() if k[1] != "*multiple*"}
-    out = []
-    for key in sorted(set(ref) & set(wh)):
-        for column in ("conversion_rate", "srm_p_value"):
-            r, w = ref[key].get(column), wh[key].get(column)
-            if not (r is None and w is None) and (r is None or w is None
-                                                  or abs(r - w) > 1e-6):
-                out.append(Disagreement("fct_experiment_results", key, column, r, w, None))
-    return out
+    columns = ["is_control", "orders_in_window", "revenue_in_window", "conversion_rate",
+               "control_conversion_rate", "rate_difference", "lift", "z_score", "p_value",
+               "difference_ci_lower", "difference_ci_upper", "lift_ci_lower", "lift_ci_upper",
+               "is_significant", "experiment_users", "multi_variant_users", "exposure_share",
+               "expected_share", "srm_chi_square", "srm_degrees_of_freedom", "srm_p_value",
+               "has_sample_ratio_mismatch"]
+    return _compare_keyed("fct_experiment_results", ref, wh, columns, ("revenue_in_window",))
 
 
 def compare_experiment_multi_variant(b: Batch) -> list[Disagreement]:
@@ -270,6 +314,101 @@ def compare_experiment_multi_variant(b: Batch) -> list[Disagreement]:
                                     columns[0] if columns else "<multi-variant column>",
                                     row["users"], value, None))
     return out
+
+
+def _expected_spells(b: Batch) -> dict[tuple[str, str, datetime], dict]:
+    """segment_membership_history from the reference's members at the two builds, in the
+    warehouse's user_key space (a reference person is keyed by one of its message ids, so the
+    build's own stitched table names its user_key; the identity comparison proves the two
+    partitions equal). A spell opens at the build where the user is first a member and
+    closes at the first build where they are not."""
+    assert b.early_reference is not None
+    late_keys = {row["message_id"]: row["user_key"] for row in b.tables["int_events_stitched"]}
+    early = {(b.early_key_of_message.get(person, f"?{person}"), segment)
+             for segment, people in b.early_reference.segments.items() for person in people}
+    late = {(late_keys.get(person, f"?{person}"), segment)
+            for segment, people in b.reference.segments.items() for person in people}
+    spells = {}
+    for user_key, segment in early:
+        current = (user_key, segment) in late
+        spells[(user_key, segment, EARLY_AS_OF)] = {
+            "exited_at": None if current else AS_OF, "is_current": current}
+    for user_key, segment in late - early:
+        spells[(user_key, segment, AS_OF)] = {"exited_at": None, "is_current": True}
+    return spells
+
+
+def _person_of_history_key(b: Batch, user_key: str) -> str | None:
+    return _history(b.person_of_key.get(user_key) or user_key)
+
+
+def compare_membership_history(b: Batch) -> list[Disagreement]:
+    """segment_membership_history after the two builds: one spell per entry, closed at the
+    build where the user left, the open one current."""
+    wh = {(r["user_key"], r["segment"], r["entered_at"]): r
+          for r in b.tables["segment_membership_history"]}
+    out = _compare_keyed("segment_membership_history", _expected_spells(b), wh,
+                         ["exited_at", "is_current"])
+    for d in out:
+        d.history = _person_of_history_key(b, d.key[0])
+    return out
+
+
+def compare_memberships(b: Batch) -> list[Disagreement]:
+    """segment_memberships: the current spells, with the build they were entered at."""
+    expected = {(k[0], k[1]): {"entered_at": k[2]}
+                for k, spell in _expected_spells(b).items() if spell["is_current"]}
+    wh = {(r["user_key"], r["segment"]): r for r in b.tables["segment_memberships"]}
+    out = _compare_keyed("segment_memberships", expected, wh, ["entered_at"])
+    for d in out:
+        d.history = _person_of_history_key(b, d.key[0])
+    return out
+
+
+def compare_sizes_daily(b: Batch) -> list[Disagreement]:
+    """segment_sizes_daily: every segment on every day from the first build's day to the
+    last: the first build's members until the second build's day, then the second's."""
+    spells = _expected_spells(b)
+    first_day, last_day = EARLY_AS_OF.date(), AS_OF.date()
+    expected = {}
+    for segment in model.SEGMENTS:
+        mine = [(k, v) for k, v in spells.items() if k[1] == segment]
+        early = sum(1 for k, _ in mine if k[2] == EARLY_AS_OF)
+        entered_late = sum(1 for k, _ in mine if k[2] == AS_OF)
+        exited = sum(1 for _, v in mine if v["exited_at"] is not None)
+        day = first_day
+        while day <= last_day:
+            if day == last_day:
+                row = {"members": early + entered_late - exited, "users_entered": entered_late,
+                       "users_exited": exited}
+            else:
+                row = {"members": early, "users_entered": early if day == first_day else 0,
+                       "users_exited": 0}
+            expected[(segment, day)] = row
+            day += timedelta(days=1)
+    wh = {(r["segment"], r["size_date"]): r for r in b.tables["segment_sizes_daily"]
+          if r["segment"] in model.SEGMENTS}
+    return _compare_keyed("segment_sizes_daily", expected, wh,
+                          ["members", "users_entered", "users_exited"])
+
+
+def compare_transitions(b: Batch) -> list[Disagreement]:
+    """segment_transitions: lifecycle stage changes per day (reference: the lifecycle rule
+    replayed at every milestone), users without analytics consent left out."""
+    users: dict[tuple, set[str]] = defaultdict(set)
+    counts: dict[tuple, int] = defaultdict(int)
+    for person, row in b.reference.dim_users.items():
+        if not row["has_analytics_consent"]:
+            continue
+        for stage_name, previous, entered_at in row["lifecycle_spells"]:
+            if previous is not None:
+                key = (entered_at.date(), previous, stage_name)
+                users[key].add(person)
+                counts[key] += 1
+    expected = {k: {"users_moved": len(users[k]), "transitions": counts[k]} for k in users}
+    wh = {(r["transition_date"], r["from_stage"], r["to_stage"]): r
+          for r in b.tables["segment_transitions"]}
+    return _compare_keyed("segment_transitions", expected, wh, ["users_moved", "transitions"])
 
 
 # ---- printing -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -44,8 +45,11 @@ HIGH_VALUE_MIN_REVENUE = 500
 HIGHLY_ENGAGED_SESSIONS, HIGHLY_ENGAGED_DAYS = 8, 4
 CHURN_RECENT, CHURN_BASELINE, CHURN_RATIO, CHURN_MIN_BASELINE = 14, 28, 0.25, 20
 NEW_PROSPECT_DAYS = 30
+ENGAGEMENT_HALF_SCORE_POINTS = 50
+PRICE_MID_MIN, PRICE_HIGH_END_MIN = 50, 150
 REPORTING_CURRENCY = "USD"
 CONTROL = "control"
+SIGNIFICANCE_ALPHA, SRM_ALPHA, CI_Z = 0.05, 0.001, 1.959964
 
 SEGMENTS = ("seg_rfm_champions", "seg_rfm_loyal", "seg_rfm_at_risk", "seg_rfm_hibernating",
             "seg_cart_abandoners", "seg_browse_abandoners", "seg_high_intent",
@@ -483,6 +487,9 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
     by_person: dict[Any, list[Event]] = defaultdict(list)
     for e in stitched:
         by_person[e.person].append(e)
+    visible_by_person: dict[Any, list[Event]] = defaultdict(list)  # consent-denied included
+    for e in visible:
+        visible_by_person[e.person].append(e)
     sessions_by_person: dict[Any, list[Session]] = defaultdict(list)
     for s in sessions:
         sessions_by_person[s.person].append(s)
@@ -513,19 +520,9 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
         has_intent = any(e.event_type in ("add_to_cart", "checkout_started")
                          for e in person_events)
         last_order = person_orders[-1].ordered_at if person_orders else None
-        # no order in the last 60 days: one exactly 60 days old is out of the window
-        if last_order is not None and as_of - last_order >= timedelta(days=LAPSED_AFTER_DAYS):
-            stage_name = "lapsed"
-        elif len(person_orders) >= REPEAT_MIN_ORDERS:
-            stage_name = "repeat_customer"
-        elif len(person_orders) == 1:
-            stage_name = "customer"
-        elif identified and has_intent:
-            stage_name = "lead"
-        elif identified:
-            stage_name = "prospect"
-        else:
-            stage_name = "visitor"
+        stage_name = lifecycle_stage_at(as_of, [o.ordered_at for o in person_orders],
+                                        as_of if identified else None,
+                                        as_of if has_intent else None)
 
         # emails: first delivery per email; opened = an open or a click (rule 5)
         delivered: dict[tuple, Event] = {}
@@ -597,6 +594,11 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
             "engagement_points_recent": p_recent,
             "engagement_points_baseline": p_base,
             "has_analytics_consent": consent.get(person, True),
+            "lifecycle_spells": lifecycle_history(person_events,
+                                                  [o.ordered_at for o in person_orders],
+                                                  identified, as_of),
+            **_evidence(person_events, visible_by_person[person], person_orders, delivered,
+                        p_window, p_recent, p_base, as_of),
         }
 
     _rfm(dim, orders_by_person, keys, as_of)
@@ -654,14 +656,147 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
             continue
         first = min(e.occurred_at for e in person_exposures)
         row = experiments.setdefault((experiment, variants.pop()),
-                                     {"exposed_users": 0, "converted_users": 0})
+                                     {"exposed_users": 0, "converted_users": 0,
+                                      "orders_in_window": 0, "revenue_in_window": 0.0})
         row["exposed_users"] += 1
-        if any(o.ordered_at >= first for o in orders_by_person.get(person, [])):
+        won = [o for o in orders_by_person.get(person, []) if o.ordered_at >= first]
+        if won:
             row["converted_users"] += 1
+        row["orders_in_window"] += len(won)
+        row["revenue_in_window"] += sum(o.net_revenue_reporting for o in won
+                                        if o.net_revenue_reporting is not None)
 
     _experiment_statistics(experiments)
     return Reference(as_of, events, stitched, message_person, session_rows, dim, segments,
                      campaign_rows, experiments, orders)
+
+
+def lifecycle_stage_at(t: datetime, order_times: list[datetime], known_at: datetime | None,
+                       intent_at: datetime | None) -> str:
+    """The lifecycle rule at instant t, from the orders at or before t: lapsed when the last
+    order is 60 days old or more (an order exactly 60 days old is out of the last 60 days),
+    repeat_customer from 2 orders, customer with 1; without orders lead (known, with cart
+    intent), prospect (known) or visitor."""
+    orders = [o for o in order_times if o <= t]
+    if orders and t - max(orders) >= timedelta(days=LAPSED_AFTER_DAYS):
+        return "lapsed"
+    if len(orders) >= REPEAT_MIN_ORDERS:
+        return "repeat_customer"
+    if orders:
+        return "customer"
+    known = known_at is not None and known_at <= t
+    if known and intent_at is not None and intent_at <= t:
+        return "lead"
+    return "prospect" if known else "visitor"
+
+
+def lifecycle_history(person_events: list[Event], order_times: list[datetime],
+                      identified: bool, as_of: datetime) -> list[tuple[str, str | None, datetime]]:
+    """Spells (stage, previous stage, entered_at) up to as_of. The stage is the rule above,
+    evaluated at each milestone: first seen (first user-initiated event), known (the first
+    event naming the user, else first seen), first cart intent, each order, and each instant
+    an order turns 60 days old. It starts at the first milestone; a new spell begins where
+    the stage changes."""
+    first_seen = min((e.occurred_at for e in person_events if e.is_user_initiated),
+                     default=None)
+    named = min((e.occurred_at for e in person_events if e.user_id), default=None)
+    known_at = (named or first_seen) if identified else None
+    intent_at = min((e.occurred_at for e in person_events
+                     if e.event_type in ("add_to_cart", "checkout_started")), default=None)
+    lapses = [o + timedelta(days=LAPSED_AFTER_DAYS) for o in order_times]
+    instants = sorted({t for t in (first_seen, known_at, intent_at, *order_times, *lapses)
+                       if t is not None and t <= as_of})
+    spells: list[tuple[str, str | None, datetime]] = []
+    for t in instants:
+        stage_name = lifecycle_stage_at(t, order_times, known_at, intent_at)
+        if not spells or spells[-1][0] != stage_name:
+            spells.append((stage_name, spells[-1][0] if spells else None, t))
+    return spells
+
+
+def _price(e: Event) -> float | None:
+    value = _amount(e.properties.get("price"))
+    return value if value is not None and math.isfinite(value) else None
+
+
+def price_tier(average_price: float | None) -> str | None:
+    """budget (< 50), mid (50 to < 150), high_end (>= 150) — dbt vars price_tier_*."""
+    if average_price is None:
+        return None
+    return "budget" if average_price < PRICE_MID_MIN else (
+        "mid" if average_price < PRICE_HIGH_END_MIN else "high_end")
+
+
+def engagement_score(points: int) -> int:
+    """round(100 P / (P + 50)), half away from zero."""
+    return math.floor(100 * points / (points + ENGAGEMENT_HALF_SCORE_POINTS) + 0.5)
+
+
+def _evidence(person_events: list[Event], all_events: list[Event], person_orders: list[Order],
+              delivered: dict, p_window: int, p_recent: int, p_base: int,
+              as_of: datetime) -> dict:
+    """The descriptive columns that segments show as evidence, from their column texts."""
+    def latest(events: list[Event]) -> datetime | None:
+        return max((e.occurred_at for e in events), default=None)
+
+    named = [e for e in person_events if e.user_id]
+    latest_named = max(named, key=lambda e: e.order_key, default=None)
+    # no naming message reached behavior (it denied consent): the latest one that named them
+    latest_link = max((e for e in all_events if e.user_id), key=lambda e: e.order_key,
+                      default=None)
+    product_views = [e for e in person_events if e.event_type == "product_view"]
+    cart_adds = [e for e in person_events if e.event_type == "add_to_cart"]
+    last_cart = max(cart_adds, key=lambda e: e.order_key, default=None)
+    intent = [e for e in product_views if e.properties.get("product_id")
+              and e.occurred_at > as_of - timedelta(hours=INTENT_WINDOW_HOURS)]
+    by_product: dict[str, list[Event]] = defaultdict(list)
+    for e in intent:
+        by_product[str(e.properties["product_id"])].append(e)
+    # most viewed; ties: the most recently viewed, then the lowest product_id
+    top = min(by_product, default=None,
+              key=lambda p: (-len(by_product[p]), -latest(by_product[p]).timestamp(), p))
+    prices = [x for x in (_price(e) for e in product_views) if x is not None]
+    pricing = [e for e in person_events if e.message_type in ("page", "screen")
+               and (e.page_path in PRICING_PATHS or (e.page_name or "").lower() in PRICING_NAMES)]
+    last_order = person_orders[-1].ordered_at if person_orders else None
+    recent_per_day = p_recent / CHURN_RECENT
+    baseline_per_day = p_base / CHURN_BASELINE
+    return {
+        # the current userId: the latest message that itself carries one (after an alias
+        # A -> B that is B)
+        "user_id": (latest_named or latest_link).user_id if latest_named or latest_link
+        else None,
+        "first_identified_at": min((e.occurred_at for e in named), default=None),
+        "days_since_last_order": (as_of - last_order) // timedelta(days=1)
+        if last_order else None,
+        "product_views": len(product_views),
+        "distinct_products_viewed": len({str(e.properties["product_id"]) for e in product_views
+                                         if e.properties.get("product_id")}),
+        "last_product_view_at": latest(product_views),
+        "browsing_price_tier": price_tier(sum(prices) / len(prices) if prices else None),
+        "cart_adds": len(cart_adds),
+        "checkout_started_count": sum(1 for e in person_events
+                                      if e.event_type == "checkout_started"),
+        "first_cart_intent_at": min((e.occurred_at for e in person_events
+                                     if e.event_type in ("add_to_cart", "checkout_started")),
+                                    default=None),
+        "hours_since_cart_add": (as_of - last_cart.occurred_at) / timedelta(hours=1)
+        if last_cart else None,
+        "cart_product_id": (str(last_cart.properties["product_id"])
+                            if last_cart and last_cart.properties.get("product_id") is not None
+                            else None),
+        "cart_value": _price(last_cart) if last_cart else None,
+        "top_product_id_intent_window": top,
+        "last_pricing_view_at": latest(pricing),
+        "last_email_delivered_at": max((e.occurred_at for e in delivered.values()),
+                                       default=None),
+        "last_email_engagement_at": latest([e for e in person_events
+                                            if e.event_type in ("email_open", "email_click")]),
+        "recent_points_per_day": recent_per_day,
+        "baseline_points_per_day": baseline_per_day,
+        "activity_ratio": recent_per_day / baseline_per_day if baseline_per_day else None,
+        "engagement_score": engagement_score(p_window),
+    }
 
 
 def _experiment_statistics(experiments: dict[tuple[str, str], dict]) -> None:
@@ -672,13 +807,61 @@ def _experiment_statistics(experiments: dict[tuple[str, str], dict]) -> None:
         if variant != "*multiple*":
             row["conversion_rate"] = row["converted_users"] / row["exposed_users"]
             by_experiment[experiment].append(row)
-    for rows in by_experiment.values():
+    for (_experiment, variant), row in experiments.items():
+        if variant != "*multiple*":
+            row["variant"] = variant
+    for experiment, rows in by_experiment.items():
         total = sum(r["exposed_users"] for r in rows)
         expected = total / len(rows)
         statistic = sum((r["exposed_users"] - expected) ** 2 / expected for r in rows)
         p_value = _chi_square_survival(statistic, len(rows) - 1) if len(rows) > 1 else None
+        multi = experiments.get((experiment, "*multiple*"), {}).get("users", 0)
+        control = next((r for r in rows if r["variant"] == CONTROL), None)
         for r in rows:
             r["srm_p_value"] = p_value
+            r["srm_chi_square"] = statistic
+            r["srm_degrees_of_freedom"] = len(rows) - 1
+            r["has_sample_ratio_mismatch"] = p_value is not None and p_value < SRM_ALPHA
+            r["experiment_users"] = total
+            r["multi_variant_users"] = multi
+            r["exposure_share"] = r["exposed_users"] / total
+            r["expected_share"] = 1 / len(rows)
+            r["revenue_in_window"] = cents(r["revenue_in_window"])
+            r.update(_versus_control(r, control))
+
+
+def _versus_control(row: dict, control: dict | None) -> dict:
+    """A variant against the control, by the column texts: the difference of rates, the
+    relative lift, the pooled two-proportion z test, the unpooled Wald interval of the
+    difference, and the delta-method interval of the log rate ratio (both rates uncertain)."""
+    out = {"is_control": row["variant"] == CONTROL, "rate_difference": None, "lift": None,
+           "z_score": None, "p_value": None, "difference_ci_lower": None,
+           "difference_ci_upper": None, "lift_ci_lower": None, "lift_ci_upper": None,
+           "is_significant": False,
+           "control_conversion_rate": control["conversion_rate"] if control else None}
+    if control is None or out["is_control"]:
+        return out
+    n1, x1, n0, x0 = (row["exposed_users"], row["converted_users"],
+                      control["exposed_users"], control["converted_users"])
+    p1, p0 = x1 / n1, x0 / n0
+    out["rate_difference"] = p1 - p0
+    out["lift"] = (p1 - p0) / p0 if p0 > 0 else None
+    pooled = (x1 + x0) / (n1 + n0)
+    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
+    if se_pooled > 0:
+        out["z_score"] = (p1 - p0) / se_pooled
+        out["p_value"] = 2 * (1 - NormalDist().cdf(abs(out["z_score"])))
+        out["is_significant"] = out["p_value"] < SIGNIFICANCE_ALPHA
+    se_difference = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    out["difference_ci_lower"] = p1 - p0 - CI_Z * se_difference
+    out["difference_ci_upper"] = p1 - p0 + CI_Z * se_difference
+    if x1 > 0 and x0 > 0:
+        # var(ln p) = (1 - p) / (n p) = (1 - p) / x for each rate
+        se_log = math.sqrt((1 - p1) / x1 + (1 - p0) / x0)
+        log_ratio = math.log(p1 / p0)
+        out["lift_ci_lower"] = math.exp(log_ratio - CI_Z * se_log) - 1
+        out["lift_ci_upper"] = math.exp(log_ratio + CI_Z * se_log) - 1
+    return out
 
 
 def _chi_square_survival(x: float, dof: int) -> float:
@@ -746,9 +929,14 @@ def _rfm(dim: dict[str, dict], orders_by_person, keys, as_of: datetime) -> None:
                 sum(o.net_revenue_reporting or 0.0 for o in in_window))
     recency = _quintile_scores({k: v[0] for k, v in customers.items()}, best_high=False)
     frequency = _quintile_scores({k: v[1] for k, v in customers.items()}, best_high=True)
+    monetary = _quintile_scores({k: v[2] for k, v in customers.items()}, best_high=True)
     for key, row in dim.items():
         row["recency_score"] = recency.get(key)
         row["frequency_score"] = frequency.get(key)
+        row["monetary_score"] = monetary.get(key)
+        days, orders, revenue = customers.get(key, (None, None, None))
+        row["rfm_recency_days"], row["rfm_frequency"] = days, orders
+        row["rfm_monetary"] = None if revenue is None else cents(revenue)
 
 
 def _segments(dim, orders_by_person, keys, as_of) -> dict[str, set[str]]:

@@ -288,9 +288,58 @@ def test_multi_variant_users_are_excluded_from_experiments():
         msg("track", t + timedelta(hours=2), event="Order Completed", anon="b",
             props={"order_id": "o", "revenue": 1}, mid="h-4"),
     ], AS_OF)
-    assert ref.experiments == {("x", "*multiple*"): {"users": 1},
-                               ("x", "control"): {"exposed_users": 1, "converted_users": 1,
-                                                  "conversion_rate": 1.0, "srm_p_value": None}}
+    assert set(ref.experiments) == {("x", "*multiple*"), ("x", "control")}
+    assert ref.experiments[("x", "*multiple*")] == {"users": 1}
+    control = ref.experiments[("x", "control")]
+    assert (control["exposed_users"], control["converted_users"], control["conversion_rate"],
+            control["srm_p_value"], control["multi_variant_users"]) == (1, 1, 1.0, None, 1)
+    assert control["orders_in_window"] == 1 and control["revenue_in_window"] == 1.0
+
+
+def test_lift_interval_uses_both_rates_uncertainty_and_matches_statsmodels():
+    """Treatment 30/200 against control 20/200: the delta-method interval of the log rate
+    ratio is statsmodels' 'log' interval of the risk ratio, minus 1."""
+    sm = pytest.importorskip("statsmodels.stats.proportion")
+    experiments = {("x", "control"): {"exposed_users": 200, "converted_users": 20,
+                                      "orders_in_window": 0, "revenue_in_window": 0.0},
+                   ("x", "b"): {"exposed_users": 200, "converted_users": 30,
+                                "orders_in_window": 0, "revenue_in_window": 0.0}}
+    model._experiment_statistics(experiments)
+    row = experiments[("x", "b")]
+    low, high = sm.confint_proportions_2indep(30, 200, 20, 200, method="log",
+                                              compare="ratio", alpha=0.05)
+    assert row["lift"] == pytest.approx(0.5)
+    assert row["lift_ci_lower"] == pytest.approx(low - 1, rel=1e-5)
+    assert row["lift_ci_upper"] == pytest.approx(high - 1, rel=1e-5)
+    # the pooled z test, by hand: pooled 50/400 = 0.125, se = sqrt(.125 .875 (2/200))
+    assert row["z_score"] == pytest.approx(0.05 / (0.125 * 0.875 * 0.01) ** 0.5)
+    assert experiments[("x", "control")]["lift"] is None
+
+
+def test_lifecycle_history_replays_the_stage_at_each_milestone():
+    t0 = ago(days=200)
+    messages = [
+        msg("page", t0, anon="a", mid="h-1"),                                   # visitor
+        msg("identify", t0 + timedelta(days=1), anon="a", user="u", mid="h-2"),  # prospect
+        msg("track", t0 + timedelta(days=2), event="Product Added", user="u", props={},
+            mid="h-3"),                                                          # lead
+        msg("track", t0 + timedelta(days=3), event="Order Completed", user="u",
+            props={"order_id": "o1", "revenue": 5}, mid="h-4"),                  # customer
+        # the next order exactly at the lapse instant: no lapse, repeat_customer
+        msg("track", t0 + timedelta(days=63), event="Order Completed", user="u",
+            props={"order_id": "o2", "revenue": 5}, mid="h-5"),
+    ]
+    ref = model.compute(messages, AS_OF)
+    spells = ref.dim_users[person_of(ref, "h-1")]["lifecycle_spells"]
+    assert [(stage, previous, at - t0) for stage, previous, at in spells] == [
+        ("visitor", None, timedelta(0)),
+        ("prospect", "visitor", timedelta(days=1)),
+        ("lead", "prospect", timedelta(days=2)),
+        ("customer", "lead", timedelta(days=3)),
+        ("repeat_customer", "customer", timedelta(days=63)),
+        ("lapsed", "repeat_customer", timedelta(days=123)),
+    ]
+    assert ref.dim_users[person_of(ref, "h-1")]["lifecycle_stage"] == "lapsed"
 
 
 def test_generator_is_deterministic_and_its_messages_pass_the_contract():
@@ -319,9 +368,9 @@ def test_chi_square_survival_matches_scipy():
 
 
 def test_srm_is_one_chi_square_over_all_variants():
-    experiments = {("x", "a"): {"exposed_users": 10, "converted_users": 1},
-                   ("x", "b"): {"exposed_users": 20, "converted_users": 2},
-                   ("x", "c"): {"exposed_users": 30, "converted_users": 3}}
+    experiments = {("x", v): {"exposed_users": n, "converted_users": n // 10,
+                              "orders_in_window": 0, "revenue_in_window": 0.0}
+                   for v, n in (("a", 10), ("b", 20), ("c", 30))}
     model._experiment_statistics(experiments)
     # expected 20 each: (100 + 0 + 100) / 20 = 10 on 2 degrees of freedom -> exp(-5)
     for row in experiments.values():

@@ -1,0 +1,18 @@
+{#-
+  Aggregate: the value of the latest row (the largest tuple of order_columns) among the
+  rows where value is not null; null when there is none. Order by a unique tuple (for
+  events: occurred_at, received_at, message_id) so that the answer is deterministic.
+-#}
+{% macro latest_value(value, order_columns) -%}
+    {{ return(adapter.dispatch('latest_value', 'engagement_warehouse')(value, order_columns)) }}
+{%- endmacro %}
+
+{% macro default__latest_value(value, order_columns) -%}
+    max_by({{ value }}, struct({{ order_columns | join(', ') }}))
+    filter (where {{ value }} is not null)
+{%- endmacro %}
+
+{% macro duckdb__latest_value(value, order_columns) -%}
+    arg_max({{ value }}, ({{ order_columns | join(', ') }}))
+    filter (where {{ value }} is not null)
+{%- endmacro %}
