@@ -25,6 +25,7 @@ class WarehouseSettings(dg.ConfigurableResource):
     exports_dir: str
     ops_db: str
     as_of: str | None = None
+    timestamp_floor: str | None = None
 
     def get(self) -> Settings:
         """The same typed settings the CLI and the collector use."""

@@ -11,12 +11,24 @@ from ewh.cli.main import Handler, OperationalError, command
 @command("collect", "serve the HTTP event collector (Segment-compatible) into the landing zone")
 def _collect(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (8080)")
+    parser.add_argument("--port", type=port_number, default=8080, help="port, 1-65535 (8080)")
     parser.add_argument("--landing-dir", type=Path, default=None,
                         help="landing folder (EWH_LANDING_DIR or data/landing)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes; each writes its own landing files (1)")
     return _run
+
+
+def port_number(text: str) -> int:
+    """A TCP port to listen on: 1 to 65535. Anything else is refused here, before uvicorn
+    would take 0 as "any free port" or fail on a number it cannot bind."""
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ewh.contract import json_text
+
 OK_BODY = b'{"success":true}'
 
 
@@ -80,17 +82,17 @@ def _too_large(size: int, limit: int) -> HttpError:
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    value = parse_json(body)
     if not isinstance(value, dict):
         raise HttpError(400, "invalid_request", "the body must be a JSON object")
     return value
 
 
 def parse_json(body: bytes) -> Any:
+    """The body parsed by the contract's rules, as the loader reads files (duplicate keys:
+    the first wins; numbers orjson cannot hold kept as json_text.Literal: write messages with
+    json_text.dumps, which puts them back as they were sent)."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        return json_text.loads(body)
+    except ValueError as exc:
         raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc

@@ -1,7 +1,7 @@
 """From accepted-for-checking messages to durable landing lines: one path for every endpoint.
 
 Each message is stamped (receivedAt by the server), checked by the event contract
-(ewh.contract.validate_text, the same rules the loader runs as SQL), put through the consent
+(ewh.contract.validator, the same rules the loader runs as SQL), put through the consent
 policy, and the valid ones of a request are landed together with one durable append.
 
 Mixed batches: the valid events of a request are landed even when others are invalid; the
@@ -23,12 +23,8 @@ import orjson
 
 from ewh.collector.consent import CONSENT_FIELD, analytics_consent, flag_consent
 from ewh.collector.settings import CollectorSettings
-from ewh.contract.validator import (
-    MAX_MESSAGE_BYTES,
-    Rejection,
-    validate_message,
-    validate_text,
-)
+from ewh.contract import json_text
+from ewh.contract.validator import Rejection, unwritable, validate_parsed
 from ewh.ingest.landing import LandingWriter
 
 
@@ -77,13 +73,12 @@ class Intake:
                 if consent != "granted" and not reject_unconsented:
                     flag_consent(message, consent)
             try:
-                line = orjson.dumps(message)
-            except orjson.JSONEncodeError as exc:  # e.g. nested deeper than orjson writes
-                result.errors.append(_unwritable(index, message, source, exc))
+                line = json_text.dumps(message)
+            except orjson.JSONEncodeError:  # nested past orjson's limit: the contract's too
+                result.errors.append(_error(index, unwritable(message, source)))
                 continue
-            # validate_text(line) would parse the line again: the message is that line's value.
-            verdict = (validate_text(line, source, received_at) if len(line) > MAX_MESSAGE_BYTES
-                       else validate_message(message, source, received_at, line.decode()))
+            verdict = validate_parsed(message, line, source, received_at,
+                                      floor=self.settings.timestamp_floor)
             if isinstance(verdict, Rejection):
                 result.errors.append(_error(index, verdict))
             elif consent != "granted" and reject_unconsented:
@@ -101,20 +96,6 @@ class Intake:
 def _error(index: int, rejection: Rejection) -> dict[str, Any]:
     return {"index": index, "messageId": rejection.message_id, "reason": rejection.reason,
             "field": rejection.field, "detail": rejection.detail}
-
-
-def _unwritable(index: int, message: Any, source: str, exc: Exception) -> dict[str, Any]:
-    """An event that parsed but cannot be written back as JSON: refused alone (400), never a
-    500 for the whole request. orjson writes at most 254 levels of nesting."""
-    raw_id = message.get("messageId") if isinstance(message, dict) else None
-    message_id = raw_id if isinstance(raw_id, str) else None
-    label = f"Record {source}" + (f" (messageId {message_id})" if message_id else "")
-    deep = "recursion" in str(exc).lower()
-    return {"index": index, "messageId": message_id,
-            "reason": "too_deep" if deep else "invalid_json", "field": None,
-            "detail": f"{label}: the record " + (
-                f"nests deeper than {MAX_WRITABLE_DEPTH} levels, expected a shallower JSON "
-                "object." if deep else f"cannot be written as JSON ({exc}).")}
 
 
 def _consent_error(index: int, message: dict[str, Any], source: str,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ewh.common.settings import CONSENT_POLICIES, ConsentPolicy, Settings, get_settings
+from ewh.contract.rules import DEFAULT_TIMESTAMP_FLOOR
 
 __all__ = ["CONSENT_POLICIES", "CollectorSettings", "ConsentPolicy"]
 
@@ -31,6 +33,7 @@ class CollectorSettings:
     body_timeout_seconds: float = 30.0
     keep_alive_seconds: float = 5.0
     max_connections: int = 1000
+    timestamp_floor: datetime = DEFAULT_TIMESTAMP_FLOOR  # the contract's earliest time
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CollectorSettings:
@@ -51,6 +54,7 @@ class CollectorSettings:
             body_timeout_seconds=settings.collector_body_timeout_seconds,
             keep_alive_seconds=settings.collector_keep_alive_seconds,
             max_connections=settings.collector_max_connections,
+            timestamp_floor=settings.timestamp_floor,
         )
 
     @classmethod

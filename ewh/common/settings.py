@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ewh.common.clock import to_naive_utc
+from ewh.contract.rules import DEFAULT_TIMESTAMP_FLOOR
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "EWH_"
@@ -96,6 +97,11 @@ class Settings(BaseSettings):
                                            description="...or this age, so the loader sees "
                                            "events soon")
 
+    # --- the event contract (collector and loader alike) ------------------------------------
+    timestamp_floor: datetime = Field(
+        DEFAULT_TIMESTAMP_FLOOR, description="the earliest timestamp, sentAt or receivedAt "
+        "accepted (naive means UTC): older ones are refused as timestamp_before_floor")
+
     @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "ops_db",
                      "gx_project_dir", "dbt_target_dir")
     @classmethod
@@ -151,7 +157,7 @@ class Settings(BaseSettings):
     def _normalise_policy(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("as_of", mode="after")
+    @field_validator("as_of", "timestamp_floor", mode="after")
     @classmethod
     def _naive_utc(cls, value: datetime | None) -> datetime | None:
         return to_naive_utc(value) if value is not None else None

@@ -233,8 +233,10 @@ class LandingWriter:
 
 def closed_landing_files(folder: Path) -> list[Path]:
     """The loadable files of a landing folder, oldest first. A file still being written ends
-    in `.open` and is not among them until its writer closes (renames) it."""
+    in `.open` and is not among them until its writer closes (renames) it. Symbolic links are
+    listed as links, by their own time: the loader decides whether to follow them."""
     from ewh.ingest.readers import LOADABLE_PATTERNS
 
-    found = {p for pattern in LOADABLE_PATTERNS for p in folder.glob(pattern) if p.is_file()}
-    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+    found = {p for pattern in LOADABLE_PATTERNS for p in folder.glob(pattern)
+             if p.is_file() or p.is_symlink()}
+    return sorted(found, key=lambda p: (p.lstat().st_mtime, p.name))

@@ -41,12 +41,13 @@ create table if not exists raw.events_rejected (
     rejected_at     timestamp not null
 );
 
--- One row per loaded file. rows_read = rows_loaded + rows_duplicate + rows_rejected.
+-- One row per loaded file (or part of a file that grew, see ewh.ingest.loader), and one per
+-- quarantined file. rows_read = rows_loaded + rows_duplicate + rows_rejected.
 create table if not exists raw.load_manifest (
     load_id         varchar not null,
     file_path       varchar not null,
-    file_checksum   varchar not null,
-    file_bytes      bigint not null,
+    file_checksum   varchar not null,   -- sha256 of the bytes loaded ('' when unreadable)
+    file_bytes      bigint not null,    -- how many bytes of the file were loaded
     rows_read       bigint not null,
     rows_loaded     bigint not null,
     rows_duplicate  bigint not null,
@@ -56,7 +57,17 @@ create table if not exists raw.load_manifest (
 );
 """
 
+# Columns added after the first release: added to an older warehouse too.
+MANIFEST_ADDITIONS = """
+alter table raw.load_manifest add column if not exists status varchar default 'loaded';
+alter table raw.load_manifest add column if not exists error varchar;
+alter table raw.load_manifest add column if not exists quarantined_to varchar;
+"""
+# status: 'loaded', or 'quarantined' (the file could not be read: `error` says why, and
+# `quarantined_to` where it was moved; every count is 0).
+
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw schema and its tables when missing (idempotent)."""
+    """Create the raw schema and its tables when missing, and add later columns (idempotent)."""
     con.execute(RAW_DDL)
+    con.execute(MANIFEST_ADDITIONS)

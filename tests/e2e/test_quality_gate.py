@@ -176,6 +176,22 @@ def test_future_timestamps_in_raw_stop_the_refresh(state: Path) -> None:
                     2, "received_at", before, state)
 
 
+def test_a_client_timestamp_planted_90_days_ahead_stops_the_refresh_before_dbt(
+        state: Path) -> None:
+    # received_at is an ordinary time; only occurred_at is in the future (it used to warn).
+    before = _downstream_files(state)
+    _sql(state, "insert into raw.events select 'ahead-' || i, 'track', 'Product Viewed', 'u1',"
+                " 'a1', timestamp '2026-10-31 10:00:00' + interval 90 day, null,"
+                " timestamp '2026-10-31 10:00:00', '{}', 'sql:test', null, 'bad-load',"
+                " timestamp '2026-10-31 11:00:00' from range(3) r(i)")
+    result = _full_run()
+    _assert_blocked(result, "gx_raw_events",
+                    "raw.events.occurred_at: 3 rows with occurred_at more than 24 h after "
+                    "received_at", 3, "occurred_at", before, state)
+    steps = {e.step_key for e in result.get_step_success_events()}
+    assert "raw_load" in steps and "warehouse_dbt_models" not in steps
+
+
 def test_duplicates_surviving_dedupe_keep_the_last_good_serving_copy(state: Path) -> None:
     before = _downstream_files(state)
     _sql(state, "insert into staging.stg_events select * from staging.stg_events "

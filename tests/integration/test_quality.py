@@ -76,6 +76,18 @@ ERRORS = [
     pytest.param(["update raw.events set received_at = '2027-06-01' where message_id = 'm4'"],
                  "raw_events", "expect_column_values_to_be_between", "received_at", 1,
                  "raw.events.received_at: 1 values above 2026-11-02 12:00:00", id="raw future"),
+    # 90 days ahead of receipt: the finding that only warned. The contract refuses it, so
+    # such a row was planted around it; it must stop the refresh.
+    pytest.param(["update raw.events set occurred_at = timestamp '2026-11-01 10:00:00' "
+                  "+ interval 90 day where message_id in ('m1', 'm3')"],
+                 "raw_events", "unexpected_rows_expectation", "occurred_at", 2,
+                 "raw.events.occurred_at: 2 rows with occurred_at more than 24 h after "
+                 "received_at", id="raw occurred_at ahead of receipt"),
+    pytest.param(["update raw.events set sent_at = timestamp '2026-11-02 10:00:01' "
+                  "where message_id = 'm2'"],
+                 "raw_events", "unexpected_rows_expectation", "sent_at", 1,
+                 "raw.events.sent_at: 1 rows with sent_at more than 24 h after received_at",
+                 id="raw sent_at a second past 24 h ahead"),
     pytest.param(["update raw.events set user_id = null, anonymous_id = null "
                   "where message_id = 'm5'"],
                  "raw_events", "expect_column_values_to_not_be_null", "anonymous_id", 1,
@@ -171,10 +183,13 @@ def test_samples_name_the_offending_rows(warehouse: Path, project: Path) -> None
 
 
 WARNINGS = [
-    pytest.param(["update raw.events set received_at = '2024-01-01' where message_id = 'm1'"],
+    pytest.param(["update raw.events set received_at = '2024-01-01', occurred_at = null, "
+                  "sent_at = null where message_id = 'm1'"],
                  "raw_events", "received_at", "raw.events.received_at: 1 values below "
                  "2025-09-27 12:00:00", id="event older than 400 days"),
-    pytest.param(["update raw.events set received_at = '2026-10-30 12:00:00'"],
+    # (client times moved along: ahead of receipt by two days they would be an error)
+    pytest.param(["update raw.events set received_at = '2026-10-30 12:00:00', "
+                  "occurred_at = '2026-10-30 12:00:00', sent_at = '2026-10-30 12:00:00'"],
                  "raw_events", "received_at", "raw.events.received_at: latest value "
                  "2026-10-30 12:00:00 is older than 2026-10-31 12:00:00", id="raw not fresh"),
     pytest.param(["update staging.stg_events set event_type = 'other' where message_id = 'm0'"],
