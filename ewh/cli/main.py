@@ -52,9 +52,19 @@ def _register_all() -> None:
             importlib.import_module(f"{package.__name__}.{module.name}")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("engagement-warehouse")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     _register_all()
     parser = argparse.ArgumentParser(prog="ewh", description="engagement_warehouse jobs")
+    parser.add_argument("--version", action="version", version=f"ewh {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for cmd in COMMANDS:
         sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help)

@@ -5,6 +5,7 @@ sensors, and returns them from its own `@dg.definitions` function, which
 - ingest: the raw load and the landing-zone sensor
 - transform: every dbt model, seed and test (dbt tests are asset checks)
 - backfill: the daily-partitioned job that rebuilds one day of event models
+- history: segment history at past dates (a daily-partitioned asset, one run per range)
 - quality: the Great Expectations suites as blocking asset checks
 - serving: the read-only serving copy
 - segments: one export asset, job and (stopped) schedule per segment
