@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     serving: Path = Field(_data("serving.duckdb"),
                           description="the read-only copy analysts, exports and the API read")
     exports_dir: Path = Field(_data("exports"), description="segment exports")
+    report: Path = Field(_data("report.html"),
+                         description="the analyst report (one self-contained HTML file)")
     ops_db: Path = Field(_data("ops.duckdb"),
                          description="operational records (run-failure alerts), apart from the "
                          "warehouse's writer lock")
@@ -72,7 +74,7 @@ class Settings(BaseSettings):
                                            description="...or this age, so the loader sees "
                                            "events soon")
 
-    @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "ops_db",
+    @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "report", "ops_db",
                      "gx_project_dir", "dbt_target_dir")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:

@@ -242,6 +242,11 @@ def data_docs_dir(project_dir: Path = PROJECT_DIR) -> Path:
     return project_dir / "gx" / "uncommitted" / "data_docs" / DOCS_SITE
 
 
+def validations_dir(project_dir: Path = PROJECT_DIR) -> Path:
+    """GX's stored validation results (gx/uncommitted/validations/<suite>/...)."""
+    return project_dir / "gx" / "uncommitted" / "validations"
+
+
 def data_docs_index(project_dir: Path = PROJECT_DIR) -> Path:
     return data_docs_dir(project_dir) / "index.html"
 

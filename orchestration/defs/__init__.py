@@ -8,6 +8,7 @@ sensors, and returns them from its own `@dg.definitions` function, which
 - history: segment history at past dates (a daily-partitioned asset, one run per range)
 - quality: the Great Expectations suites as blocking asset checks
 - serving: the read-only serving copy
+- report: the analyst report (HTML) after each publish
 - segments: one export asset, job and (stopped) schedule per segment
 - refresh: the whole-warehouse jobs and their schedules
 - alerts: the run-failure sensor

@@ -9,6 +9,8 @@ The same as `ewh segments backfill --from D1 --to D2`. The whole-warehouse jobs 
 
 import dagster as dg
 
+from ewh.report.locations import validations_dir
+from ewh.report.page import write_report
 from ewh.segments.history import backfill_history, parse_day, rebuild_dependents, warehouse_as_of
 from ewh.segments.serving import publish_serving_copy
 from orchestration.pools import WAREHOUSE_POOL
@@ -31,8 +33,8 @@ days = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end
     pool=WAREHOUSE_POOL,
     description="Every segment evaluated at each day's as_of (its last second, UTC), from the "
     "events: segment_membership_history, segment_memberships and segment_sizes_daily are "
-    "rewritten for the days materialized, and the serving copy is republished. One run per "
-    "range of days.",
+    "rewritten for the days materialized, and the serving copy and the report are "
+    "republished. One run per range of days.",
 )
 def segment_history_by_day(context: dg.AssetExecutionContext,
                            settings: WarehouseSettings) -> dg.MaterializeResult:
@@ -44,6 +46,7 @@ def segment_history_by_day(context: dg.AssetExecutionContext,
     rebuild_dependents(where.warehouse, cap)
     publish_serving_copy(where.warehouse, where.serving, warehouse_project().segments,
                          context.run_id)
+    write_report(where.serving, where.report, validations_dir())
     context.log.info(f"evaluated {result.days} days: {result.spells_before} -> "
                      f"{result.spells_after} spells")
     last = max(result.sizes)
