@@ -7,9 +7,8 @@ the layer (the schema), so the UI shows ingest -> staging -> intermediate -> mar
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
 from datetime import timedelta
+from typing import Any
 
 from dagster import AssetKey, AssetSpec, FreshnessPolicy, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject

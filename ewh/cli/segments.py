@@ -100,9 +100,9 @@ def _backfill(args: argparse.Namespace) -> int:
         days_between,
         event_days,
         parse_day,
+        rebuild_dependents,
         warehouse_as_of,
     )
-    from ewh.segments.history import rebuild_dependents
     from ewh.segments.serving import publish_serving_copy
 
     if args.names:

@@ -100,10 +100,11 @@ def render(data: ReportData, now: datetime | None = None) -> str:
           "MISMATCH" if x["has_sample_ratio_mismatch"] else "ok"] for x in data.experiments],
         numeric=(2, 3, 4, 5, 7))
     failing = [q for q in data.quality if q.status != "pass"]
+    worst = "fail" if any(q.status == "fail" for q in failing) else "warn"
     verdict = ("no Great Expectations results stored yet" if not data.quality else
                f'<span class="pass">all {len(data.quality)} suites pass</span>' if not failing
-               else f'<span class="{"fail" if any(q.status == "fail" for q in failing) else "warn"}">'
-                    f"{len(failing)} of {len(data.quality)} suites with failures</span>")
+               else f'<span class="{worst}">{len(failing)} of {len(data.quality)} suites '
+                    "with failures</span>")
     quality = _table(
         ["suite", "table", "status", "expectations", "error failures", "warn failures",
          "validated"],

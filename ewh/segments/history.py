@@ -318,15 +318,19 @@ where exited_at is null or exited_at > entered_at
 """
 
 
+def _literal(value: datetime | None) -> str:
+    if value is None:
+        return "cast(null as timestamp)"
+    return f"cast({sql_literal(value.isoformat(sep=' '))} as timestamp)"
+
+
 def merge_history(con: duckdb.DuckDBPyConnection, instants: list[datetime],
                   resume: datetime | None) -> dict[str, int]:
     """Rewrite the history table from `replay_members` (see MERGE_SQL); returns counts."""
     first = min(instants)
     con.execute("create or replace temp table replay_days (as_of timestamp)")
     con.executemany("insert into replay_days values (?)", [[i] for i in instants])
-    literal = (lambda v: "cast(null as timestamp)" if v is None
-               else f"cast({sql_literal(v.isoformat(sep=' '))} as timestamp)")
-    con.execute(MERGE_SQL.format(history=HISTORY, first=literal(first), resume=literal(resume)))
+    con.execute(MERGE_SQL.format(history=HISTORY, first=_literal(first), resume=_literal(resume)))
     before = con.execute(f"select count(*) from {HISTORY}").fetchone()[0]
     con.execute("begin transaction")
     try:
