@@ -300,7 +300,7 @@ stitched as (
 merged as (
     -- adjacent pieces (one ends where the next begins) are one spell
     select user_key, segment, min(entered_at) as entered_at,
-           max_by(exited_at, coalesce(exited_at, timestamp '9999-12-31')) as exited_at
+           case when bool_or(exited_at is null) then null else max(exited_at) end as exited_at
     from (
         select *, sum(starts) over (partition by user_key, segment order by entered_at
                                     rows unbounded preceding) as spell
