@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ewh.common.settings import PROJECT_ROOT
 
+FILTER_CONTROL = "extensions/filter-control/bootstrap-table-filter-control"
 NODE_MODULES = PROJECT_ROOT / "expectations" / "docs_assets" / "node_modules"
 VENDOR = "static/vendor"
 
@@ -34,13 +35,13 @@ ASSETS: dict[str, tuple[str, str]] = {
         ("bootstrap-table/dist", "bootstrap-table.min.js"),
     "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/"
     "bootstrap-table-filter-control.min.js":
-        ("bootstrap-table/dist", "extensions/filter-control/bootstrap-table-filter-control.min.js"),
+        ("bootstrap-table/dist", f"{FILTER_CONTROL}.min.js"),
     "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/"
     "bootstrap-table-filter-control.min.css":
-        ("bootstrap-table/dist", "extensions/filter-control/bootstrap-table-filter-control.min.css"),
+        ("bootstrap-table/dist", f"{FILTER_CONTROL}.min.css"),
     "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/"
     "bootstrap-table-filter-control.css":
-        ("bootstrap-table/dist", "extensions/filter-control/bootstrap-table-filter-control.css"),
+        ("bootstrap-table/dist", f"{FILTER_CONTROL}.css"),
     "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/"
     "bootstrap-datepicker.min.css":
         ("bootstrap-datepicker/dist", "css/bootstrap-datepicker.min.css"),
@@ -60,6 +61,7 @@ ASSETS: dict[str, tuple[str, str]] = {
 # Whole folders a copied file reads relatively.
 EXTRA_DIRS = {"@fortawesome/fontawesome-free": ("webfonts",)}
 LOGO = re.compile(r'https://great-expectations-web-assets\.s3\.[^"]*/logo-long\.png[^"]*')
+FAVICON = re.compile(r'href="(?:\.\./)*static/images/favicon\.ico"')
 REMOTE = re.compile(r'(?:src|href)="(https?://[^"]+)"')
 
 
@@ -95,6 +97,8 @@ def rewrite_page(page: Path, site: Path) -> None:
     for url, (package, file) in ASSETS.items():
         text = text.replace(f'"{url}"', f'"{up}{_vendor_path(package, file)}"')
     text = LOGO.sub(f"{up}static/images/logo-long-vector.svg", text)
+    # GX writes the favicon one level up whatever the page's depth (validation pages are 4).
+    text = FAVICON.sub(f'href="{up}static/images/favicon.ico"', text)
     page.write_text(text, encoding="utf-8")
 
 

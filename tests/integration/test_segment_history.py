@@ -1,6 +1,7 @@
 """Segment history at past dates (`ewh segments backfill`), against real dbt builds.
 
-One generated dataset (21 days), loaded and built at its end. The backfill (the real CLI)
+One generated dataset (21 days), loaded and built at its end (the `backfilled` fixture,
+tests/integration/conftest.py). The backfill (the real CLI)
 evaluates every segment at each day's as_of. Checked:
 - the last day is evaluated at the build's own as_of, so its members are exactly the seg_
   tables the build wrote (the replay runs the same compiled SQL on the same events);
@@ -14,34 +15,16 @@ evaluates every segment at each day's as_of. Checked:
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 from dbt_runner import run_dbt
+from history_warehouse import DAYS, members, run_ewh
 
-from ewh.ingest.loader import load_files
-from ewh.sample.generator import generate
-
-EWH = str(Path(sys.executable).with_name("ewh"))
-END = datetime(2026, 6, 30, 12, 0, 0)
-DAYS = 21
 PAST_DAY = date(2026, 6, 22)
-
-
-def _ewh(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([EWH, *args], env=env, capture_output=True, text=True, timeout=900,
-                          stdin=subprocess.DEVNULL)
-
-
-def _members(con: duckdb.DuckDBPyConnection, segments: list[str]) -> set[tuple[str, str]]:
-    return {(s, k) for s in segments
-            for (k,) in con.execute(f"select user_key from segments.{s}").fetchall()}
 
 
 def _history(warehouse: Path) -> list[tuple]:
@@ -51,26 +34,8 @@ def _history(warehouse: Path) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("history")
-    generate(root / "landing", events=6000, seed=5, days=DAYS, end=END)
-    raw = root / "loaded.duckdb"
-    load_files(sorted((root / "landing").glob("*.ndjson")), raw)
-    warehouse = root / "warehouse.duckdb"
-    shutil.copy(raw, warehouse)
-    run_dbt(warehouse, root / "now", "build", "--exclude-resource-type", "unit_test",
-            "--vars", f'{{as_of: "{END}"}}')
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        segments = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = "
-            "'segments' and table_name like 'seg\\_%' escape '\\' order by 1").fetchall()]
-        at_build = _members(con, segments)
-    env = {**os.environ, "EWH_WAREHOUSE": str(warehouse),
-           "EWH_SERVING": str(root / "serving.duckdb"),
-           "EWH_DBT_TARGET_DIR": str(root / "now" / "target")}
-    first = (END - timedelta(days=DAYS)).date()
-    done = _ewh(env, "segments", "backfill", "--from", str(first), "--to", str(END.date()))
-    return root, warehouse, env, segments, at_build, first, done
+def built(backfilled):
+    return backfilled
 
 
 def test_the_backfill_succeeds_quietly(built):
@@ -102,7 +67,7 @@ def test_a_past_day_agrees_with_a_real_build_at_that_as_of(built):
            "coalesce(anonymous_id, '') || '|' || coalesce(user_id, '') as id "
            "from intermediate.int_identity_map) group by user_key")
     with duckdb.connect(str(past), read_only=True) as con:
-        oracle = _members(con, segments)
+        oracle = members(con, segments)
         then = dict(con.execute(ids).fetchall())
     with duckdb.connect(str(warehouse), read_only=True) as con:
         now = dict(con.execute(ids).fetchall())
@@ -140,10 +105,10 @@ def test_sizes_cover_every_day_and_entries_fall_on_real_dates(built):
 def test_a_rerun_and_a_sub_range_rerun_give_the_same_rows(built):
     _, warehouse, env, *_ = built
     before = _history(warehouse)
-    again = _ewh(env, "segments", "backfill")  # default range: the first event day .. as_of
+    again = run_ewh(env, "segments", "backfill")  # default range: the first event day .. as_of
     assert again.returncode == 0, again.stderr[-3000:]
     assert _history(warehouse) == before
-    middle = _ewh(env, "segments", "backfill", "--from", "2026-06-18", "--to", "2026-06-24")
+    middle = run_ewh(env, "segments", "backfill", "--from", "2026-06-18", "--to", "2026-06-24")
     assert middle.returncode == 0, middle.stderr[-3000:]
     assert _history(warehouse) == before
 
