@@ -7,10 +7,15 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: setup demo test test-deep dev bench lint clean
 
-$(STAMP): pyproject.toml constraints.txt
+# Data Docs' CSS, JS and fonts (npm, exact versions in package.json): they open offline.
+DOCS_ASSETS := expectations/docs_assets
+
+$(STAMP): pyproject.toml constraints.txt $(DOCS_ASSETS)/package.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	cd $(DOCS_ASSETS) && npm install --silent --omit=dev --omit=peer --legacy-peer-deps \
+	  --ignore-scripts --no-audit --no-fund --no-package-lock
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -64,4 +69,4 @@ lint: setup
 	$(BIN)/sqlfluff lint models macros
 
 clean:
-	rm -rf target logs data .dagster_home $(BROWSER_DIR)/node_modules
+	rm -rf target logs data .dagster_home $(BROWSER_DIR)/node_modules $(DOCS_ASSETS)/node_modules

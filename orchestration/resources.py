@@ -23,6 +23,7 @@ class WarehouseSettings(dg.ConfigurableResource):
     landing_dir: str
     serving: str
     exports_dir: str
+    report: str
     ops_db: str
     as_of: str | None = None
     timestamp_floor: str | None = None

@@ -28,7 +28,7 @@ STAGES = (
     ("transform", "dbt build"),
     ("checks", "data-quality checks"),
     ("publish", "publish the serving copy"),
-    ("exports", "export segments"),
+    ("exports", "export segments, write the report"),
 )
 
 
@@ -101,7 +101,7 @@ def run_demo(events: int, seed: int, terminal: IO[str]) -> int:
     # The warehouse and what sits beside it (its WAL, the segment-size history of the
     # volume checks), the landing zone, the exports and the serving copy.
     _reset([settings.warehouse, *beside, settings.landing_dir, settings.exports_dir,
-            settings.serving])
+            settings.serving, settings.report])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"engagement_warehouse demo: {events:,} events, seed {seed}; "
                   f"dbt and Dagster logs in {log_path}")
@@ -143,7 +143,50 @@ def _run_stages(console, events: int, seed: int, settings) -> tuple[Any, str | N
         return f"{summary['events_written']:,} lines in {len(summary['files'])} files"
 
     _timed(console, "generate sample events", generate_events)
-    return _refresh(console)
+    result, failure = _refresh(console)
+    if failure is None:
+        _history(console, settings)
+    return result, failure
+
+
+def _history(console, settings) -> None:
+    """Every segment at each day of the data (so segment_sizes_daily covers it), then the
+    serving copy and the report again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ewh.report.locations import validations_dir
+    from ewh.report.page import write_report
+    from ewh.segments.history import (
+        backfill_history,
+        days_between,
+        event_days,
+        rebuild_dependents,
+        warehouse_as_of,
+    )
+    from ewh.segments.serving import publish_serving_copy
+    from orchestration.project import warehouse_project
+
+    started = time.monotonic()
+    cap = warehouse_as_of(settings.warehouse)
+    first, _ = event_days(settings.warehouse)
+    days = days_between(first, cap.date())
+    label = "segment history"
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"{label}: compiling the rules", total=len(days))
+
+        def advance(day) -> None:
+            progress.update(task, advance=1, description=f"{label}: {day}")
+
+        result = backfill_history(settings.warehouse, first, cap.date(), cap=cap,
+                                  progress=advance)
+        progress.update(task, description=f"{label}: segment_sizes_daily")
+        rebuild_dependents(settings.warehouse, cap)
+        publish_serving_copy(settings.warehouse, settings.serving, warehouse_project().segments)
+        write_report(settings.serving, settings.report, validations_dir())
+    console.print(f"[green]✓[/green] {label}: every segment on each of {result.days} days "
+                  f"({first} .. {cap.date()}), {result.spells_after:,} membership spells "
+                  f"({time.monotonic() - started:.0f} s)")
 
 
 def _refresh(console) -> tuple[Any, str | None]:
@@ -291,5 +334,6 @@ def render_summary(result) -> str:
                      f"{e.check_name}: {e.description or ''}")
     lines.append(f"exports: {settings.exports_dir}/<segment>/members.parquet|csv "
                  "(+ entered, exited)")
+    lines.append(f"report: {settings.report.resolve().as_uri()}")
     lines.append(f"Data Docs: {data_docs_index()}")
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ewh.cli.main import Handler, command
+from ewh.cli.main import Handler, OperationalError, command
 
 
 @command("erase", "erase a user (by userId) from raw and every derived table")
@@ -18,9 +18,15 @@ def _erase(parser: argparse.ArgumentParser) -> Handler:
 
 def _run(args: argparse.Namespace) -> int:
     from ewh.common.settings import get_settings
-    from ewh.privacy.erasure import erase_user
+    from ewh.privacy.erasure import UnknownUser, erase_user
 
-    result = erase_user(args.warehouse or get_settings().warehouse, args.user_id)
+    warehouse = args.warehouse or get_settings().warehouse
+    if not warehouse.exists():
+        raise OperationalError(f"no warehouse at {warehouse}")
+    try:
+        result = erase_user(warehouse, args.user_id)
+    except UnknownUser as exc:
+        raise OperationalError(str(exc)) from exc
     print(f"erased userId {result.user_id!r} and {len(result.anonymous_ids)} linked anonymous "
           f"ids: {result.raw_events} raw events, {result.rejected_rows} rejected records")
     for table, rows in sorted(result.derived_rows.items()):

@@ -41,6 +41,12 @@ def _quality(parser: argparse.ArgumentParser) -> Handler:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Great Expectations before anything imports duckdb: with duckdb imported first, the
+    # interpreter's teardown wipes duckdb's modules while objects GX's import graph created
+    # still refer to its types, and nanobind prints ~40 lines of "leaked ..." on stderr
+    # (measured: GX first, none; duckdb, sqlalchemy, pandas or pyarrow first, the report).
+    import great_expectations  # noqa: F401
+
     from ewh.common.settings import get_settings
     from ewh.quality.catalog import all_suites
     from ewh.quality.segment_tables import segment_tables

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     serving: Path = Field(_data("serving.duckdb"),
                           description="the read-only copy analysts, exports and the API read")
     exports_dir: Path = Field(_data("exports"), description="segment exports")
+    report: Path = Field(_data("report.html"),
+                         description="the analyst report (one self-contained HTML file)")
     ops_db: Path = Field(_data("ops.duckdb"),
                          description="operational records (run-failure alerts), apart from the "
                          "warehouse's writer lock")
@@ -102,7 +104,7 @@ class Settings(BaseSettings):
         DEFAULT_TIMESTAMP_FLOOR, description="the earliest timestamp, sentAt or receivedAt "
         "accepted (naive means UTC): older ones are refused as timestamp_before_floor")
 
-    @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "ops_db",
+    @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "report", "ops_db",
                      "gx_project_dir", "dbt_target_dir")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:

@@ -33,6 +33,10 @@ create table if not exists raw.erasures (
 """
 
 
+class UnknownUser(LookupError):
+    """No row in any layer names the userId: nothing was erased (nor recorded)."""
+
+
 @dataclass(frozen=True)
 class ErasureResult:
     user_id: str
@@ -86,6 +90,13 @@ def erase_user(warehouse: Path, user_id: str) -> ErasureResult:
                                   [ids] * len(columns)).fetchone()[0]
             if deleted:
                 derived[table] = int(deleted)
+        if not raw_events and not rejected and not derived:
+            con.execute("rollback")
+            digest = hashlib.sha256(user_id.encode()).hexdigest()
+            erased = con.execute("select max(erased_at) from raw.erasures "
+                                 "where user_id_sha256 = ?", [digest]).fetchone()[0]
+            before = f" (it was erased at {erased})" if erased else ""
+            raise UnknownUser(f"no userId {user_id!r} in {warehouse}: nothing erased{before}")
         con.execute(
             "insert into raw.erasures values (?, ?, ?, ?, ?, ?)",
             [hashlib.sha256(user_id.encode()).hexdigest(), len(anonymous), raw_events,

@@ -50,7 +50,12 @@ _GX_SEVERITY = {"error": FailureSeverity.CRITICAL, "warn": FailureSeverity.WARNI
 
 def _tag(severity: Severity, why: str, **meta: str) -> dict[str, Any]:
     """Our severity in ``meta`` (the contract) and mirrored in GX's own field (Data Docs)."""
-    return {"meta": {"severity": severity, "why": why, **meta}, "severity": _GX_SEVERITY[severity]}
+    return {"meta": {"severity": severity, "why": why, **meta}, "severity": _GX_SEVERITY[severity],
+            # Data Docs render notes under each expectation: the severity where it is read.
+            "notes": f"**severity: {severity}** ({_BLOCKS[severity]}). {why}"}
+
+
+_BLOCKS = {"error": "a failure blocks what follows", "warn": "reported, blocks nothing"}
 
 
 def _rows(severity: Severity, column: str, what: str, query: str) -> gxe.Expectation:

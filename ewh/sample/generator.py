@@ -12,6 +12,7 @@ import json
 import random
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -808,10 +809,12 @@ def planted_counts(events: int) -> tuple[int, int]:
 
 
 def generate(out_dir: Path, events: int = 200_000, seed: int = 0, users: int | None = None,
-             days: int = 90, end: datetime | None = None) -> dict[str, Any]:
+             days: int = 90, end: datetime | None = None,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Write `events-YYYY-MM-DD.ndjson` files (exactly `events` lines) and dataset.json.
 
     Returns the dataset.json content. `end` is naive UTC or aware; default: now to the hour.
+    `progress(done, total)` is called as users are simulated (it changes nothing generated).
     """
     if events < 1 or days < 1:
         raise ValueError("events and days must be positive")
@@ -822,7 +825,7 @@ def generate(out_dir: Path, events: int = 200_000, seed: int = 0, users: int | N
     n_users = users if users is not None else max(1, round(events / 50))
     n_dup, n_bad = planted_counts(events)
     target = events - n_dup - n_bad
-    people = _simulate_population(w, n_users, target)
+    people = _simulate_population(w, n_users, target, progress)
     _fit_to_size(w, people, target)
     duplicates = _plant_duplicates(w, min(n_dup, len(w.events)))
     malformed, kinds = _plant_malformed(w, n_bad) if w.events else ([], Counter())
@@ -832,7 +835,8 @@ def generate(out_dir: Path, events: int = 200_000, seed: int = 0, users: int | N
     return summary
 
 
-def _simulate_population(w: _World, n_users: int, target: int) -> list[User]:
+def _simulate_population(w: _World, n_users: int, target: int,
+                         progress: Callable[[int, int], None] | None = None) -> list[User]:
     rng = w.rng
     people = [_make_user(w, i) for i in range(n_users)]
     # Heavy-tailed activity: a few power users, many occasional visitors.
@@ -841,7 +845,9 @@ def _simulate_population(w: _World, n_users: int, target: int) -> list[User]:
     planned = 0.0
     per_session = 7.0  # running estimate of events per session, corrected as we go
     sessions_done = 0
-    for user, weight in zip(people, weights, strict=True):
+    for done, (user, weight) in enumerate(zip(people, weights, strict=True), start=1):
+        if progress is not None and (done % 100 == 0 or done == n_users):
+            progress(done, n_users)
         planned += target * weight / total_weight
         deficit = planned - len(w.events)
         n_sessions = max(1, round(deficit / per_session))

@@ -15,12 +15,12 @@ from typing import Any
 import duckdb
 
 from ewh.common.sql_text import quote_ident
+from ewh.segments.catalog import UnknownSegment, resolve_segment_name
+
+__all__ = ["MembersPage", "ServingCopyMissing", "UnknownSegment", "list_segments",
+           "segment_members", "user_segments"]
 
 MAX_PAGE = 1000
-
-
-class UnknownSegment(LookupError):
-    pass
 
 
 class ServingCopyMissing(FileNotFoundError):
@@ -60,11 +60,7 @@ def list_segments(serving: Path) -> list[dict[str, Any]]:
 def _resolve_segment(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """Accept `cart_abandoners` or `seg_cart_abandoners`; only catalogued segments."""
     catalog = con.execute("select segment from segments.segment_catalog").fetchall()
-    known = {row[0] for row in catalog}
-    for candidate in (name, f"seg_{name}"):
-        if candidate in known:
-            return candidate
-    raise UnknownSegment(f"unknown segment {name!r}; known: {sorted(known)}")
+    return resolve_segment_name(name, (row[0] for row in catalog))
 
 
 def resolve_segment(serving: Path, name: str) -> str:

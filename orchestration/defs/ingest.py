@@ -61,12 +61,19 @@ def raw_load(context: dg.AssetExecutionContext, settings: WarehouseSettings):
 @dg.sensor(job_name=REFRESH_JOB, minimum_interval_seconds=30,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: WarehouseSettings):
-    """Request a refresh when a closed file newer than the cursor appears."""
+    """Request a refresh when a closed file newer than the cursor appears (the cursor starts
+    at the newest file present at the first tick)."""
     landing = settings.get().landing_dir
     files = closed_landing_files(landing)
     # lstat: a link is judged by the load (a dangling one is quarantined), not followed here
     newest = max((p.lstat().st_mtime for p in files), default=0.0)
-    last_seen = float(context.cursor or 0.0)
+    if context.cursor is None:
+        # A fresh instance (a first `make dev`) starts from the files already there: opening
+        # the UI runs nothing; the hourly refresh loads them, or launch refresh_warehouse.
+        context.update_cursor(str(newest))
+        return dg.SkipReason(f"first tick: watching {landing} for files newer than the "
+                             f"{len(files)} there now")
+    last_seen = float(context.cursor)
     if newest <= last_seen:
         return dg.SkipReason(f"no new landing files in {landing}")
     new = [p.name for p in files if p.lstat().st_mtime > last_seen]

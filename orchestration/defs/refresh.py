@@ -2,12 +2,16 @@
 
 import dagster as dg
 
+from orchestration.defs.history import HISTORY_BY_DAY
+
 REFRESH_JOB = "refresh_warehouse"
+# Every asset but the day-partitioned history backfill (a job runs one partitioning).
+EVERYTHING = dg.AssetSelection.all() - dg.AssetSelection.assets(HISTORY_BY_DAY)
 
 # Everything: load new landing files, build dbt, run the checks, publish, export.
 refresh_job = dg.define_asset_job(
     REFRESH_JOB,
-    selection=dg.AssetSelection.all(),
+    selection=EVERYTHING,
     description="Load new landing files, build every dbt model (incrementally where the "
     "model is incremental), validate, publish the serving copy, export segments.",
 )
@@ -15,7 +19,7 @@ refresh_job = dg.define_asset_job(
 # The same graph rebuilt from scratch; membership history is kept (full_refresh: false).
 full_refresh_job = dg.define_asset_job(
     "full_refresh_warehouse",
-    selection=dg.AssetSelection.all(),
+    selection=EVERYTHING,
     config={"ops": {"warehouse_dbt_models": {"config": {"full_refresh": True}}}},
     description="Rebuild every dbt model from raw (late arrivals beyond the lookback are "
     "taken in here); segment membership history is preserved.",

@@ -46,7 +46,17 @@ def _segment_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict[
     columns = [d[0] for d in con.description]
     table = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n" + "".join(
         "| " + " | ".join(str(v) for v in row) + " |\n" for row in sample)
-    return {"dagster/row_count": dg.MetadataValue.int(int(rows)),
+    # Who this build's as_of let in and out (the UI plots each number over materializations).
+    entered, exited = con.execute(
+        "select count(*) filter (where entered_at = built.as_of), "
+        "count(*) filter (where exited_at = built.as_of) "
+        "from segments.segment_membership_history, "
+        "(select max(as_of) as as_of from marts.dim_users) as built where segment = ?",
+        [key.path[1]]).fetchone()
+    return {"members": dg.MetadataValue.int(int(rows)),
+            "entered": dg.MetadataValue.int(int(entered)),
+            "exited": dg.MetadataValue.int(int(exited)),
+            "dagster/row_count": dg.MetadataValue.int(int(rows)),
             "sample_members": dg.MetadataValue.md(table)}
 
 

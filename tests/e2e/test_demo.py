@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from ewh.common.settings import PROJECT_ROOT
 
 EWH = str(Path(sys.executable).with_name("ewh"))
 STAGE_LINES = ["generate sample events", "load landing files into raw", "dbt build",
-               "data-quality checks", "publish the serving copy", "export segments"]
+               "data-quality checks", "publish the serving copy", "export segments",
+               "segment history"]
 
 
 def _environment(root: Path) -> dict[str, str]:
@@ -22,6 +24,7 @@ def _environment(root: Path) -> dict[str, str]:
             "EWH_LANDING_DIR": str(root / "landing"),
             "EWH_SERVING": str(root / "serving.duckdb"),
             "EWH_EXPORTS_DIR": str(root / "exports"),
+            "EWH_REPORT": str(root / "report.html"),
             "EWH_OPS_DB": str(root / "ops.duckdb"),
             "DAGSTER_HOME": str(root / "dagster_home")}
 
@@ -43,6 +46,24 @@ def test_the_demo_prints_a_line_per_stage_and_the_summary_and_logs_the_rest(tmp_
     assert str(log) in lines[0]
     assert "Running dbt command" in log.read_text() and "Running dbt command" not in done.stdout
     assert done.stderr.strip() == ""
+    _assert_90_days_of_history(tmp_path / "serving.duckdb")
+    report = (tmp_path / "report.html").read_text()
+    assert report.count("<svg") >= 6 and "cdn" not in report.lower()
+
+
+def _assert_90_days_of_history(serving: Path) -> None:
+    """The generated data spans 90 days (ewh generate's default): the backfill gives every
+    segment a size on each of them, with entries on many different days."""
+    with duckdb.connect(str(serving), read_only=True) as con:
+        days, segments = con.execute(
+            "select count(distinct size_date), count(distinct segment) "
+            "from segments.segment_sizes_daily").fetchone()
+        entry_days = con.execute(
+            "select count(distinct cast(entered_at as date)) "
+            "from segments.segment_membership_history").fetchone()[0]
+        rows = con.execute("select count(*) from segments.segment_sizes_daily").fetchone()[0]
+    assert days >= 90 and segments == 16 and rows == days * segments
+    assert entry_days >= 30
 
 
 @pytest.mark.e2e

@@ -279,6 +279,34 @@ def test_data_docs_are_built_and_each_result_links_its_page(
         assert Path(result.docs_url.removeprefix("file://")).exists()
 
 
+def test_data_docs_open_offline_with_suite_pages_and_severity(
+    warehouse: Path, project: Path
+) -> None:
+    """Every page loads only local files (GX's CDN links point at the site's static/vendor
+    copies, installed from npm), the index's suite links resolve, and each expectation shows
+    its severity."""
+    from ewh.quality.docs_assets import remote_loads
+    from ewh.quality.project import data_docs_dir
+
+    _run(warehouse, project, build_docs=True)
+    site = data_docs_dir(project)
+    pages = list(site.rglob("*.html"))
+    assert len(pages) >= 2 * len(SUITE_NAMES) + 1
+    assert {str(p): remote_loads(p) for p in pages if remote_loads(p)} == {}
+    index = (site / "index.html").read_text()
+    for name in SUITE_NAMES:
+        assert f'href="expectations/{name}.html"' in index
+        assert (site / "expectations" / f"{name}.html").exists()
+    referenced = set()
+    for page in pages:
+        for link in re.findall(r'(?:src|href)="([^"#?]+)"', page.read_text()):
+            if not link.startswith(("http", "mailto:", "javascript:", "data:")):
+                referenced.add((page.parent / link).resolve())
+    assert [str(p) for p in referenced if not p.exists()] == []
+    suite_page = (site / "expectations" / "raw_events.html").read_text()
+    assert "severity: error" in suite_page and "severity: warn" in suite_page
+
+
 def test_old_results_are_pruned_to_the_newest_runs(tmp_path: Path) -> None:
     runs = tmp_path / "gx" / "uncommitted" / "validations" / "raw_events" / "__none__"
     for stamp in ("20261101T000000Z", "20261102T000000Z", "20261103T000000Z"):
