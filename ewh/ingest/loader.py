@@ -24,6 +24,7 @@ how records are read and checked.
 from __future__ import annotations
 
 import glob
+import os
 import re
 import threading
 import time
@@ -127,7 +128,7 @@ def expand_paths(patterns: Iterable[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"no such file: {pattern}")
         for match in matches:
             if match.is_file() or match.is_symlink():
-                seen.setdefault(match.absolute(), None)
+                seen.setdefault(Path(os.path.abspath(match)), None)
     return list(seen)
 
 
@@ -162,7 +163,7 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
         query(con, "set TimeZone = 'UTC'")  # the contract SQL converts offsets to UTC
         # Line numbers come from row order: the default, set so no configuration can change it.
         query(con, "set preserve_insertion_order = true")
-        files = [Path(p).absolute() for p in paths]
+        files = [Path(os.path.abspath(p)) for p in paths]  # not resolved: a link stays a link
         with _Watcher(con, progress) as watcher:
             if dry_run:
                 con.execute("begin transaction")
