@@ -83,3 +83,21 @@ def test_dbt_docs_generate_shows_groups_owners_and_contracts(backfilled, tmp_pat
     mart = catalog["nodes"]["model.engagement_warehouse.dim_users"]["metadata"]["owner"]
     assert mart == "analytics-team"
     assert {c.lower() for c in table["columns"]} == set(node["columns"])
+
+
+def test_money_is_in_cents_in_every_public_table(backfilled):
+    """Revenue and cart values (reporting currency) carry no fraction of a cent, so they
+    print as 4391.76, not 4391.759999999999."""
+    import duckdb
+
+    with duckdb.connect(str(backfilled.warehouse), read_only=True) as con:
+        money = con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where table_schema in ('marts', 'segments') and data_type = 'DOUBLE' and "
+            "regexp_matches(column_name, 'revenue|cart_value|order_value')").fetchall()
+        assert len(money) >= 8
+        for schema, table, column in money:
+            off = con.execute(
+                f'select count(*) from "{schema}"."{table}" where "{column}" is not null '
+                f'and abs("{column}" * 100 - round("{column}" * 100)) > 1e-6').fetchone()[0]
+            assert off == 0, (table, column)
