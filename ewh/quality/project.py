@@ -233,9 +233,8 @@ def dispose_engines(datasource: object) -> None:
 
     Also forget the dialect's result-type memos: SQLAlchemy keys them by the DB-API column
     types of every result, here duckdb's DuckDBPyType objects, and keeps them as long as the
-    engine lives (GX caches it until the interpreter exits). DuckDB objects still alive when
-    its extension module is torn down make nanobind print a "leaked ..." report (~40 lines)
-    at the end of every `ewh quality`."""
+    engine lives (GX caches it until the interpreter exits), so nothing of DuckDB's outlives
+    the validation through them (see ewh/cli/quality.py for the teardown report)."""
     get_engine = getattr(datasource, "get_engine", None)
     get_execution_engine = getattr(datasource, "get_execution_engine", None)
     engines = []
