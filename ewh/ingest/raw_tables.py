@@ -54,6 +54,21 @@ create table if not exists raw.load_manifest (
     started_at      timestamp not null,
     finished_at     timestamp not null
 );
+
+-- The latest prediction scores, one row per user and published model. Written by the
+-- scoring step (ewh/predictions/scoring.py), which replaces its rows on every run; empty
+-- until a model is published. dbt reads it as a source (marts.user_predictions).
+create table if not exists raw.prediction_scores (
+    user_key        varchar not null,
+    user_id         varchar,
+    model_name      varchar not null,   -- purchase | churn
+    model_version   varchar not null,   -- the registry folder, e.g. 20261001T000000-1a2b3c4d
+    score           double not null,    -- the predicted probability, 0-1
+    top_features    varchar,            -- the features that raised the score most, comma-separated
+    as_of           timestamp not null, -- the instant the features were evaluated at
+    feature_version varchar not null,   -- int_user_features.feature_version the model read
+    scored_at       timestamp not null
+);
 """
 
 
