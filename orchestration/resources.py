@@ -24,6 +24,7 @@ class WarehouseSettings(dg.ConfigurableResource):
     serving: str
     exports_dir: str
     ops_db: str
+    models_dir: str
     as_of: str | None = None
 
     def get(self) -> Settings:

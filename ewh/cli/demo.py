@@ -1,9 +1,11 @@
 """`ewh demo` (`make demo`): sample data through the whole pipeline, then a short summary.
 
-It starts from an empty warehouse and landing zone each time, so it is repeatable, and runs
-the `refresh_warehouse` job in the Dagster instance of DAGSTER_HOME (`make dev` shows it
-afterwards). The terminal gets one line per stage; everything dbt and Dagster print goes to
-a log file whose path is named at the start and again on failure.
+It starts from an empty warehouse, landing zone and model registry each time, so it is
+repeatable, and runs the `refresh_warehouse` job in the Dagster instance of DAGSTER_HOME
+(`make dev` shows it afterwards), then `train_prediction_models`, and, when a model was
+published, `refresh_warehouse` again so its predictions, segments and tags are filled. The
+terminal gets one line per stage; everything dbt and Dagster print goes to a log file whose
+path is named at the start and again on failure.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ STAGES = (
 def stage_of(step_key: str) -> str:
     if step_key.startswith("raw_load") or "gx_raw_events" in step_key:
         return "load"
-    if "warehouse_dbt_models" in step_key:
+    # both dbt steps, and the scoring between them
+    if step_key.startswith("warehouse_dbt_") or "prediction_scores" in step_key:
         return "transform"
     if "gx_" in step_key:
         return "checks"
@@ -99,9 +102,9 @@ def run_demo(events: int, seed: int, terminal: IO[str]) -> int:
     log_path = settings.warehouse.parent / "demo.log"
     beside = list(settings.warehouse.parent.glob(settings.warehouse.stem + ".*"))
     # The warehouse and what sits beside it (its WAL, the segment-size history of the
-    # volume checks), the landing zone, the exports and the serving copy.
+    # volume checks), the landing zone, the exports, the serving copy and the models.
     _reset([settings.warehouse, *beside, settings.landing_dir, settings.exports_dir,
-            settings.serving])
+            settings.serving, settings.models_dir])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"engagement_warehouse demo: {events:,} events, seed {seed}; "
                   f"dbt and Dagster logs in {log_path}")
@@ -143,10 +146,67 @@ def _run_stages(console, events: int, seed: int, settings) -> tuple[Any, str | N
         return f"{summary['events_written']:,} lines in {len(summary['files'])} files"
 
     _timed(console, "generate sample events", generate_events)
-    return _refresh(console)
+    result, failure = _refresh(console)
+    if failure:
+        return result, failure
+    published: list[str] = []
+
+    def train() -> str:
+        published.extend(_train())
+        verdicts = _verdicts(settings)
+        return "; ".join(verdicts) if verdicts else "nothing to train on"
+
+    _timed(console, "train the prediction models", train)
+    if not published:
+        return result, None
+    started = time.monotonic()
+    result, failure = _refresh(console, quiet=True)
+    if not failure:
+        console.print(f"[green]✓[/green] score with the published models and refresh again "
+                      f"({time.monotonic() - started:.0f} s)")
+    return result, failure
 
 
-def _refresh(console) -> tuple[Any, str | None]:
+def _train() -> list[str]:
+    """Run train_prediction_models; the models it published. A model that does not beat its
+    rule baseline fails the run's gate and stays unpublished: not an error for the demo."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.predictions import TRAINING_JOB
+    from orchestration.instance import ensure_dagster_home
+
+    with dg.DagsterInstance.from_config(str(ensure_dagster_home())) as instance:
+        run = defs().resolve_job_def(TRAINING_JOB).execute_in_process(
+            instance=instance, raise_on_error=False)
+    return [event.asset_key.path[-1].removesuffix("_model")
+            for event in run.get_asset_materialization_events()
+            if event.asset_key.path[-1].endswith("_model")]
+
+
+def _verdicts(settings) -> list[str]:
+    from ewh.predictions import registry
+    from ewh.predictions.specs import MODELS
+    from ewh.predictions.training import gate
+
+    out = []
+    for name in MODELS:
+        candidate = registry.read_pointer(settings.models_dir, name, registry.CANDIDATE)
+        if candidate is None:
+            continue
+        if candidate.get("version") is None:
+            out.append(f"{name} not published ({candidate.get('reason')})")
+            continue
+        metrics = registry.read_json(settings.models_dir, name, candidate["version"],
+                                     registry.METRICS_FILE)
+        verdict = gate(metrics, settings.prediction_min_auc_gain)
+        model, rule = metrics["model"]["roc_auc"], metrics["baseline"]["roc_auc"]
+        out.append(f"{name} {'published' if verdict.passed else 'not published'} "
+                   f"(ROC AUC {model:.3f} vs rule {rule:.3f})")
+    return out
+
+
+def _refresh(console, quiet: bool = False) -> tuple[Any, str | None]:
     """Run the refresh job in a thread; show its stages from the instance's event log."""
     import dagster as dg
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
@@ -174,7 +234,7 @@ def _refresh(console) -> tuple[Any, str | None]:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("refresh_warehouse", total=None, detail="")
             worker.start()
-            watcher = _StageWatcher(console, progress, task)
+            watcher = _StageWatcher(console, progress, task, quiet)
             cursor = None
             while True:
                 alive = worker.is_alive()
@@ -195,8 +255,9 @@ def _refresh(console) -> tuple[Any, str | None]:
 class _StageWatcher:
     """Turns Dagster step events into one printed line per finished stage."""
 
-    def __init__(self, console, progress, task) -> None:
+    def __init__(self, console, progress, task, quiet: bool = False) -> None:
         self.console, self.progress, self.task = console, progress, task
+        self.quiet = quiet  # no line per stage (a second refresh is one line)
         self.current: str | None = None
         self.stage_started = time.monotonic()
         self.models_done = 0
@@ -229,7 +290,7 @@ class _StageWatcher:
                              detail=detail)
 
     def _close_stage(self) -> None:
-        if self.current is None:
+        if self.current is None or self.quiet:
             return
         label = dict(STAGES)[self.current]
         extra = f": {self.models_done} dbt nodes" if self.current == "transform" else ""
@@ -268,10 +329,15 @@ def render_summary(result) -> str:
             "select (select count(*) from marts.fct_sessions), "
             "(select count(*) from marts.dim_users)"
         ).fetchone()
+        scored = dict(con.execute(
+            "select model_name, count(*) from marts.user_predictions group by 1").fetchall())
     lines = [
         f"load: read {read:,} = loaded {loaded:,} + duplicates {dup:,} + rejected {rejected:,}"
         f" ({'reconciled' if read == loaded + dup + rejected else 'DOES NOT RECONCILE'})",
         f"marts: {sessions:,} sessions, {users:,} users",
+        "predictions: " + (", ".join(f"{m} scores {n:,} users" for m, n in sorted(scored.items()))
+                           or "none (no model published)")
+        + f"; models in {settings.models_dir} (ewh predictions list)",
         "",
         format_table(
             ["segment", "members", "owner", "export", "rule"],

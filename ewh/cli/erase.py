@@ -20,7 +20,8 @@ def _run(args: argparse.Namespace) -> int:
     from ewh.common.settings import get_settings
     from ewh.privacy.erasure import erase_user
 
-    result = erase_user(args.warehouse or get_settings().warehouse, args.user_id)
+    settings = get_settings()
+    result = erase_user(args.warehouse or settings.warehouse, args.user_id, settings.models_dir)
     print(f"erased userId {result.user_id!r} and {len(result.anonymous_ids)} linked anonymous "
           f"ids: {result.raw_events} raw events, {result.rejected_rows} rejected records")
     for table, rows in sorted(result.derived_rows.items()):

@@ -167,7 +167,7 @@ final as (
         coalesce(event_features.events_28d, 0) as events_28d,
         coalesce(session_features.sessions_7d, 0) as sessions_7d,
         coalesce(session_features.sessions_28d, 0) as sessions_28d,
-        cast(session_features.events_per_session_28d as double) as events_per_session_28d,
+        cast(round(session_features.events_per_session_28d, 6) as double) as events_per_session_28d,
         coalesce(event_features.product_views_7d, 0) as product_views_7d,
         coalesce(event_features.product_views_28d, 0) as product_views_28d,
         coalesce(event_features.cart_adds_7d, 0) as cart_adds_7d,
@@ -186,7 +186,9 @@ final as (
         coalesce(order_features.orders_90d, 0) as orders_90d,
         {{ seconds_between('order_features.last_order_at', 'as_of.as_of') }} / 86400
             as days_since_last_order,
-        cast(coalesce(order_features.revenue_365d, 0) as double) as revenue_365d,
+        -- rounded to cents: a sum of doubles may differ in its last bits between runs, and the
+        -- training data must be the same every time
+        cast(round(coalesce(order_features.revenue_365d, 0), 2) as double) as revenue_365d,
         coalesce(email_features.emails_delivered_28d, 0) as emails_delivered_28d,
         coalesce(email_features.emails_opened_28d, 0) as emails_opened_28d
     from activity
