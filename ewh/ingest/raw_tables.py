@@ -1,4 +1,5 @@
-"""The raw layer's tables. The loader owns them; dbt reads them as sources.
+"""The raw layer's tables, written by Python (the loader, the scoring step); dbt reads them as
+sources.
 
 All timestamps are naive TIMESTAMP values in UTC (portable to Spark).
 """
@@ -54,6 +55,12 @@ create table if not exists raw.load_manifest (
     started_at      timestamp not null,
     finished_at     timestamp not null
 );
+"""
+
+# Its own statement too: the SQL floor (bench/sql_floor.py) reads raw.events through a view and
+# needs only this table beside it.
+PREDICTION_SCORES_DDL = """
+create schema if not exists raw;
 
 -- The latest prediction scores, one row per user and published model. Written by the
 -- scoring step (ewh/predictions/scoring.py), which replaces its rows on every run; empty
@@ -75,3 +82,4 @@ create table if not exists raw.prediction_scores (
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw schema and its tables when missing (idempotent)."""
     con.execute(RAW_DDL)
+    con.execute(PREDICTION_SCORES_DDL)

@@ -36,11 +36,14 @@ events as (
 
 sessions as (
 
+    -- sessions as fct_sessions counts them: the person of the first event, its start, its events
     select
-        user_key,
-        started_at,
-        event_count
-    from {{ ref('fct_sessions') }}
+        session_id,
+        max(case when session_event_number = 1 then user_key end) as user_key,
+        min(occurred_at) as started_at,
+        count(*) as event_count
+    from {{ ref('int_sessionized_events') }}
+    group by session_id
 
 ),
 

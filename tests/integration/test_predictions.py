@@ -1,6 +1,6 @@
 """Predictions on generated data: the real generator, loader, dbt, DuckDB and HTTP server.
 
-One module-scoped build: 100,000 events over 120 days, the point-in-time training set built
+One module-scoped build: 150,000 events over 120 days, the point-in-time training set built
 by dbt at past dates (4 training and 2 holdout dates per model), both models trained into a
 registry. Then the warehouse is built at as_of, scored with the published models, and the
 models that read the scores are rebuilt with their tests. Expected values come from
@@ -49,7 +49,7 @@ from ewh.segments.serving import publish_serving_copy
 
 AS_OF = datetime(2026, 10, 1)
 AS_OF_VAR = json.dumps({"as_of": "2026-10-01 00:00:00"})
-EVENTS, DAYS, SEED = 100_000, 120, 2
+EVENTS, DAYS, SEED = 150_000, 120, 2
 TRAINING, HOLDOUT = 4, 2
 
 
@@ -140,10 +140,11 @@ def test_a_version_folder_holds_model_features_metrics_window_and_seed(built: Bu
     features = json.loads((folder / "features.json").read_text())
     assert [f["name"] for f in features["features"]] == list(FEATURES)
     assert all(f["definition"] for f in features["features"])
-    # the feature version is the md5 of the features model's SQL, as the file holds it
+    # the feature version is the md5 of the features model's SQL as dbt reads the file
+    # (without its final newline)
     source = (PROJECT_DIR / "models" / "intermediate" / "int_user_features.sql").read_text()
-    assert features["feature_version"] == hashlib.md5(source.encode()).hexdigest()
-    assert (folder / "features.sql").read_text() == source
+    assert features["feature_version"] == hashlib.md5(source.rstrip("\n").encode()).hexdigest()
+    assert (folder / "features.sql").read_text() == source.rstrip("\n")
     training = json.loads((folder / "training.json").read_text())
     dates = built.training_set.dates["purchase"]
     assert training["seed"] == 0 and training["window"]["horizon_days"] == 14
@@ -393,8 +394,21 @@ def test_tags_and_consent_through_the_landing_zone_and_the_user_view(scored: Sco
                   "user_key = ?), (select count(*) from segments.seg_likely_buyers where "
                   "user_key = ?)", [revoker_key, revoker_key]) == [(0, 0)]
     publish_serving_copy(warehouse, serving, segments)
-    # the tags are current: nothing more to write, and nothing about the revoker
-    assert tag_messages(serving)[0] == []
+    # Without the revoker the percentiles moved a little: the next messages are exactly the
+    # users whose segments now differ from their loaded tags, and none is about the revoker.
+    wanted: dict[str, set[str]] = {}
+    for segment, tag in (("seg_likely_buyers", "likely_buyer"),
+                         ("seg_predicted_churn", "churn_risk")):
+        for (key,) in _query(serving, f"select user_key from segments.{segment}"):
+            wanted.setdefault(key, set()).add(tag)
+    held: dict[str, set[str]] = {}
+    for key, tag in expected:
+        held.setdefault(key, set()).add(tag)
+    changed = {key for key in wanted.keys() | held.keys()
+               if wanted.get(key, set()) != held.get(key, set())}
+    ids = dict(_query(serving, "select user_key, user_id from marts.dim_users"))
+    assert {m["userId"] for m in tag_messages(serving)[0]} == {ids[k] for k in changed}
+    assert revoker_key not in changed
     tagged_key, tagged_id = sorted(buyers.items())[1]
     with running_collector(tmp_path / "collector-landing", EWH_SERVING=str(serving)) as collector:
         view = requests.get(f"{collector.url}/v1/users/{tagged_id}/segments",
@@ -413,3 +427,20 @@ def test_the_churn_model_population_is_active_users(scored: Scored) -> None:
                       "intermediate.int_user_features f on s.user_key = f.user_key "
                       f"where s.model_name = '{CHURN.name}' and f.active_days_28d = 0")
     assert inactive == [(0,)]
+
+
+def test_ewh_predictions_list_shows_published_and_candidate_versions(built: Built,
+                                                                     scored: Scored) -> None:
+    import os
+    import subprocess
+    import sys
+
+    ewh = str(Path(sys.executable).with_name("ewh"))
+    done = subprocess.run([ewh, "predictions", "list"], capture_output=True, text=True,
+                          env={**os.environ, "EWH_MODELS_DIR": str(built.models)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for name, result in built.results.items():
+        rows = [line.split() for line in done.stdout.splitlines()
+                if line.split()[:1] == [name]]
+        assert [r[1:4] for r in rows] == [["published", result.version, "passes"],
+                                          ["candidate", result.version, "passes"]]
