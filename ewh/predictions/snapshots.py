@@ -99,8 +99,10 @@ class TrainingSet:
     seconds_by_date: dict[str, float] = field(default_factory=dict)
 
 
-def training_work_dir(models_dir: Path) -> Path:
-    return models_dir / WORK_FOLDER
+def training_work_dir(models_dir: Path, run: str | None = None) -> Path:
+    """The scratch folder of training run `run` (all of them when None): two runs at once
+    must not share one."""
+    return models_dir / WORK_FOLDER if run is None else models_dir / WORK_FOLDER / run
 
 
 def scratch_path(work_dir: Path) -> Path:

@@ -1,7 +1,8 @@
 """Predictions: weekly training behind a blocking gate, scoring and tags in every refresh.
 
 Training (group model_training, job train_prediction_models, weekly schedule):
-    training_events      copy raw.events into a scratch warehouse (the only warehouse read)
+    training_events      copy raw.events into the run's scratch warehouse
+                         (<models_dir>/.work/<run id>; the only read of the warehouse)
     <model>_candidate    int_user_features at past dates in the scratch warehouse, labels,
                          fit on earlier dates, evaluate on later ones, write the version to
                          the registry as the candidate (both models in one step)
@@ -16,6 +17,7 @@ Refresh (group predictions, in refresh_warehouse):
     prediction_tags        after the serving copy: tag changes into the landing zone
 """
 
+import contextlib
 import shutil
 
 import dagster as dg
@@ -59,11 +61,12 @@ def published_key(model: str) -> dg.AssetKey:
 @dg.asset(key=TRAINING_EVENTS, deps=[RAW_EVENTS], group_name=TRAINING_GROUP, kinds={"duckdb"},
           pool=WAREHOUSE_POOL,
           description="raw.events copied into the training run's scratch warehouse "
-          "(<models_dir>/.work), the only read of the warehouse during training.")
+          "(<models_dir>/.work/<run id>), the only read of the warehouse during training.")
 def training_events(context: dg.AssetExecutionContext,
                     settings: WarehouseSettings) -> dg.MaterializeResult:
     where = settings.get()
-    copied, start = copy_raw_events(where.warehouse, training_work_dir(where.models_dir))
+    copied, start = copy_raw_events(where.warehouse,
+                                    training_work_dir(where.models_dir, context.run_id))
     context.log.info(f"copied {copied} events (from {start}) for training")
     return dg.MaterializeResult(metadata={"events": copied,
                                           "first_event_at": str(start) if start else None})
@@ -80,7 +83,7 @@ def training_events(context: dg.AssetExecutionContext,
 def prediction_candidates(context: dg.AssetExecutionContext, settings: WarehouseSettings):
     """Point-in-time training set at past dates, then one candidate version per model."""
     where = settings.get()
-    work = training_work_dir(where.models_dir)
+    work = training_work_dir(where.models_dir, context.run_id)
     as_of = resolve_as_of(where.as_of)
     try:
         training_set = build_training_set(
@@ -107,6 +110,8 @@ def prediction_candidates(context: dg.AssetExecutionContext, settings: Warehouse
             })
     finally:
         shutil.rmtree(work, ignore_errors=True)  # personal data: only for the run
+        with contextlib.suppress(OSError):
+            work.parent.rmdir()  # .work itself, when no other training runs
 
 
 def _metric(metrics: dict, side: str, name: str) -> float | None:
