@@ -149,14 +149,14 @@ def _run_stages(console, events: int, seed: int, settings) -> tuple[Any, str | N
     result, failure = _refresh(console)
     if failure:
         return result, failure
-    published: list[str] = []
-
-    def train() -> str:
-        published.extend(_train())
-        verdicts = _verdicts(settings)
-        return "; ".join(verdicts) if verdicts else "nothing to train on"
-
-    _timed(console, "train the prediction models", train)
+    started = time.monotonic()
+    with console.status("train the prediction models"):
+        published, failures = _train()
+    if failures:
+        return result, f"train the prediction models failed: {failures[0]}"
+    verdicts = "; ".join(_verdicts(settings)) or "nothing to train on"
+    console.print(f"[green]✓[/green] train the prediction models: {verdicts} "
+                  f"({time.monotonic() - started:.0f} s)")
     if not published:
         return result, None
     started = time.monotonic()
@@ -167,21 +167,26 @@ def _run_stages(console, events: int, seed: int, settings) -> tuple[Any, str | N
     return result, failure
 
 
-def _train() -> list[str]:
-    """Run train_prediction_models; the models it published. A model that does not beat its
-    rule baseline fails the run's gate and stays unpublished: not an error for the demo."""
+def _train() -> tuple[list[str], list[str]]:
+    """Run train_prediction_models: (the models it published, its failed steps). A model that
+    does not beat its rule baseline fails the gate check and stays unpublished: not an error
+    for the demo; any other failed step is."""
     import dagster as dg
 
     from orchestration.definitions import defs
-    from orchestration.defs.predictions import TRAINING_JOB
+    from orchestration.defs.predictions import GATE_CHECK, TRAINING_JOB
     from orchestration.instance import ensure_dagster_home
 
     with dg.DagsterInstance.from_config(str(ensure_dagster_home())) as instance:
         run = defs().resolve_job_def(TRAINING_JOB).execute_in_process(
             instance=instance, raise_on_error=False)
-    return [event.asset_key.path[-1].removesuffix("_model")
-            for event in run.get_asset_materialization_events()
-            if event.asset_key.path[-1].endswith("_model")]
+    published = [event.asset_key.path[-1].removesuffix("_model")
+                 for event in run.get_asset_materialization_events()
+                 if event.asset_key.path[-1].endswith("_model")]
+    failures = [f"step {event.step_key}: {event.message}"
+                for event in run.all_events
+                if event.event_type_value == "STEP_FAILURE" and GATE_CHECK not in event.step_key]
+    return published, failures
 
 
 def _verdicts(settings) -> list[str]:
