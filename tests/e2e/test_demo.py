@@ -25,6 +25,10 @@ def _environment(root: Path) -> dict[str, str]:
             "EWH_EXPORTS_DIR": str(root / "exports"),
             "EWH_OPS_DB": str(root / "ops.duckdb"),
             "EWH_MODELS_DIR": str(root / "models"),
+            # one training and one holdout date per model: the demo's data is too small to
+            # train on anyway, and each date is a dbt run
+            "EWH_PREDICTION_TRAINING_SNAPSHOTS": "1",
+            "EWH_PREDICTION_HOLDOUT_SNAPSHOTS": "1",
             "DAGSTER_HOME": str(root / "dagster_home")}
 
 
