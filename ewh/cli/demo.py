@@ -258,13 +258,19 @@ def _refresh(console, quiet: bool = False) -> tuple[Any, str | None]:
 
 
 class _StageWatcher:
-    """Turns Dagster step events into one printed line per finished stage."""
+    """Turns Dagster step events into one printed line per finished stage.
+
+    The steps of a stage need not be contiguous (the dbt seeds may run before the load, the
+    checks of the first dbt step before the second step), so the lines are printed once the
+    run is over, in the order of STAGES, each with the time its steps took."""
 
     def __init__(self, console, progress, task, quiet: bool = False) -> None:
         self.console, self.progress, self.task = console, progress, task
         self.quiet = quiet  # no line per stage (a second refresh is one line)
         self.current: str | None = None
-        self.stage_started = time.monotonic()
+        self.started: dict[str, float] = {}  # step key -> start
+        self.seconds: dict[str, float] = {}  # stage -> seconds its steps took
+        self.failed_stages: set[str] = set()
         self.models_done = 0
         self.failures: list[str] = []
         self.steps_done = 0
@@ -276,39 +282,43 @@ class _StageWatcher:
                 continue
             stage = stage_of(event.step_key)
             kind = event.event_type_value
-            if kind == "STEP_START" and stage != self.current:
-                self._close_stage()
-                self.current, self.stage_started = stage, time.monotonic()
+            if kind == "STEP_START":
+                self.current = stage
+                self.started[event.step_key] = time.monotonic()
             elif kind == "ASSET_MATERIALIZATION" and stage == "transform":
                 self.models_done += 1
-            elif kind == "STEP_SUCCESS":
-                self.steps_done += 1
-            elif kind == "STEP_FAILURE":
+            elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+                began = self.started.pop(event.step_key, time.monotonic())
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.monotonic() - began
+                self.steps_done += kind == "STEP_SUCCESS"
+            if kind == "STEP_FAILURE":
+                self.failed_stages.add(stage)
                 error = getattr(event.event_specific_data, "error", None)
                 while error is not None and error.cause is not None:  # the root cause
                     error = error.cause
                 reason = (error.message.strip().splitlines() or [""])[-1] if error else ""
                 self.failures.append(f"step {event.step_key}: {reason or event.message}")
+                self.current = stage
         label = dict(STAGES).get(self.current or "", "starting")
         detail = f"{self.models_done} dbt nodes" if self.current == "transform" else ""
         self.progress.update(self.task, description=label, completed=self.steps_done,
                              detail=detail)
 
-    def _close_stage(self) -> None:
-        if self.current is None or self.quiet:
-            return
-        label = dict(STAGES)[self.current]
-        extra = f": {self.models_done} dbt nodes" if self.current == "transform" else ""
-        self.progress.console.print(
-            f"[green]✓[/green] {label}{extra} ({time.monotonic() - self.stage_started:.0f} s)")
-
     def finish(self) -> None:
-        if not self.failures:
-            self._close_stage()
+        """A line for every stage whose steps all succeeded, in the order of STAGES."""
+        if self.quiet:
+            return
+        for stage, label in STAGES:
+            if stage not in self.seconds or stage in self.failed_stages:
+                continue
+            extra = f": {self.models_done} dbt nodes" if stage == "transform" else ""
+            self.progress.console.print(
+                f"[green]✓[/green] {label}{extra} ({self.seconds[stage]:.0f} s)")
 
     def failure_line(self) -> str:
         if self.failures:
-            return f"{dict(STAGES).get(self.current or '', 'refresh')} failed: {self.failures[0]}"
+            stage = next(s for s, _ in STAGES if s in self.failed_stages)
+            return f"{dict(STAGES)[stage]} failed: {self.failures[0]}"
         return "the refresh_warehouse run failed (a blocking check or a step)"
 
 
