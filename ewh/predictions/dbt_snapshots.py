@@ -58,7 +58,9 @@ def build(request: dict[str, Any]) -> dict[str, Any]:
     seconds: dict[str, float] = {}
 
     def run_at(at: str) -> None:
-        _invoke(runner, ["run", "--select", f"+{FEATURES_MODEL}", "--vars",
+        # one model at a time: this runs beside the refreshes, and two big incremental
+        # models at once could exceed the DuckDB memory limit (EWH_DUCKDB_MEMORY_LIMIT)
+        _invoke(runner, ["run", "--threads", "1", "--select", f"+{FEATURES_MODEL}", "--vars",
                          json.dumps({"as_of": at})], common)
 
     for date in request["dates"]:
