@@ -28,7 +28,11 @@ from ewh.predictions.specs import FEATURES_MODEL, FEATURES_TABLE, MODELS
 def _invoke(runner: Any, args: list[str], common: list[str]) -> None:
     outcome = runner.invoke([*args, *common])
     if not outcome.success:
-        raise SystemExit(f"dbt {' '.join(args)} failed: {outcome.exception or outcome.result}")
+        failed = [f"{r.node.name}: {r.message}"
+                  for r in getattr(outcome.result, "results", None) or []
+                  if str(r.status) in ("error", "fail")]
+        raise SystemExit(f"dbt {' '.join(args)} failed: "
+                         f"{'; '.join(failed) or outcome.exception}")
 
 
 def _feature_docs(manifest: Any) -> tuple[str, dict[str, str]]:
