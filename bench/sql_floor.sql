@@ -96,7 +96,7 @@ unpacked as (
         loaded_at,
         load_id,
         source,
-        json_extract_string(payload, ['$.previousId', '$.properties', '$.context.consent.categoryPreferences', '$.traits.email', '$.context.traits.email', '$.properties.path', '$.context.page.path', '$.properties.url', '$.context.page.url', '$.properties.referrer', '$.context.page.referrer', '$.properties.title', '$.context.page.title', '$.context.campaign.source', '$.context.campaign.medium', '$.context.campaign.name', '$.context.device.type', '$.channel', '$.context.channel', '$.properties.product_id', '$.properties.category', '$.properties.price', '$.properties.order_id', '$.properties.revenue', '$.properties.currency', '$.properties.campaign_id', '$.properties.campaign_name', '$.properties.experiment_id', '$.properties.variation_name']) as json_values,
+        json_extract_string(payload, ['$.previousId', '$.properties', '$.context.consent.categoryPreferences', '$.traits.email', '$.context.traits.email', '$.properties.path', '$.context.page.path', '$.properties.url', '$.context.page.url', '$.properties.referrer', '$.context.page.referrer', '$.properties.title', '$.context.page.title', '$.context.campaign.source', '$.context.campaign.medium', '$.context.campaign.name', '$.context.device.type', '$.channel', '$.context.channel', '$.properties.product_id', '$.properties.category', '$.properties.price', '$.properties.order_id', '$.properties.revenue', '$.properties.currency', '$.properties.campaign_id', '$.properties.campaign_name', '$.properties.experiment_id', '$.properties.variation_name', '$.traits.tags', '$.traits.tags_source']) as json_values,
         list_sum(list_transform(
         json_extract(payload, '$.properties.products[*]'),
         lambda product: coalesce(try_cast(json_extract_string(product, '$.price') as double), 0)
@@ -149,6 +149,8 @@ extracted as (
         json_values[27] as campaign_name,
         json_values[28] as experiment_id,
         json_values[29] as variation,
+        json_values[30] as tags,
+        json_values[31] as tags_source,
         products_amount,
         message_type in ('page', 'screen') as is_page_or_screen
     from unpacked
@@ -209,6 +211,8 @@ typed as (
         extracted.campaign_name,
         extracted.experiment_id,
         extracted.variation,
+        case when extracted.message_type = 'identify' then extracted.tags end as tags,
+        case when extracted.message_type = 'identify' then extracted.tags_source end as tags_source,
         case
         when json_extract_string(lower(extracted.consent_preferences), '$.analytics') in ('true', '1') then true
         when json_extract_string(lower(extracted.consent_preferences), '$.analytics') in ('false', '0') then false
@@ -2846,6 +2850,239 @@ final as (
 
 select * from final;
 
+-- int_user_features (model)
+create or replace table floor.int_user_features as
+with
+
+activity as (
+
+    select * from floor.int_user_activity
+    where user_id is not null and first_seen_at is not null
+
+),
+
+events as (
+
+    select
+        user_key,
+        event_type,
+        occurred_at
+    from floor.int_events_stitched
+    where is_user_initiated
+
+),
+
+sessions as (
+
+    -- sessions as fct_sessions counts them: the person of the first event, its start, its events
+    select
+        session_id,
+        max(case when session_event_number = 1 then user_key end) as user_key,
+        min(occurred_at) as started_at,
+        count(*) as event_count
+    from floor.int_sessionized_events
+    group by session_id
+
+),
+
+orders as (
+
+    select * from floor.int_orders
+    where not is_cancelled
+
+),
+
+emails as (
+
+    select * from floor.int_user_emails
+
+),
+
+rfm as (
+
+    select * from floor.int_user_rfm
+
+),
+
+consent as (
+
+    select * from floor.int_user_consent
+
+),
+
+as_of as (
+
+    select cast('__AS_OF__' as timestamp) as as_of
+
+),
+
+event_features as (
+
+    select
+        user_key,
+        count(distinct case
+            when (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-7 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then cast(occurred_at as date)
+        end) as active_days_7d,
+        count(distinct case
+            when (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then cast(occurred_at as date)
+        end) as active_days_28d,
+        count(case when (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1 end) as events_28d,
+        count(case
+            when event_type = 'product_view' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-7 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as product_views_7d,
+        count(case
+            when event_type = 'product_view' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as product_views_28d,
+        count(case
+            when event_type = 'add_to_cart' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-7 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as cart_adds_7d,
+        count(case
+            when event_type = 'add_to_cart' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as cart_adds_28d,
+        count(case
+            when event_type = 'checkout_started' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as checkouts_28d,
+        count(case
+            when event_type = 'search' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as searches_28d,
+        max(case when event_type = 'add_to_cart' then occurred_at end) as last_cart_add_at
+    from events
+    group by user_key
+
+),
+
+session_features as (
+
+    select
+        user_key,
+        count(case when (started_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-7 as bigint) * interval 1 day) and started_at <= cast('__AS_OF__' as timestamp)) then 1 end) as sessions_7d,
+        count(case when (started_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and started_at <= cast('__AS_OF__' as timestamp)) then 1 end) as sessions_28d,
+        avg(case when (started_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and started_at <= cast('__AS_OF__' as timestamp)) then event_count end)
+            as events_per_session_28d
+    from sessions
+    group by user_key
+
+),
+
+order_features as (
+
+    select
+        user_key,
+        count(*) as orders,
+        count(case when (ordered_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-90 as bigint) * interval 1 day) and ordered_at <= cast('__AS_OF__' as timestamp)) then 1 end) as orders_90d,
+        max(ordered_at) as last_order_at,
+        sum(case
+            when has_known_currency and (ordered_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-365 as bigint) * interval 1 day) and ordered_at <= cast('__AS_OF__' as timestamp))
+                then net_revenue_reporting
+        end) as revenue_365d
+    from orders
+    group by user_key
+
+),
+
+email_features as (
+
+    -- an opened or clicked email counts as opened (int_user_emails: a click implies an open)
+    select
+        user_key,
+        count(case when (delivered_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and delivered_at <= cast('__AS_OF__' as timestamp)) then 1 end) as emails_delivered_28d,
+        count(case when (first_opened_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and first_opened_at <= cast('__AS_OF__' as timestamp)) then 1 end) as emails_opened_28d
+    from emails
+    group by user_key
+
+),
+
+final as (
+
+    select
+        activity.user_key,
+        activity.user_id,
+        as_of.as_of,
+        '87d9ca61d7dc49384e0472986575c46c' as feature_version,
+        coalesce(consent.has_analytics_consent, true) as has_analytics_consent,
+        rfm.recency_score as rfm_recency_score,
+        ((epoch_us(as_of.as_of) - epoch_us(activity.first_seen_at)) / 1000000.0) / 86400 as days_since_first_seen,
+        ((epoch_us(as_of.as_of) - epoch_us(activity.last_seen_at)) / 1000000.0) / 86400 as days_since_last_seen,
+        coalesce(event_features.active_days_7d, 0) as active_days_7d,
+        coalesce(event_features.active_days_28d, 0) as active_days_28d,
+        coalesce(event_features.events_28d, 0) as events_28d,
+        coalesce(session_features.sessions_7d, 0) as sessions_7d,
+        coalesce(session_features.sessions_28d, 0) as sessions_28d,
+        cast(round(session_features.events_per_session_28d, 6) as double) as events_per_session_28d,
+        coalesce(event_features.product_views_7d, 0) as product_views_7d,
+        coalesce(event_features.product_views_28d, 0) as product_views_28d,
+        coalesce(event_features.cart_adds_7d, 0) as cart_adds_7d,
+        coalesce(event_features.cart_adds_28d, 0) as cart_adds_28d,
+        coalesce(event_features.checkouts_28d, 0) as checkouts_28d,
+        coalesce(event_features.searches_28d, 0) as searches_28d,
+        ((epoch_us(as_of.as_of) - epoch_us(event_features.last_cart_add_at)) / 1000000.0) / 86400
+            as days_since_last_cart_add,
+        case
+            when event_features.last_cart_add_at is null then 0
+            when order_features.last_order_at is null
+                or order_features.last_order_at < event_features.last_cart_add_at then 1
+            else 0
+        end as has_open_cart,
+        coalesce(order_features.orders, 0) as orders,
+        coalesce(order_features.orders_90d, 0) as orders_90d,
+        ((epoch_us(as_of.as_of) - epoch_us(order_features.last_order_at)) / 1000000.0) / 86400
+            as days_since_last_order,
+        -- rounded to cents: a sum of doubles may differ in its last bits between runs, and the
+        -- training data must be the same every time
+        cast(round(coalesce(order_features.revenue_365d, 0), 2) as double) as revenue_365d,
+        coalesce(email_features.emails_delivered_28d, 0) as emails_delivered_28d,
+        coalesce(email_features.emails_opened_28d, 0) as emails_opened_28d
+    from activity
+    cross join as_of
+    left join consent
+        on activity.user_key = consent.user_key
+    left join rfm
+        on activity.user_key = rfm.user_key
+    left join event_features
+        on activity.user_key = event_features.user_key
+    left join session_features
+        on activity.user_key = session_features.user_key
+    left join order_features
+        on activity.user_key = order_features.user_key
+    left join email_features
+        on activity.user_key = email_features.user_key
+
+)
+
+select * from final;
+
 -- int_user_send_time (model)
 create or replace table floor.int_user_send_time as
 with
@@ -3577,6 +3814,158 @@ final as (
 
 select * from final;
 
+-- fct_campaign_engagement (model)
+create or replace table floor.fct_campaign_engagement as
+with
+
+emails as (
+
+    select * from floor.int_user_emails
+    where campaign_id is not null
+
+),
+
+sessions as (
+
+    select * from floor.fct_sessions
+    where utm_campaign is not null
+
+),
+
+email_results as (
+
+    -- the email channel: what the email service reported, counted per user (int_user_emails:
+    -- an email is its email_id, else its campaign's send; a click is an open)
+    select
+        campaign_id,
+        'email' as channel,
+        max(campaign_name) as campaign_name,
+        min(delivered_at) as first_delivered_at,
+        count(distinct user_key) as delivered,
+        count(distinct case when first_opened_at is not null then user_key end) as unique_opens,
+        sum(click_events) as clicks,
+        count(distinct case when first_clicked_at is not null then user_key end) as unique_clicks
+    from emails
+    group by campaign_id
+
+),
+
+session_totals as (
+
+    -- sessions whose first event carries utm_campaign = the campaign (last-click), with the
+    -- orders fct_sessions attributes to them (the one order attribution rule: an order's
+    -- own session, else, for a server-side order, the person's session in progress)
+    select
+        utm_campaign as campaign_id,
+        acquisition_channel as channel,
+        count(*) as sessions,
+        count(distinct user_key) as session_users,
+        sum(orders) as conversions,
+        count(case when has_purchase then 1 end) as converted_sessions,
+        sum(revenue) as revenue,
+        sum(unknown_currency_orders) as unknown_currency_orders
+    from sessions
+    group by utm_campaign, acquisition_channel
+
+),
+
+final as (
+
+    select
+        coalesce(email_results.campaign_id, session_totals.campaign_id) as campaign_id,
+        email_results.campaign_name,
+        coalesce(email_results.channel, session_totals.channel) as channel,
+        email_results.first_delivered_at,
+        coalesce(email_results.delivered, 0) as delivered,
+        coalesce(email_results.unique_opens, 0) as unique_opens,
+        cast(coalesce(email_results.clicks, 0) as bigint) as clicks,
+        coalesce(email_results.unique_clicks, 0) as unique_clicks,
+        cast(email_results.unique_opens as double) / nullif(email_results.delivered, 0) as open_rate,
+        cast(email_results.unique_clicks as double) / nullif(email_results.delivered, 0) as click_through_rate,
+        cast(email_results.unique_clicks as double) / nullif(email_results.unique_opens, 0) as click_to_open_rate,
+        coalesce(session_totals.sessions, 0) as sessions,
+        coalesce(session_totals.session_users, 0) as session_users,
+        cast(coalesce(session_totals.conversions, 0) as bigint) as conversions,
+        cast(coalesce(session_totals.converted_sessions, 0) as bigint) as converted_sessions,
+        cast(round(coalesce(session_totals.revenue, 0), 2) as double) as revenue,
+        cast(coalesce(session_totals.unknown_currency_orders, 0) as bigint)
+            as unknown_currency_orders,
+        cast(coalesce(session_totals.converted_sessions, 0) as double) / nullif(session_totals.sessions, 0)
+            as session_conversion_rate
+    from email_results
+    full outer join session_totals
+        on
+            email_results.campaign_id = session_totals.campaign_id
+            and email_results.channel = session_totals.channel
+
+)
+
+select * from final;
+
+-- user_predictions (model)
+create or replace table floor.user_predictions as
+with
+
+scores as (
+
+    select * from raw.prediction_scores
+
+),
+
+users as (
+
+    select * from floor.int_user_activity
+
+),
+
+consent as (
+
+    select * from floor.int_user_consent
+
+),
+
+eligible as (
+
+    select
+        scores.user_key,
+        users.user_id,
+        scores.model_name,
+        scores.model_version,
+        scores.score,
+        scores.top_features,
+        scores.as_of,
+        scores.scored_at
+    from scores
+    inner join users
+        on scores.user_key = users.user_key
+    left join consent
+        on scores.user_key = consent.user_key
+    where coalesce(consent.has_analytics_consent, true)
+
+),
+
+final as (
+
+    select
+        user_key,
+        user_id,
+        model_name,
+        model_version,
+        cast(score as double) as score,
+        -- 100 x the share at or below, as 100 x count / total (exact at 90: the top decile
+        -- boundary; 100 x cume_dist() would give 90.00000000000001)
+        100.0 * count(*) over (
+            partition by model_name order by score range between unbounded preceding and current row
+        ) / count(*) over (partition by model_name) as percentile,
+        top_features,
+        as_of,
+        scored_at
+    from eligible
+
+)
+
+select * from final;
+
 -- dim_users (model)
 create or replace table floor.dim_users as
 with
@@ -3626,6 +4015,12 @@ sessions as (
 consent as (
 
     select * from floor.int_user_consent
+
+),
+
+predictions as (
+
+    select * from floor.user_predictions
 
 ),
 
@@ -3790,7 +4185,14 @@ joined as (
         order_features.last_counted_order_at,
         coalesce(order_features.counted_orders_365d, 0) as counted_orders_365d,
         coalesce(order_features.net_revenue_365d, 0) as net_revenue_365d,
-        ((epoch_us(as_of.as_of) - epoch_us(order_features.last_counted_order_at)) / 1000000.0) as seconds_since_last_order
+        ((epoch_us(as_of.as_of) - epoch_us(order_features.last_counted_order_at)) / 1000000.0) as seconds_since_last_order,
+        purchase_prediction.score as purchase_propensity,
+        purchase_prediction.percentile as purchase_propensity_percentile,
+        purchase_prediction.top_features as purchase_top_features,
+        churn_prediction.score as churn_risk,
+        churn_prediction.percentile as churn_risk_percentile,
+        churn_prediction.top_features as churn_top_features,
+        coalesce(purchase_prediction.as_of, churn_prediction.as_of) as predictions_as_of
     from activity
     cross join as_of
     left join session_features
@@ -3817,6 +4219,14 @@ joined as (
         on activity.user_key = consent.user_key
     left join order_features
         on activity.user_key = order_features.user_key
+    left join predictions as purchase_prediction
+        on
+            activity.user_key = purchase_prediction.user_key
+            and purchase_prediction.model_name = 'purchase'
+    left join predictions as churn_prediction
+        on
+            activity.user_key = churn_prediction.user_key
+            and churn_prediction.model_name = 'churn'
 
 ),
 
@@ -3943,6 +4353,14 @@ final as (
         engagement_points_baseline,
         coalesce(stated_analytics_consent, true) as has_analytics_consent,
         consent_stated_at,
+        -- predictions (user_predictions; null while no model is published or unscored)
+        purchase_propensity,
+        purchase_propensity_percentile,
+        purchase_top_features,
+        churn_risk,
+        churn_risk_percentile,
+        churn_top_features,
+        predictions_as_of,
         as_of
     from joined
 
@@ -3950,89 +4368,94 @@ final as (
 
 select * from final;
 
--- fct_campaign_engagement (model)
-create or replace table floor.fct_campaign_engagement as
+-- user_tags (model)
+create or replace table floor.user_tags as
 with
 
-emails as (
+tag_messages as (
 
-    select * from floor.int_user_emails
-    where campaign_id is not null
-
-),
-
-sessions as (
-
-    select * from floor.fct_sessions
-    where utm_campaign is not null
-
-),
-
-email_results as (
-
-    -- the email channel: what the email service reported, counted per user (int_user_emails:
-    -- an email is its email_id, else its campaign's send; a click is an open)
     select
-        campaign_id,
-        'email' as channel,
-        max(campaign_name) as campaign_name,
-        min(delivered_at) as first_delivered_at,
-        count(distinct user_key) as delivered,
-        count(distinct case when first_opened_at is not null then user_key end) as unique_opens,
-        sum(click_events) as clicks,
-        count(distinct case when first_clicked_at is not null then user_key end) as unique_clicks
-    from emails
-    group by campaign_id
+        message_id,
+        tags,
+        coalesce(nullif(trim(tags_source), ''), 'manual') as tags_source
+    from floor.stg_events
+    where
+        message_type = 'identify'
+        and tags is not null
+        and coalesce(has_analytics_consent, true)
 
 ),
 
-session_totals as (
+identifies as (
 
-    -- sessions whose first event carries utm_campaign = the campaign (last-click), with the
-    -- orders fct_sessions attributes to them (the one order attribution rule: an order's
-    -- own session, else, for a server-side order, the person's session in progress)
     select
-        utm_campaign as campaign_id,
-        acquisition_channel as channel,
-        count(*) as sessions,
-        count(distinct user_key) as session_users,
-        sum(orders) as conversions,
-        count(case when has_purchase then 1 end) as converted_sessions,
-        sum(revenue) as revenue,
-        sum(unknown_currency_orders) as unknown_currency_orders
-    from sessions
-    group by utm_campaign, acquisition_channel
+        message_id,
+        user_key,
+        user_id,
+        occurred_at,
+        received_at
+    from floor.int_events_stitched
+    where message_type = 'identify'
+
+),
+
+consent as (
+
+    select * from floor.int_user_consent
+
+),
+
+ranked as (
+
+    select
+        identifies.user_key,
+        identifies.user_id,
+        tag_messages.tags,
+        tag_messages.tags_source,
+        identifies.occurred_at as tagged_at,
+        row_number() over (
+            partition by identifies.user_key, tag_messages.tags_source
+            order by identifies.occurred_at desc, identifies.received_at desc, identifies.message_id desc
+        ) as source_rank
+    from tag_messages
+    inner join identifies
+        on tag_messages.message_id = identifies.message_id
+
+),
+
+latest as (
+
+    select * from ranked
+    where source_rank = 1
+
+),
+
+unnested as (
+
+    select
+        user_key,
+        user_id,
+        tags_source,
+        tagged_at,
+        unnest(coalesce(try(from_json(tags, '["VARCHAR"]')), [])) as tag
+    from latest
 
 ),
 
 final as (
 
-    select
-        coalesce(email_results.campaign_id, session_totals.campaign_id) as campaign_id,
-        email_results.campaign_name,
-        coalesce(email_results.channel, session_totals.channel) as channel,
-        email_results.first_delivered_at,
-        coalesce(email_results.delivered, 0) as delivered,
-        coalesce(email_results.unique_opens, 0) as unique_opens,
-        cast(coalesce(email_results.clicks, 0) as bigint) as clicks,
-        coalesce(email_results.unique_clicks, 0) as unique_clicks,
-        cast(email_results.unique_opens as double) / nullif(email_results.delivered, 0) as open_rate,
-        cast(email_results.unique_clicks as double) / nullif(email_results.delivered, 0) as click_through_rate,
-        cast(email_results.unique_clicks as double) / nullif(email_results.unique_opens, 0) as click_to_open_rate,
-        coalesce(session_totals.sessions, 0) as sessions,
-        coalesce(session_totals.session_users, 0) as session_users,
-        cast(coalesce(session_totals.conversions, 0) as bigint) as conversions,
-        cast(coalesce(session_totals.converted_sessions, 0) as bigint) as converted_sessions,
-        cast(round(coalesce(session_totals.revenue, 0), 2) as double) as revenue,
-        cast(coalesce(session_totals.unknown_currency_orders, 0) as bigint)
-            as unknown_currency_orders,
-        cast(coalesce(session_totals.converted_sessions, 0) as double) / nullif(session_totals.sessions, 0)
-            as session_conversion_rate
-    from email_results
-    full outer join session_totals
-        on
-            email_results.campaign_id = session_totals.campaign_id
-            and email_results.channel = session_totals.channel
+    select distinct
+        unnested.user_key,
+        unnested.user_id,
+        trim(unnested.tag) as tag,
+        unnested.tags_source,
+        unnested.tagged_at
+    from unnested
+    left join consent
+        on unnested.user_key = consent.user_key
+    where
+        trim(unnested.tag) <> ''
+        and (unnested.tags_source <> 'predictions' or coalesce(consent.has_analytics_consent, true))
 
 )
 
@@ -4407,6 +4830,42 @@ final as (
 
 select * from final;
 
+-- seg_likely_buyers (model)
+create or replace table floor.seg_likely_buyers as
+with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+final as (
+
+    select
+        user_key,
+        user_id,
+        purchase_propensity,
+        purchase_propensity_percentile,
+        purchase_top_features,
+        last_order_at,
+        predictions_as_of
+    from users
+    where
+        has_analytics_consent
+        and purchase_propensity_percentile > 90
+        -- no order in the last N days: the last order (if any) is at least N days old
+        and (
+            last_order_at is null
+            or last_order_at <=
+
+    (as_of + cast(-30 as bigint) * interval 1 day)
+        )
+
+)
+
+select * from final;
+
 -- seg_new_prospects (model)
 create or replace table floor.seg_new_prospects as
 with
@@ -4434,6 +4893,51 @@ final as (
         and (first_seen_at >
 
     (as_of + cast(-30 as bigint) * interval 1 day) and first_seen_at <= as_of)
+
+)
+
+select * from final;
+
+-- seg_predicted_churn (model)
+create or replace table floor.seg_predicted_churn as
+with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+active_customers as (
+
+    -- scored by the churn model (active in the last 28 days) and a customer now; the
+    -- percentile ranks them among themselves: 100 x the share at or below (ties share the
+    -- highest), as 100 x count / total so that exactly 90 stays 90 in floating point
+    select
+        user_key,
+        user_id,
+        churn_risk,
+        churn_risk_percentile,
+        100.0 * count(*) over (
+            order by churn_risk range between unbounded preceding and current row
+        ) / count(*) over () as churn_risk_customer_percentile,
+        churn_top_features,
+        lifecycle_stage,
+        last_seen_at,
+        last_order_at,
+        predictions_as_of
+    from users
+    where
+        has_analytics_consent
+        and churn_risk is not null
+        and lifecycle_stage in ('customer', 'repeat_customer')
+
+),
+
+final as (
+
+    select * from active_customers
+    where churn_risk_customer_percentile > 90
 
 )
 
@@ -4986,6 +5490,45 @@ select * from final
             union all
             select distinct
                 member.user_key,
+                'seg_likely_buyers' as segment
+            from (
+                with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+final as (
+
+    select
+        user_key,
+        user_id,
+        purchase_propensity,
+        purchase_propensity_percentile,
+        purchase_top_features,
+        last_order_at,
+        predictions_as_of
+    from users
+    where
+        has_analytics_consent
+        and purchase_propensity_percentile > 90
+        -- no order in the last N days: the last order (if any) is at least N days old
+        and (
+            last_order_at is null
+            or last_order_at <=
+
+    (as_of + cast(-30 as bigint) * interval 1 day)
+        )
+
+)
+
+select * from final
+            ) as member
+            union all
+            select distinct
+                member.user_key,
                 'seg_new_prospects' as segment
             from (
                 with
@@ -5013,6 +5556,54 @@ final as (
         and (first_seen_at >
 
     (as_of + cast(-30 as bigint) * interval 1 day) and first_seen_at <= as_of)
+
+)
+
+select * from final
+            ) as member
+            union all
+            select distinct
+                member.user_key,
+                'seg_predicted_churn' as segment
+            from (
+                with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+active_customers as (
+
+    -- scored by the churn model (active in the last 28 days) and a customer now; the
+    -- percentile ranks them among themselves: 100 x the share at or below (ties share the
+    -- highest), as 100 x count / total so that exactly 90 stays 90 in floating point
+    select
+        user_key,
+        user_id,
+        churn_risk,
+        churn_risk_percentile,
+        100.0 * count(*) over (
+            order by churn_risk range between unbounded preceding and current row
+        ) / count(*) over () as churn_risk_customer_percentile,
+        churn_top_features,
+        lifecycle_stage,
+        last_seen_at,
+        last_order_at,
+        predictions_as_of
+    from users
+    where
+        has_analytics_consent
+        and churn_risk is not null
+        and lifecycle_stage in ('customer', 'repeat_customer')
+
+),
+
+final as (
+
+    select * from active_customers
+    where churn_risk_customer_percentile > 90
 
 )
 
@@ -5301,7 +5892,11 @@ segments as (
         union all
     select 'seg_leads' as segment
         union all
+    select 'seg_likely_buyers' as segment
+        union all
     select 'seg_new_prospects' as segment
+        union all
+    select 'seg_predicted_churn' as segment
         union all
     select 'seg_rfm_at_risk' as segment
         union all

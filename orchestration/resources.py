@@ -25,6 +25,7 @@ class WarehouseSettings(dg.ConfigurableResource):
     exports_dir: str
     report: str
     ops_db: str
+    models_dir: str
     as_of: str | None = None
     timestamp_floor: str | None = None
 

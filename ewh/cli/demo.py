@@ -1,9 +1,11 @@
 """`ewh demo` (`make demo`): sample data through the whole pipeline, then a short summary.
 
-It starts from an empty warehouse and landing zone each time, so it is repeatable, and runs
-the `refresh_warehouse` job in the Dagster instance of DAGSTER_HOME (`make dev` shows it
-afterwards). The terminal gets one line per stage; everything dbt and Dagster print goes to
-a log file whose path is named at the start and again on failure.
+It starts from an empty warehouse, landing zone and model registry each time, so it is
+repeatable, and runs the `refresh_warehouse` job in the Dagster instance of DAGSTER_HOME
+(`make dev` shows it afterwards), then `train_prediction_models`, and, when a model was
+published, `refresh_warehouse` again so its predictions, segments and tags are filled. The
+terminal gets one line per stage; everything dbt and Dagster print goes to a log file whose
+path is named at the start and again on failure.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ STAGES = (
 def stage_of(step_key: str) -> str:
     if step_key.startswith("raw_load") or "gx_raw_events" in step_key:
         return "load"
-    if "warehouse_dbt_models" in step_key:
+    # both dbt steps, and the scoring between them
+    if step_key.startswith("warehouse_dbt_") or "prediction_scores" in step_key:
         return "transform"
     if "gx_" in step_key:
         return "checks"
@@ -99,9 +102,9 @@ def run_demo(events: int, seed: int, terminal: IO[str]) -> int:
     log_path = settings.warehouse.parent / "demo.log"
     beside = list(settings.warehouse.parent.glob(settings.warehouse.stem + ".*"))
     # The warehouse and what sits beside it (its WAL, the segment-size history of the
-    # volume checks), the landing zone, the exports and the serving copy.
+    # volume checks), the landing zone, the exports, the serving copy and the models.
     _reset([settings.warehouse, *beside, settings.landing_dir, settings.exports_dir,
-            settings.serving, settings.report])
+            settings.serving, settings.report, settings.models_dir])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"engagement_warehouse demo: {events:,} events, seed {seed}; "
                   f"dbt and Dagster logs in {log_path}")
@@ -144,9 +147,25 @@ def _run_stages(console, events: int, seed: int, settings) -> tuple[Any, str | N
 
     _timed(console, "generate sample events", generate_events)
     result, failure = _refresh(console)
-    if failure is None:
-        _history(console, settings)
-    return result, failure
+    if failure:
+        return result, failure
+    started = time.monotonic()
+    with console.status("train the prediction models"):
+        published, failures = _train()
+    if failures:
+        return result, f"train the prediction models failed: {failures[0]}"
+    verdicts = "; ".join(_verdicts(settings)) or "nothing to train on"
+    console.print(f"[green]✓[/green] train the prediction models: {verdicts} "
+                  f"({time.monotonic() - started:.0f} s)")
+    if published:
+        started = time.monotonic()
+        result, failure = _refresh(console, quiet=True)
+        if failure:
+            return result, failure
+        console.print(f"[green]✓[/green] score with the published models and refresh again "
+                      f"({time.monotonic() - started:.0f} s)")
+    _history(console, settings)
+    return result, None
 
 
 def _history(console, settings) -> None:
@@ -189,7 +208,51 @@ def _history(console, settings) -> None:
                   f"({time.monotonic() - started:.0f} s)")
 
 
-def _refresh(console) -> tuple[Any, str | None]:
+def _train() -> tuple[list[str], list[str]]:
+    """Run train_prediction_models: (the models it published, its failed steps). A model that
+    does not beat its rule baseline fails the gate check and stays unpublished: not an error
+    for the demo; any other failed step is."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.predictions import GATE_CHECK, TRAINING_JOB
+    from orchestration.instance import ensure_dagster_home
+
+    with dg.DagsterInstance.from_config(str(ensure_dagster_home())) as instance:
+        run = defs().resolve_job_def(TRAINING_JOB).execute_in_process(
+            instance=instance, raise_on_error=False)
+    published = [event.asset_key.path[-1].removesuffix("_model")
+                 for event in run.get_asset_materialization_events()
+                 if event.asset_key.path[-1].endswith("_model")]
+    failures = [f"step {event.step_key}: {event.message}"
+                for event in run.all_events
+                if event.event_type_value == "STEP_FAILURE" and GATE_CHECK not in event.step_key]
+    return published, failures
+
+
+def _verdicts(settings) -> list[str]:
+    from ewh.predictions import registry
+    from ewh.predictions.specs import MODELS
+    from ewh.predictions.training import gate
+
+    out = []
+    for name in MODELS:
+        candidate = registry.read_pointer(settings.models_dir, name, registry.CANDIDATE)
+        if candidate is None:
+            continue
+        if candidate.get("version") is None:
+            out.append(f"{name} not published ({candidate.get('reason')})")
+            continue
+        metrics = registry.read_json(settings.models_dir, name, candidate["version"],
+                                     registry.METRICS_FILE)
+        verdict = gate(metrics, settings.prediction_min_auc_gain)
+        model, rule = metrics["model"]["roc_auc"], metrics["baseline"]["roc_auc"]
+        out.append(f"{name} {'published' if verdict.passed else 'not published'} "
+                   f"(ROC AUC {model:.3f} vs rule {rule:.3f})")
+    return out
+
+
+def _refresh(console, quiet: bool = False) -> tuple[Any, str | None]:
     """Run the refresh job in a thread; show its stages from the instance's event log."""
     import dagster as dg
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
@@ -217,7 +280,7 @@ def _refresh(console) -> tuple[Any, str | None]:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("refresh_warehouse", total=None, detail="")
             worker.start()
-            watcher = _StageWatcher(console, progress, task)
+            watcher = _StageWatcher(console, progress, task, quiet)
             cursor = None
             while True:
                 alive = worker.is_alive()
@@ -236,12 +299,19 @@ def _refresh(console) -> tuple[Any, str | None]:
 
 
 class _StageWatcher:
-    """Turns Dagster step events into one printed line per finished stage."""
+    """Turns Dagster step events into one printed line per finished stage.
 
-    def __init__(self, console, progress, task) -> None:
+    The steps of a stage need not be contiguous (the dbt seeds may run before the load, the
+    checks of the first dbt step before the second step), so the lines are printed once the
+    run is over, in the order of STAGES, each with the time its steps took."""
+
+    def __init__(self, console, progress, task, quiet: bool = False) -> None:
         self.console, self.progress, self.task = console, progress, task
+        self.quiet = quiet  # no line per stage (a second refresh is one line)
         self.current: str | None = None
-        self.stage_started = time.monotonic()
+        self.started: dict[str, float] = {}  # step key -> start
+        self.seconds: dict[str, float] = {}  # stage -> seconds its steps took
+        self.failed_stages: set[str] = set()
         self.models_done = 0
         self.failures: list[str] = []
         self.steps_done = 0
@@ -253,39 +323,43 @@ class _StageWatcher:
                 continue
             stage = stage_of(event.step_key)
             kind = event.event_type_value
-            if kind == "STEP_START" and stage != self.current:
-                self._close_stage()
-                self.current, self.stage_started = stage, time.monotonic()
+            if kind == "STEP_START":
+                self.current = stage
+                self.started[event.step_key] = time.monotonic()
             elif kind == "ASSET_MATERIALIZATION" and stage == "transform":
                 self.models_done += 1
-            elif kind == "STEP_SUCCESS":
-                self.steps_done += 1
-            elif kind == "STEP_FAILURE":
+            elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+                began = self.started.pop(event.step_key, time.monotonic())
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.monotonic() - began
+                self.steps_done += kind == "STEP_SUCCESS"
+            if kind == "STEP_FAILURE":
+                self.failed_stages.add(stage)
                 error = getattr(event.event_specific_data, "error", None)
                 while error is not None and error.cause is not None:  # the root cause
                     error = error.cause
                 reason = (error.message.strip().splitlines() or [""])[-1] if error else ""
                 self.failures.append(f"step {event.step_key}: {reason or event.message}")
+                self.current = stage
         label = dict(STAGES).get(self.current or "", "starting")
         detail = f"{self.models_done} dbt nodes" if self.current == "transform" else ""
         self.progress.update(self.task, description=label, completed=self.steps_done,
                              detail=detail)
 
-    def _close_stage(self) -> None:
-        if self.current is None:
-            return
-        label = dict(STAGES)[self.current]
-        extra = f": {self.models_done} dbt nodes" if self.current == "transform" else ""
-        self.progress.console.print(
-            f"[green]✓[/green] {label}{extra} ({time.monotonic() - self.stage_started:.0f} s)")
-
     def finish(self) -> None:
-        if not self.failures:
-            self._close_stage()
+        """A line for every stage whose steps all succeeded, in the order of STAGES."""
+        if self.quiet:
+            return
+        for stage, label in STAGES:
+            if stage not in self.seconds or stage in self.failed_stages:
+                continue
+            extra = f": {self.models_done} dbt nodes" if stage == "transform" else ""
+            self.progress.console.print(
+                f"[green]✓[/green] {label}{extra} ({self.seconds[stage]:.0f} s)")
 
     def failure_line(self) -> str:
         if self.failures:
-            return f"{dict(STAGES).get(self.current or '', 'refresh')} failed: {self.failures[0]}"
+            stage = next(s for s, _ in STAGES if s in self.failed_stages)
+            return f"{dict(STAGES)[stage]} failed: {self.failures[0]}"
         return "the refresh_warehouse run failed (a blocking check or a step)"
 
 
@@ -311,10 +385,15 @@ def render_summary(result) -> str:
             "select (select count(*) from marts.fct_sessions), "
             "(select count(*) from marts.dim_users)"
         ).fetchone()
+        scored = dict(con.execute(
+            "select model_name, count(*) from marts.user_predictions group by 1").fetchall())
     lines = [
         f"load: read {read:,} = loaded {loaded:,} + duplicates {dup:,} + rejected {rejected:,}"
         f" ({'reconciled' if read == loaded + dup + rejected else 'DOES NOT RECONCILE'})",
         f"marts: {sessions:,} sessions, {users:,} users",
+        "predictions: " + (", ".join(f"{m} scores {n:,} users" for m, n in sorted(scored.items()))
+                           or "none (no model published)")
+        + f"; models in {settings.models_dir} (ewh predictions list)",
         "",
         format_table(
             ["segment", "members", "owner", "export", "rule"],

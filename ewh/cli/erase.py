@@ -20,11 +20,12 @@ def _run(args: argparse.Namespace) -> int:
     from ewh.common.settings import get_settings
     from ewh.privacy.erasure import UnknownUser, erase_user
 
-    warehouse = args.warehouse or get_settings().warehouse
+    settings = get_settings()
+    warehouse = args.warehouse or settings.warehouse
     if not warehouse.exists():
         raise OperationalError(f"no warehouse at {warehouse}")
     try:
-        result = erase_user(warehouse, args.user_id)
+        result = erase_user(warehouse, args.user_id, settings.models_dir)
     except UnknownUser as exc:
         raise OperationalError(str(exc)) from exc
     print(f"erased userId {result.user_id!r} and {len(result.anonymous_ids)} linked anonymous "

@@ -104,8 +104,24 @@ class Settings(BaseSettings):
         DEFAULT_TIMESTAMP_FLOOR, description="the earliest timestamp, sentAt or receivedAt "
         "accepted (naive means UTC): older ones are refused as timestamp_before_floor")
 
+    # --- predictions (docs/predictions.md) ---------------------------------------------------
+    models_dir: Path = Field(_data("models"),
+                             description="the model registry: one folder per model version")
+    prediction_min_auc_gain: float = Field(
+        0.03, description="a model is published only when its holdout ROC AUC beats its rule "
+        "baseline's by at least this much")
+    prediction_snapshot_days: int = Field(7, gt=0,
+                                          description="days between training snapshot dates")
+    prediction_training_snapshots: int = Field(6, gt=0,
+                                               description="training snapshot dates per model")
+    prediction_holdout_snapshots: int = Field(2, gt=0,
+                                              description="holdout (latest) snapshot dates per "
+                                              "model")
+    prediction_seed: int = Field(0, description="the training seed (same data + seed = same "
+                                                "model)")
+
     @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "report", "ops_db",
-                     "gx_project_dir", "dbt_target_dir")
+                     "gx_project_dir", "dbt_target_dir", "models_dir")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         # Absolute, so dbt subprocesses, the loader and the exports agree whatever their cwd.

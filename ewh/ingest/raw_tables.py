@@ -1,4 +1,5 @@
-"""The raw layer's tables. The loader owns them; dbt reads them as sources.
+"""The raw layer's tables, written by Python (the loader, the scoring step); dbt reads them as
+sources.
 
 All timestamps are naive TIMESTAMP values in UTC (portable to Spark).
 """
@@ -65,9 +66,30 @@ alter table raw.load_manifest add column if not exists quarantined_to varchar;
 """
 # status: 'loaded', or 'quarantined' (the file could not be read: `error` says why, and
 # `quarantined_to` where it was moved; every count is 0).
+# Its own statement too: the SQL floor (bench/sql_floor.py) reads raw.events through a view and
+# needs only this table beside it.
+PREDICTION_SCORES_DDL = """
+create schema if not exists raw;
+
+-- The latest prediction scores, one row per user and published model. Written by the
+-- scoring step (ewh/predictions/scoring.py), which replaces its rows on every run; empty
+-- until a model is published. dbt reads it as a source (marts.user_predictions).
+create table if not exists raw.prediction_scores (
+    user_key        varchar not null,
+    user_id         varchar,
+    model_name      varchar not null,   -- purchase | churn
+    model_version   varchar not null,   -- the registry folder, e.g. 20261001T000000-1a2b3c4d
+    score           double not null,    -- the predicted probability, 0-1
+    top_features    varchar,            -- the features that raised the score most, comma-separated
+    as_of           timestamp not null, -- the instant the features were evaluated at
+    feature_version varchar not null,   -- int_user_features.feature_version the model read
+    scored_at       timestamp not null
+);
+"""
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw schema and its tables when missing, and add later columns (idempotent)."""
     con.execute(RAW_DDL)
     con.execute(MANIFEST_ADDITIONS)
+    con.execute(PREDICTION_SCORES_DDL)

@@ -1,14 +1,18 @@
 """Erase a user (right to be forgotten): every row that identifies them, in every layer.
 
 The user's events are deleted from raw (with the anonymous ids their events link to them),
-and matching rows are deleted at once from every derived table that carries an identity
-column, including incremental ones such as membership history that a rebuild would keep.
+and so are their prediction scores (raw.prediction_scores); matching rows are deleted at once
+from every derived table that carries an identity column, including incremental ones such as
+membership history that a rebuild would keep. Trained models hold no rows of anyone; the
+scratch warehouse a training run copies events into lives only during that run, and a
+leftover one (a run that crashed) is removed too.
 A row in `raw.erasures` records that it happened, holding only a hash of the userId.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import duckdb
 from ewh.common.clock import utc_now
 from ewh.common.sql_text import quote_ident, sql_literal
 from ewh.ingest.raw_tables import ensure_raw_tables
+from ewh.predictions.snapshots import training_work_dir
 
 DERIVED_SCHEMAS = ("staging", "intermediate", "marts", "segments")
 IDENTITY_COLUMNS = ("user_key", "user_id", "anonymous_id", "device_id", "previous_id")
@@ -67,8 +72,11 @@ def _derived_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     return found
 
 
-def erase_user(warehouse: Path, user_id: str) -> ErasureResult:
-    """Delete the user everywhere in one transaction; returns what was deleted."""
+def erase_user(warehouse: Path, user_id: str, models_dir: Path | None = None) -> ErasureResult:
+    """Delete the user everywhere in one transaction; returns what was deleted. `models_dir`
+    (the model registry): also remove a leftover training scratch warehouse."""
+    if models_dir is not None:
+        shutil.rmtree(training_work_dir(models_dir), ignore_errors=True)
     with duckdb.connect(str(warehouse)) as con:
         ensure_raw_tables(con)
         con.execute(ERASURES_DDL)
@@ -78,6 +86,9 @@ def erase_user(warehouse: Path, user_id: str) -> ErasureResult:
         raw_events = con.execute(
             "delete from raw.events where user_id = ? or list_contains(?, anonymous_id)",
             [user_id, anonymous]).fetchone()[0]
+        scores = con.execute(
+            "delete from raw.prediction_scores where list_contains(?, user_key) "
+            "or list_contains(?, user_id)", [ids, ids]).fetchone()[0]
         rejected = con.execute(
             "delete from raw.events_rejected where "
             "try(json_extract_string(raw_text, '$.userId')) = ? or "
@@ -90,6 +101,8 @@ def erase_user(warehouse: Path, user_id: str) -> ErasureResult:
                                   [ids] * len(columns)).fetchone()[0]
             if deleted:
                 derived[table] = int(deleted)
+        if scores:
+            derived["raw.prediction_scores"] = int(scores)
         if not raw_events and not rejected and not derived:
             con.execute("rollback")
             digest = hashlib.sha256(user_id.encode()).hexdigest()

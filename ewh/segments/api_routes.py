@@ -2,7 +2,8 @@
 
 - `GET /v1/segments`: every segment with its rule, size and refreshed_at.
 - `GET /v1/segments/{name}/members?limit=&cursor=`: members, keyset-paginated by user_key.
-- `GET /v1/users/{userId}/segments`: the segments a user is in now.
+- `GET /v1/users/{userId}/segments`: the segments a user is in now, and the user's tags
+  (manual ones and the predictions': likely_buyer, churn_risk).
 - `GET /v1/segments/{name}/exports/{file}`: a file of the segment's latest export
   (members, entered or exited as .csv or .parquet, or export.json).
 

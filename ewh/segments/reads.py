@@ -105,7 +105,7 @@ def segment_members(serving: Path, name: str, limit: int = 100,
 
 
 def user_segments(serving: Path, user_id: str) -> dict[str, Any]:
-    """Segments of a known userId (or of a user_key, for anonymous users)."""
+    """Segments and tags of a known userId (or of a user_key, for anonymous users)."""
     with _connect(serving) as con:
         keys = [r[0] for r in con.execute(
             "select user_key from marts.dim_users where user_id = ? or user_key = ?",
@@ -116,4 +116,19 @@ def user_segments(serving: Path, user_id: str) -> dict[str, Any]:
             "where m.user_key in (select unnest(?::varchar[])) order by m.segment",
             [keys],
         ) if keys else []
-    return {"user_id": user_id, "known": bool(keys), "user_keys": keys, "segments": segments}
+        # manual tags and the predictions' (likely_buyer, churn_risk), marts.user_tags
+        tags = _rows(
+            con,
+            "select t.tag, t.tags_source as source, t.tagged_at from marts.user_tags t "
+            "where t.user_key in (select unnest(?::varchar[])) order by t.tag, t.tags_source",
+            [keys],
+        ) if keys and _has_table(con, "marts", "user_tags") else []
+    return {"user_id": user_id, "known": bool(keys), "user_keys": keys, "segments": segments,
+            "tags": tags}
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """A serving copy published before a table existed lacks it until the next publish."""
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? "
+        "and table_name = ?", [schema, table]).fetchone()[0])

@@ -29,6 +29,8 @@
     'campaign_name': '$.properties.campaign_name',
     'experiment_id': '$.properties.experiment_id',
     'variation': '$.properties.variation_name',
+    'tags': '$.traits.tags',
+    'tags_source': '$.traits.tags_source',
 } -%}
 
 {{
@@ -221,6 +223,8 @@ typed as (
         extracted.campaign_name,
         extracted.experiment_id,
         extracted.variation,
+        case when extracted.message_type = 'identify' then extracted.tags end as tags,
+        case when extracted.message_type = 'identify' then extracted.tags_source end as tags_source,
         {{ analytics_consent('extracted.consent_preferences') }} as has_analytics_consent,
         case
             when coalesce(extracted.traits_email, extracted.context_traits_email) is not null

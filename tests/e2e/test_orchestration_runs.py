@@ -28,6 +28,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "EWH_LANDING_DIR": str(tmp_path / "landing"),
         "EWH_EXPORTS_DIR": str(tmp_path / "exports"),
         "EWH_SERVING": str(tmp_path / "serving.duckdb"),
+        "EWH_MODELS_DIR": str(tmp_path / "models"),
         "EWH_OPS_DB": str(tmp_path / "ops.duckdb"),
         "EWH_AS_OF": str(AS_OF),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
@@ -53,10 +54,12 @@ def _failure_lines(output: str) -> str:
 
 def test_two_runs_started_at_once_from_the_cli_are_serialized_not_failed(env: dict[str, str]):
     """`dagster asset materialize` of the whole graph and a `refresh_warehouse` job at once;
-    then a range of days of segment history, as one run."""
-    # Everything but the day-partitioned history (a partition range is its own run, below).
+    then a range of days of segment history, as one run. The graph without the day-partitioned
+    history (a partition range is its own run, below) and without model training: that is its
+    own weekly job, and 3,000 events are too few to train on (its gate would fail the run)."""
     materialize = _dagster(["asset", "materialize", "-m", "orchestration.definitions",
-                            "--select", f'not key:"{HISTORY}"'], env)
+                            "--select", f'not key:"{HISTORY}" and not group:model_training'],
+                           env)
     job = _dagster(["job", "execute", "-m", "orchestration.definitions",
                     "-j", "refresh_warehouse"], env)
     outputs = [p.communicate(timeout=900)[0] for p in (materialize, job)]

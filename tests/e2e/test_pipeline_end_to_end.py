@@ -82,6 +82,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.setenv("EWH_LANDING_DIR", str(landing))
     mp.setenv("EWH_EXPORTS_DIR", str(root / "exports"))
     mp.setenv("EWH_SERVING", str(root / "serving.duckdb"))
+    mp.setenv("EWH_MODELS_DIR", str(root / "models"))
     mp.setenv("EWH_AS_OF", str(AS_OF))  # dbt and the data-quality windows alike
     generate(landing, events=5_000, seed=7, end=AS_OF)
     (landing / "planted.ndjson").write_text("\n".join(planted_lines()) + "\n")

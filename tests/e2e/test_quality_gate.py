@@ -38,6 +38,7 @@ def _environment(mp: pytest.MonkeyPatch, root: Path) -> None:
     mp.setenv("EWH_LANDING_DIR", str(root / "landing"))
     mp.setenv("EWH_EXPORTS_DIR", str(root / "exports"))
     mp.setenv("EWH_SERVING", str(root / "serving.duckdb"))
+    mp.setenv("EWH_MODELS_DIR", str(root / "models"))
     mp.setenv("EWH_GX_PROJECT_DIR", str(root / "gx_project"))
     mp.setenv("EWH_AS_OF", str(AS_OF))
 
