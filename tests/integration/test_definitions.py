@@ -109,7 +109,8 @@ def test_the_landing_sensor_starts_at_the_files_present_and_then_sees_new_ones(t
     (landing / "events-1.ndjson").write_text("{}\n")
     settings = WarehouseSettings(warehouse=str(tmp_path / "w.duckdb"), landing_dir=str(landing),
                                  serving=str(tmp_path / "s.duckdb"), exports_dir=str(tmp_path),
-                                 report=str(tmp_path / "r.html"), ops_db=str(tmp_path / "o.db"))
+                                 report=str(tmp_path / "r.html"), ops_db=str(tmp_path / "o.db"),
+                                 models_dir=str(tmp_path / "models"))
     first = dg.build_sensor_context(cursor=None, resources={"settings": settings})
     assert isinstance(landing_zone_sensor(first), dg.SkipReason)
     assert first.cursor is not None
