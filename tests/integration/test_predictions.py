@@ -23,7 +23,7 @@ import duckdb
 import numpy as np
 import pytest
 import requests
-from collector_process import WRITE_KEY, running_collector
+from collector_process import READ_KEY, running_collector
 from dbt_runner import PROJECT_DIR, run_dbt
 from scipy.stats import mannwhitneyu
 
@@ -409,10 +409,11 @@ def test_tags_and_consent_through_the_landing_zone_and_the_user_view(scored: Sco
     assert revoker_key not in changed
     tagged_key, tagged_id = sorted(buyers.items())[1]
     with running_collector(tmp_path / "collector-landing", EWH_SERVING=str(serving)) as collector:
+        # the segment API reads with a read key (a write key, embedded in apps, never reads)
         view = requests.get(f"{collector.url}/v1/users/{tagged_id}/segments",
-                            auth=(WRITE_KEY, ""), timeout=10).json()
+                            auth=(READ_KEY, ""), timeout=10).json()
         revoked = requests.get(f"{collector.url}/v1/users/{revoker_id}/segments",
-                               auth=(WRITE_KEY, ""), timeout=10).json()
+                               auth=(READ_KEY, ""), timeout=10).json()
     assert view["user_keys"] == [tagged_key]
     assert {"tag": "likely_buyer", "source": TAGS_SOURCE} in [
         {"tag": t["tag"], "source": t["source"]} for t in view["tags"]]
