@@ -42,7 +42,8 @@ create table if not exists raw.events_rejected (
 );
 
 -- One row per loaded file (or part of a file that grew, see ewh.ingest.loader), and one per
--- quarantined file. rows_read = rows_loaded + rows_duplicate + rows_rejected.
+-- quarantined file. rows_read = rows_loaded + rows_duplicate + rows_rejected + rows_suppressed
+-- (rows_suppressed: events of erased ids, dropped by the suppression list, ewh.privacy).
 create table if not exists raw.load_manifest (
     load_id         varchar not null,
     file_path       varchar not null,
@@ -62,6 +63,7 @@ MANIFEST_ADDITIONS = """
 alter table raw.load_manifest add column if not exists status varchar default 'loaded';
 alter table raw.load_manifest add column if not exists error varchar;
 alter table raw.load_manifest add column if not exists quarantined_to varchar;
+alter table raw.load_manifest add column if not exists rows_suppressed bigint default 0;
 """
 # status: 'loaded', or 'quarantined' (the file could not be read: `error` says why, and
 # `quarantined_to` where it was moved; every count is 0).

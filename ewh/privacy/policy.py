@@ -1,0 +1,137 @@
+"""The personal-data policy: what each personal field of a message becomes from intake on.
+
+Applied by the collector before a message is landed and by the loader before a record enters
+raw (files dropped straight into the landing zone), so raw, staging and everything after
+them hold no personal field in the clear. Applying it twice changes nothing.
+
+Fields of traits, context.traits and properties (names in any case):
+- email: `email_hmac` (keyed HMAC of the trimmed, lower-cased address) and `email_encrypted`
+  (AES-GCM under the subject's data key, ewh.privacy.keys: exports decrypt it);
+- phone, and every trait listed in EWH_PERSONAL_TRAITS: `<field>_hmac` (keyed HMAC of the
+  trimmed text);
+- name, firstName, lastName, first_name, last_name, address, street, birthday, username:
+  dropped;
+and context.ip: truncated, IPv4 to its /24, IPv6 to its /48 (an unreadable one is dropped).
+
+userId and anonymousId are the application's own pseudonymous identifiers: they are kept,
+erased with the user, and listed as keyed hashes once erased (docs/privacy.md).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from ewh.contract import json_text
+from ewh.privacy.keys import DataKeys, PrivacyKeys, SuppressionList
+
+EMAIL_FIELDS = frozenset({"email"})
+HASHED_FIELDS = frozenset({"phone"})
+DROPPED_FIELDS = frozenset({"name", "firstname", "lastname", "first_name", "last_name",
+                            "address", "street", "birthday", "username"})
+FIELD_HOLDERS = (("traits",), ("context", "traits"), ("properties",))
+IP_PATH = ("context", "ip")
+# Words whose absence from a record's text proves it has nothing to protect (a fast path).
+_MARKERS = ("mail", "phone", "name", "address", "street", "birthday", '"ip"')
+# Outside JSON (a rejected record that is not an object): what looks like an email or an IP.
+_EMAIL_TEXT = re.compile(r"[^\s\"'<>,;:{}\[\]]+@[^\s\"'<>,;:{}\[\]]+\.[A-Za-z]{2,}")
+_IPV4_TEXT = re.compile(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def truncate_ip(value: str) -> str | None:
+    """IPv4 to its /24, IPv6 to its /48; None for text that is no address."""
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def message_subject(message: dict[str, Any]) -> str | None:
+    """Whose data key encrypts the message's fields: its userId, else its anonymousId."""
+    for name in ("userId", "anonymousId"):
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, int | float | json_text.Literal) and not isinstance(value, bool):
+            return str(value.text if isinstance(value, json_text.Literal) else value)
+    return None
+
+
+class Protector:
+    """The policy with its keys; one per process (the data keys are cached)."""
+
+    def __init__(self, keys: PrivacyKeys) -> None:
+        self.keys = keys
+        self.data_keys = DataKeys(keys)
+        self.suppressed = SuppressionList(keys)
+        self.hashed = HASHED_FIELDS | {t.lower() for t in keys.personal_traits}
+        self._markers = _MARKERS + tuple(t.lower() for t in keys.personal_traits)
+
+    def message(self, message: Any) -> Any:
+        """Protect a parsed message in place (and return it)."""
+        if not isinstance(message, dict):
+            return message
+        subject = message_subject(message)
+        for path in FIELD_HOLDERS:
+            holder = _get(message, path)
+            if isinstance(holder, dict):
+                self._fields(holder, subject)
+        context = message.get("context")
+        if isinstance(context, dict) and "ip" in context:
+            ip = context["ip"]
+            truncated = truncate_ip(ip) if isinstance(ip, str) else None
+            if truncated is None:
+                del context["ip"]
+            else:
+                context["ip"] = truncated
+        return message
+
+    def _fields(self, holder: dict[str, Any], subject: str | None) -> None:
+        for name in list(holder):
+            key = name.lower()
+            if key in EMAIL_FIELDS:
+                value = holder.pop(name)
+                if isinstance(value, str) and value.strip():
+                    holder["email_hmac"] = self.keys.pseudonym("email", value.strip().lower())
+                    # No new key for an erased subject: their email is simply not kept.
+                    if subject is not None and not self.suppressed.contains(subject):
+                        holder["email_encrypted"] = self.data_keys.encrypt(subject,
+                                                                           value.strip())
+            elif key in self.hashed:
+                value = holder.pop(name)
+                if isinstance(value, str | int | float) and not isinstance(value, bool):
+                    holder[f"{key}_hmac"] = self.keys.pseudonym(key, str(value).strip())
+            elif key in DROPPED_FIELDS:
+                del holder[name]
+
+    def text(self, text: str | None) -> str | None:
+        """A record's text with the policy applied: JSON objects field by field; anything
+        else (a rejected record) with email- and IP-like text masked."""
+        if text is None:
+            return None
+        lowered = text.lower()
+        if not any(m in lowered for m in self._markers) and not _IPV4_TEXT.search(text):
+            return text
+        try:
+            parsed = json_text.loads(text)
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, dict):
+            try:
+                return json_text.dumps(self.message(parsed)).decode()
+            except (TypeError, ValueError):
+                pass
+        masked = _EMAIL_TEXT.sub("[email removed]", text)
+        return _IPV4_TEXT.sub(lambda m: f"{m[1]}.{m[2]}.{m[3]}.0", masked)
+
+
+def _get(message: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = message
+    for step in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(step)
+    return node
