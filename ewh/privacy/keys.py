@@ -96,13 +96,13 @@ class DataKeys:
         self.folder = keys.key_store / "data_keys"
         self._cache: dict[str, bytes] = {}
 
-    def _path(self, subject: str) -> Path:
+    def path_for(self, subject: str) -> Path:
         return self.folder / self.keys.pseudonym("subject", subject)
 
     def get(self, subject: str) -> bytes | None:
         if subject in self._cache:
             return self._cache[subject]
-        path = self._path(subject)
+        path = self.path_for(subject)
         if not path.exists():
             return None
         key = path.read_bytes()
@@ -115,7 +115,7 @@ class DataKeys:
             return key
         private_dir(self.keys.key_store)
         private_dir(self.folder)
-        path = self._path(subject)
+        path = self.path_for(subject)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -131,7 +131,7 @@ class DataKeys:
     def destroy(self, subject: str) -> bool:
         """Overwrite and delete the subject's key: what it encrypted is unreadable for good."""
         self._cache.pop(subject, None)
-        path = self._path(subject)
+        path = self.path_for(subject)
         if not path.exists():
             return False
         size = path.stat().st_size

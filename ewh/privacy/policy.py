@@ -76,7 +76,7 @@ class Protector:
             return message
         subject = message_subject(message)
         for path in FIELD_HOLDERS:
-            holder = _get(message, path)
+            holder = get_path(message, path)
             if isinstance(holder, dict):
                 self._fields(holder, subject)
         context = message.get("context")
@@ -128,7 +128,7 @@ class Protector:
         return _IPV4_TEXT.sub(lambda m: f"{m[1]}.{m[2]}.{m[3]}.0", masked)
 
 
-def _get(message: dict[str, Any], path: tuple[str, ...]) -> Any:
+def get_path(message: dict[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = message
     for step in path:
         if not isinstance(node, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ from ewh.ingest.file_scan import file_checksum
 from ewh.privacy.files import FILE_MODE
 from ewh.privacy.policy import Protector
 
-LINE_SUFFIXES = (".ndjson", ".jsonl", ".json", ".csv", ".open", ".txt", ".log", ".out",
-                 ".err")
+LINE_SUFFIXES = (".ndjson", ".jsonl", ".csv", ".open")  # one record a line: lines dropped
+TEXT_SUFFIXES = (".json", ".txt", ".log", ".out", ".err", ".md", ".html", ".yaml", ".yml")
 LineMatch = Callable[[bytes], bool]
 
 
@@ -98,11 +99,39 @@ def _is_line_file(path: Path) -> bool:
     return name.endswith(LINE_SUFFIXES)
 
 
+def _redact_text(path: Path, needles: list[bytes]) -> int:
+    """A text file that is no record per line (dataset.json, a log): the needles replaced."""
+    data = path.read_bytes()
+    count = 0
+    for needle in needles:
+        bare = needle.strip(b'"')
+        pattern = re.compile(rb"(?<![A-Za-z0-9_])" + re.escape(bare) + rb"(?![A-Za-z0-9_])",
+                             re.IGNORECASE)
+        data, found = pattern.subn(b"[erased]", data)
+        count += found
+    if count:
+        fd = os.open(path.with_name(f".{path.name}.scrub"), os.O_WRONLY | os.O_CREAT
+                     | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        old = path.stat().st_size
+        with open(path, "r+b") as previous:
+            previous.write(secrets.token_bytes(old))
+        os.replace(path.with_name(f".{path.name}.scrub"), path)
+    return count
+
+
 def scrub_files(paths: Iterable[Path], match: LineMatch, needles: list[bytes]) -> ScrubReport:
-    """Rewrite line files without matching lines; shred other files holding a needle."""
+    """Rewrite line files without matching lines, redact other text files; shred any other
+    file holding a needle."""
     report = ScrubReport()
     for path in paths:
         if not path.is_file() or path.is_symlink():
+            continue
+        if path.name.lower().endswith(TEXT_SUFFIXES) and needles:
+            redacted = _redact_text(path, needles)
+            if redacted:
+                report.rewritten[str(path)] = redacted
             continue
         if _is_line_file(path):
             try:
