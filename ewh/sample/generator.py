@@ -833,7 +833,7 @@ def generate(out_dir: Path, events: int = 200_000, seed: int = 0, users: int | N
     malformed, kinds = _plant_malformed(w, n_bad) if w.events else ([], Counter())
     files = _write_files(Path(out_dir), w.events + duplicates, malformed)
     summary = _summary(w, people, seed, days, files, len(duplicates), kinds, start_ms, end_ms)
-    (Path(out_dir) / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_private(Path(out_dir) / "dataset.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 
 
