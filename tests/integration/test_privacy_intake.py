@@ -13,6 +13,7 @@ import json
 import stat
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 import requests
@@ -182,3 +183,38 @@ def test_erasure_and_consent_endpoints_take_their_scopes(env: dict[str, Path]) -
     assert event["userId"] == "u2"
     assert event["context"]["consent"]["categoryPreferences"] == {"analytics": False}
     assert list(env["EWH_ERASURE_RECEIPTS"].glob("*.json"))
+
+
+def test_erasure_purges_dagster_run_and_event_storage(env: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """A real Dagster instance whose run logged a member id and stored it in asset metadata
+    (as `sample_members` did before): after the erasure no byte of DAGSTER_HOME holds it,
+    the other member is untouched and the storage still reads."""
+    load_files([_land(env, "a.ndjson", [_message("m1", "erase-me-7", "dev-7"),
+                                        _message("m2", "keep-me-8", "dev-8")])],
+               env["EWH_WAREHOUSE"])
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+
+    @dg.asset
+    def sample(context):  # unannotated: dagster refuses a string annotation here
+        context.log.info("members: erase-me-7, keep-me-8")
+        return dg.MaterializeResult(metadata={
+            "sample_members": dg.MetadataValue.md("| erase-me-7 |\n| keep-me-8 |")})
+
+    with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
+        assert dg.materialize([sample], instance=instance).success
+
+    def occurrences(needle: bytes) -> int:
+        return sum(p.read_bytes().count(needle) for p in home.rglob("*") if p.is_file())
+
+    assert occurrences(b"erase-me-7") > 0
+    result = erase_user("erase-me-7", dagster_home=home)
+    assert result.receipt["files"]["dagster"], "the Dagster storage was not touched"
+    assert occurrences(b"erase-me-7") == 0
+    assert occurrences(b"dev-7") == 0
+    assert occurrences(b"keep-me-8") > 0
+    with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("sample"))
+    text = event.asset_materialization.metadata["sample_members"].value
+    assert "[erased]" in text and "keep-me-8" in text
