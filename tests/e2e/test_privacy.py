@@ -208,6 +208,19 @@ def test_personal_files_are_private(world) -> None:
             assert mode == (0o700 if path.is_dir() else 0o600), path
 
 
+def _collector_get(root: Path, user_id: str) -> dict:
+    from integration.collector_process import start_collector
+
+    collector = start_collector(root / "landing", EWH_CONSENT_KEYS=CONSENT_KEY)
+    try:
+        answer = requests.get(f"{collector.url}/api/users/{user_id}/consent",
+                              auth=(CONSENT_KEY, ""), timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["categoryPreferences"]
+    finally:
+        collector.stop()
+
+
 def _collector_put(root: Path, user_id: str, analytics: bool) -> None:
     from integration.collector_process import start_collector
 
@@ -243,10 +256,12 @@ def test_consent_revoked_then_granted_through_the_api(world) -> None:
     _refresh()
     assert _in_segments(root, user_id) == set()
     assert all(user_id not in users for users in _exported_members(root).values())
+    assert _collector_get(root, user_id) == {"analytics": False}
     _collector_put(root, user_id, analytics=True)
     _refresh()
     assert _in_segments(root, user_id)
     assert any(user_id in users for users in _exported_members(root).values())
+    assert _collector_get(root, user_id) == {"analytics": True}
 
 
 def _victim(world) -> tuple[str, list[str]]:
