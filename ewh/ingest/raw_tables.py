@@ -20,7 +20,8 @@ create table if not exists raw.events (
     occurred_at     timestamp,          -- the client's timestamp, UTC, as sent (not skew-corrected)
     sent_at         timestamp,          -- the client's sentAt, UTC
     received_at     timestamp not null, -- when the collector received it, UTC
-    payload         varchar not null,   -- the original JSON message
+    payload         varchar not null,   -- the JSON message, personal fields as the policy
+                                        -- leaves them (ewh.privacy.policy, docs/privacy.md)
     source          varchar not null,   -- 'file:<path>:<line>' or 'http:<request id>'
     file_checksum   varchar,            -- sha256 of the source file
     load_id         varchar not null,
