@@ -195,7 +195,7 @@ def _insert_checked(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileCont
     # loader's UDF (ewh.privacy.udf); raw never holds a personal field in the clear.
     query(con, f"insert into raw.events_rejected ({_REJECT_COLUMNS}) "
                "select source, record_number, rejected_message_id, reason, field, detail, "
-               "ewh_protect(raw_text), $checksum, $load_id, $loaded_at "
+               "ewh_protect_rejected(raw_text), $checksum, $load_id, $loaded_at "
                f"from {relation} where reason is not null order by record_number", params)
     [(read, rejected)] = query(con, f"select count(*), count(reason) from {relation}")
     suppressed = 0

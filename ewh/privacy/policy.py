@@ -9,7 +9,8 @@ Fields of traits, context.traits and properties (names in any case):
   (AES-GCM under the subject's data key, ewh.privacy.keys: exports decrypt it);
 - phone, and every trait listed in EWH_PERSONAL_TRAITS: `<field>_hmac` (keyed HMAC of the
   trimmed text);
-- name, firstName, lastName, first_name, last_name, address, street, birthday, username:
+- in traits and context.traits only (in properties these names describe products):
+  name, firstName, lastName, first_name, last_name, address, street, birthday, username:
   dropped;
 and context.ip: truncated, IPv4 to its /24, IPv6 to its /48 (an unreadable one is dropped).
 
@@ -31,9 +32,13 @@ HASHED_FIELDS = frozenset({"phone"})
 DROPPED_FIELDS = frozenset({"name", "firstname", "lastname", "first_name", "last_name",
                             "address", "street", "birthday", "username"})
 FIELD_HOLDERS = (("traits",), ("context", "traits"), ("properties",))
+TRAIT_HOLDERS = (("traits",), ("context", "traits"))  # where name-like fields are a person's
 IP_PATH = ("context", "ip")
-# Words whose absence from a record's text proves it has nothing to protect (a fast path).
-_MARKERS = ("mail", "phone", "name", "address", "street", "birthday", '"ip"')
+# Text whose absence from a message proves it needs no parsing: only its IP, if any, changes
+# (a fast path: most events carry nothing personal but context.ip).
+_PARSE_MARKERS = ('"traits"', '"email"', '"phone"')
+_IPV4_PLAIN = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
+_IP_FIELD = re.compile(r'"ip"\s*:\s*"([^"\\]*)"')
 # Outside JSON (a rejected record that is not an object): what looks like an email or an IP.
 _EMAIL_TEXT = re.compile(r"[^\s\"'<>,;:{}\[\]]+@[^\s\"'<>,;:{}\[\]]+\.[A-Za-z]{2,}")
 _IPV4_TEXT = re.compile(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b")
@@ -41,6 +46,9 @@ _IPV4_TEXT = re.compile(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b")
 
 def truncate_ip(value: str) -> str | None:
     """IPv4 to its /24, IPv6 to its /48; None for text that is no address."""
+    plain = _IPV4_PLAIN.fullmatch(value)
+    if plain and all(int(part) <= 255 for part in plain.groups()):  # the common case, fast
+        return f"{int(plain[1])}.{int(plain[2])}.{int(plain[3])}.0"
     try:
         address = ipaddress.ip_address(value.strip())
     except ValueError:
@@ -68,7 +76,7 @@ class Protector:
         self.data_keys = DataKeys(keys)
         self.suppressed = SuppressionList(keys)
         self.hashed = HASHED_FIELDS | {t.lower() for t in keys.personal_traits}
-        self._markers = _MARKERS + tuple(t.lower() for t in keys.personal_traits)
+        self._markers = _PARSE_MARKERS + tuple(t.lower() for t in keys.personal_traits)
 
     def message(self, message: Any) -> Any:
         """Protect a parsed message in place (and return it)."""
@@ -78,7 +86,7 @@ class Protector:
         for path in FIELD_HOLDERS:
             holder = get_path(message, path)
             if isinstance(holder, dict):
-                self._fields(holder, subject)
+                self._fields(holder, subject, drop_names=path in TRAIT_HOLDERS)
         context = message.get("context")
         if isinstance(context, dict) and "ip" in context:
             ip = context["ip"]
@@ -89,7 +97,7 @@ class Protector:
                 context["ip"] = truncated
         return message
 
-    def _fields(self, holder: dict[str, Any], subject: str | None) -> None:
+    def _fields(self, holder: dict[str, Any], subject: str | None, *, drop_names: bool) -> None:
         for name in list(holder):
             key = name.lower()
             if key in EMAIL_FIELDS:
@@ -104,17 +112,46 @@ class Protector:
                 value = holder.pop(name)
                 if isinstance(value, str | int | float) and not isinstance(value, bool):
                     holder[f"{key}_hmac"] = self.keys.pseudonym(key, str(value).strip())
-            elif key in DROPPED_FIELDS:
+            elif drop_names and key in DROPPED_FIELDS:
                 del holder[name]
 
-    def text(self, text: str | None) -> str | None:
-        """A record's text with the policy applied: JSON objects field by field; anything
-        else (a rejected record) with email- and IP-like text masked."""
+    def payload(self, text: str | None) -> str | None:
+        """An accepted message's JSON text with the policy applied."""
         if text is None:
             return None
         lowered = text.lower()
-        if not any(m in lowered for m in self._markers) and not _IPV4_TEXT.search(text):
-            return text
+        if not any(m in lowered for m in self._markers):
+            if '"ip"' not in lowered:
+                return text
+            fast = self._truncate_ips(text)
+            if fast is not None:
+                return fast
+        return self.text(text)
+
+    @staticmethod
+    def _truncate_ips(text: str) -> str | None:
+        """Every `"ip": "..."` truncated in the text itself; None when one is no address (it
+        must be dropped: the full path does it) or an "ip" key holds no plain string."""
+        failed = False
+
+        def cut(match: re.Match[str]) -> str:
+            nonlocal failed
+            truncated = truncate_ip(match[1])
+            if truncated is None:
+                failed = True
+                return match[0]
+            return f'"ip":"{truncated}"'
+
+        result, count = _IP_FIELD.subn(cut, text)
+        if failed or count != text.lower().count('"ip"'):
+            return None
+        return result
+
+    def text(self, text: str | None) -> str | None:
+        """Any record's text with the policy applied: JSON objects field by field; anything
+        else (a rejected record) with email- and IP-like text masked."""
+        if text is None:
+            return None
         try:
             parsed = json_text.loads(text)
         except (ValueError, RecursionError):

@@ -430,7 +430,7 @@ def test_the_loader_gives_every_record_of_the_corpus_the_python_verdict(
             loader = rejected.get(number)  # loaded, or a duplicate of an earlier messageId
             row = events.get(source)
             # raw holds the payload as the personal-data policy leaves it (docs/privacy.md)
-            expected = [*_python_view(python)[1:-1], protector.text(python.payload)]
+            expected = [*_python_view(python)[1:-1], protector.payload(python.payload)]
             if row is not None and (list(row[:-1]) != expected[:-1]
                                     or _sealed(row[-1]) != _sealed(expected[-1])):
                 loader = ("different columns", row)
