@@ -9,7 +9,6 @@ valid, which shows the schema files say what the validators enforce.
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -254,11 +253,6 @@ def _sql_results(lines: list[str], *, read_as: str = "records",
     return rows
 
 
-def _sealed(payload: str) -> str:
-    """A payload with each ciphertext masked: encryption draws a fresh nonce every time."""
-    return re.sub(r'"email_encrypted":"ewh1:[^"]*"', '"email_encrypted":"ewh1:..."', payload)
-
-
 def _python_view(result: AcceptedEvent | Rejection) -> tuple[Any, ...]:
     if isinstance(result, Rejection):
         return ("rejected", result.reason, result.field, result.detail, result.message_id)
@@ -431,8 +425,7 @@ def test_the_loader_gives_every_record_of_the_corpus_the_python_verdict(
             row = events.get(source)
             # raw holds the payload as the personal-data policy leaves it (docs/privacy.md)
             expected = [*_python_view(python)[1:-1], protector.payload(python.payload)]
-            if row is not None and (list(row[:-1]) != expected[:-1]
-                                    or _sealed(row[-1]) != _sealed(expected[-1])):
+            if row is not None and list(row) != expected:
                 loader = ("different columns", row)
         if outcome != loader:
             disagreements.append((number, line[:80], outcome, loader))
