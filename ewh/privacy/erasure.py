@@ -268,10 +268,12 @@ def _scrub_exports(exports: Path, identity: Identity, keys: PrivacyKeys,
                                     params).fetchone()[0]
                 if not found:
                     continue
-                if stem != "exited":
+                # whoever a destination received, in any file, is theirs to delete
+                if "member_ref" in columns:
                     member_refs |= refs & {r for (r,) in con.execute(
-                        f"select member_ref from {source} where {hit}", params).fetchall()} \
-                        if "member_ref" in columns else refs
+                        f"select member_ref from {source} where {hit}", params).fetchall()}
+                else:
+                    member_refs |= {keys.pseudonym("member", k) for k in identity.user_keys}
                 kept = f"select * from {source} where not ({hit})"
                 partial = folder / f".{stem}.parquet.partial"
                 con.execute(f"copy ({kept}) to {sql_literal(str(partial))} (format parquet)",
