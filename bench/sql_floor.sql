@@ -96,7 +96,7 @@ unpacked as (
         loaded_at,
         load_id,
         source,
-        json_extract_string(payload, ['$.previousId', '$.properties', '$.context.consent.categoryPreferences', '$.traits.email', '$.context.traits.email', '$.properties.path', '$.context.page.path', '$.properties.url', '$.context.page.url', '$.properties.referrer', '$.context.page.referrer', '$.properties.title', '$.context.page.title', '$.context.campaign.source', '$.context.campaign.medium', '$.context.campaign.name', '$.context.device.type', '$.channel', '$.context.channel', '$.properties.product_id', '$.properties.category', '$.properties.price', '$.properties.order_id', '$.properties.revenue', '$.properties.currency', '$.properties.campaign_id', '$.properties.campaign_name', '$.properties.experiment_id', '$.properties.variation_name', '$.traits.tags', '$.traits.tags_source']) as json_values,
+        json_extract_string(payload, ['$.previousId', '$.properties', '$.context.consent.categoryPreferences', '$.traits.email_hmac', '$.context.traits.email_hmac', '$.traits.email_encrypted', '$.context.traits.email_encrypted', '$.properties.path', '$.context.page.path', '$.properties.url', '$.context.page.url', '$.properties.referrer', '$.context.page.referrer', '$.properties.title', '$.context.page.title', '$.context.campaign.source', '$.context.campaign.medium', '$.context.campaign.name', '$.context.device.type', '$.channel', '$.context.channel', '$.properties.product_id', '$.properties.category', '$.properties.price', '$.properties.order_id', '$.properties.revenue', '$.properties.currency', '$.properties.campaign_id', '$.properties.campaign_name', '$.properties.experiment_id', '$.properties.variation_name', '$.traits.tags', '$.traits.tags_source']) as json_values,
         list_sum(list_transform(
         json_extract(payload, '$.properties.products[*]'),
         lambda product: coalesce(try_cast(json_extract_string(product, '$.price') as double), 0)
@@ -123,34 +123,36 @@ extracted as (
         json_values[1] as previous_id,
         json_values[2] as properties,
         json_values[3] as consent_preferences,
-        json_values[4] as traits_email,
-        json_values[5] as context_traits_email,
-        json_values[6] as properties_path,
-        json_values[7] as context_page_path,
-        json_values[8] as properties_url,
-        json_values[9] as context_page_url,
-        json_values[10] as properties_referrer,
-        json_values[11] as context_page_referrer,
-        json_values[12] as properties_title,
-        json_values[13] as context_page_title,
-        json_values[14] as utm_source,
-        json_values[15] as utm_medium,
-        json_values[16] as utm_campaign,
-        json_values[17] as device_type,
-        json_values[18] as top_channel,
-        json_values[19] as context_channel,
-        json_values[20] as product_id,
-        json_values[21] as category,
-        json_values[22] as price_text,
-        json_values[23] as order_id,
-        json_values[24] as revenue_text,
-        json_values[25] as currency,
-        json_values[26] as campaign_id,
-        json_values[27] as campaign_name,
-        json_values[28] as experiment_id,
-        json_values[29] as variation,
-        json_values[30] as tags,
-        json_values[31] as tags_source,
+        json_values[4] as traits_email_hmac,
+        json_values[5] as context_traits_email_hmac,
+        json_values[6] as traits_email_encrypted,
+        json_values[7] as context_traits_email_encrypted,
+        json_values[8] as properties_path,
+        json_values[9] as context_page_path,
+        json_values[10] as properties_url,
+        json_values[11] as context_page_url,
+        json_values[12] as properties_referrer,
+        json_values[13] as context_page_referrer,
+        json_values[14] as properties_title,
+        json_values[15] as context_page_title,
+        json_values[16] as utm_source,
+        json_values[17] as utm_medium,
+        json_values[18] as utm_campaign,
+        json_values[19] as device_type,
+        json_values[20] as top_channel,
+        json_values[21] as context_channel,
+        json_values[22] as product_id,
+        json_values[23] as category,
+        json_values[24] as price_text,
+        json_values[25] as order_id,
+        json_values[26] as revenue_text,
+        json_values[27] as currency,
+        json_values[28] as campaign_id,
+        json_values[29] as campaign_name,
+        json_values[30] as experiment_id,
+        json_values[31] as variation,
+        json_values[32] as tags,
+        json_values[33] as tags_source,
         products_amount,
         message_type in ('page', 'screen') as is_page_or_screen
     from unpacked
@@ -217,10 +219,13 @@ typed as (
         when json_extract_string(lower(extracted.consent_preferences), '$.analytics') in ('true', '1') then true
         when json_extract_string(lower(extracted.consent_preferences), '$.analytics') in ('false', '0') then false
     end as has_analytics_consent,
+        -- the loader pseudonymised the email (ewh/privacy/policy.py): a keyed HMAC, and the
+        -- address encrypted under the user's data key for exports; never the address itself
+        coalesce(extracted.traits_email_hmac, extracted.context_traits_email_hmac) as email_hash,
         case
-            when coalesce(extracted.traits_email, extracted.context_traits_email) is not null
-                then md5(cast(lower(trim(coalesce(extracted.traits_email, extracted.context_traits_email))) as TEXT))
-        end as email_hash,
+            when extracted.traits_email_hmac is not null then extracted.traits_email_encrypted
+            else extracted.context_traits_email_encrypted
+        end as email_encrypted,
         extracted.products_amount
     from extracted
     left join event_type_map as by_name
@@ -3170,6 +3175,66 @@ final as (
             by_hour.user_key = by_weekday.user_key
             and by_weekday.weekday_rank = 1
     where by_hour.hour_rank = 1
+
+)
+
+select * from final;
+
+-- dim_user_contacts (model)
+create or replace table floor.dim_user_contacts as
+with
+
+stitched as (
+
+    select * from floor.int_events_stitched
+
+),
+
+staged as (
+
+    select * from floor.stg_events
+
+),
+
+emails as (
+
+    select
+        stitched.user_key,
+        staged.message_id,
+        staged.email_hash,
+        staged.email_encrypted,
+        coalesce(staged.user_id, staged.anonymous_id) as email_key_subject,
+        staged.occurred_at,
+        staged.received_at
+    from staged
+    inner join stitched
+        on staged.message_id = stitched.message_id
+    where staged.email_hash is not null
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by user_key
+            order by occurred_at desc, received_at desc, message_id desc
+        ) as email_rank
+    from emails
+
+),
+
+final as (
+
+    select
+        user_key,
+        email_hash as email_hmac,
+        email_encrypted,
+        email_key_subject,
+        occurred_at as email_stated_at
+    from ranked
+    where email_rank = 1
 
 )
 

@@ -377,9 +377,9 @@ def render_summary(result) -> str:
 
     settings = get_settings()
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        read, loaded, dup, rejected = con.execute(
-            "select sum(rows_read), sum(rows_loaded), sum(rows_duplicate), sum(rows_rejected) "
-            "from raw.load_manifest"
+        read, loaded, dup, rejected, suppressed = con.execute(
+            "select sum(rows_read), sum(rows_loaded), sum(rows_duplicate), sum(rows_rejected), "
+            "coalesce(sum(rows_suppressed), 0) from raw.load_manifest"
         ).fetchone()
         sessions, users = con.execute(
             "select (select count(*) from marts.fct_sessions), "
@@ -389,7 +389,9 @@ def render_summary(result) -> str:
             "select model_name, count(*) from marts.user_predictions group by 1").fetchall())
     lines = [
         f"load: read {read:,} = loaded {loaded:,} + duplicates {dup:,} + rejected {rejected:,}"
-        f" ({'reconciled' if read == loaded + dup + rejected else 'DOES NOT RECONCILE'})",
+        + (f" + suppressed {suppressed:,}" if suppressed else "")
+        + (" (reconciled)" if read == loaded + dup + rejected + suppressed
+           else " (DOES NOT RECONCILE)"),
         f"marts: {sessions:,} sessions, {users:,} users",
         "predictions: " + (", ".join(f"{m} scores {n:,} users" for m, n in sorted(scored.items()))
                            or "none (no model published)")

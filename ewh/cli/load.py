@@ -58,7 +58,8 @@ def _run_load(args: argparse.Namespace) -> int:
     print(f"{prefix}total: {len(results)} files ({skipped} skipped), "
           f"read {sum(r.rows_read for r in done):,} loaded {sum(r.rows_loaded for r in done):,} "
           f"duplicate {sum(r.rows_duplicate for r in done):,} "
-          f"rejected {sum(r.rows_rejected for r in done):,} into {warehouse}"
+          f"rejected {sum(r.rows_rejected for r in done):,} "
+          f"suppressed {sum(r.rows_suppressed for r in done):,} into {warehouse}"
           + (f"; {quarantined} quarantined (raw.load_manifest says why)" if quarantined else ""))
     return 0
 
@@ -76,7 +77,8 @@ def describe(r: FileLoadResult, *, dry_run: bool = False) -> str:
     if r.status == "skipped":
         return f"{r.path}: skipped (already loaded, sha256 {r.checksum[:12]}){waiting}"
     return (f"{r.path}: read {r.rows_read:,} loaded {r.rows_loaded:,} "
-            f"duplicate {r.rows_duplicate:,} rejected {r.rows_rejected:,}{waiting}")
+            f"duplicate {r.rows_duplicate:,} rejected {r.rows_rejected:,}"
+            + (f" suppressed {r.rows_suppressed:,}" if r.rows_suppressed else "") + waiting)
 
 
 class LoadProgressDisplay:

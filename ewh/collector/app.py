@@ -22,6 +22,7 @@ from ewh.collector.cors import IntakeCors
 from ewh.collector.engagement_routes import engagement_routes
 from ewh.collector.intake import Intake
 from ewh.collector.keys import KeyRing
+from ewh.collector.privacy_routes import privacy_routes
 from ewh.collector.rate_limit import KeyRateLimiter
 from ewh.collector.settings import CollectorSettings
 from ewh.collector.tracking_routes import tracking_routes
@@ -53,6 +54,7 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
         *intake,
         *segment_api_routes(),
         *admin_routes(),
+        *privacy_routes(),
         *extra_routes,
     ]
     middleware = [Middleware(IntakeCors, origins=settings.cors_origins, intake_routes=intake)
@@ -60,7 +62,7 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.keys = KeyRing.from_keys(settings.write_keys, settings.read_keys,
-                                       settings.admin_keys)
+                                       settings.admin_keys, settings.consent_keys)
     app.state.rate_limiter = KeyRateLimiter(settings.rate_limit)
     return app
 

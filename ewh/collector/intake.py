@@ -26,6 +26,8 @@ from ewh.collector.settings import CollectorSettings
 from ewh.contract import json_text
 from ewh.contract.validator import Rejection, unwritable, validate_parsed
 from ewh.ingest.landing import LandingWriter
+from ewh.privacy.keys import PrivacyKeys
+from ewh.privacy.policy import Protector
 
 
 @dataclass(slots=True)
@@ -46,15 +48,18 @@ class Intake:
     def __init__(self, settings: CollectorSettings, writer: LandingWriter) -> None:
         self.settings = settings
         self.writer = writer
+        self.protector = Protector(settings.privacy or PrivacyKeys.from_settings())
 
     def check(self, messages: list[Any], received_at: datetime, request_id: str,
-              indices: list[int] | None = None) -> tuple[list[bytes], IntakeResult]:
+              indices: list[int] | None = None, *,
+              consent_statement: bool = False) -> tuple[list[bytes], IntakeResult]:
         """The landing lines of the valid messages, and an error for each invalid one.
 
         `indices` gives each message's position in the request when some were set aside
         before (the engagement API's own checks); errors name that position."""
         received = iso_utc(received_at)
-        reject_unconsented = self.settings.consent_policy == "reject"
+        # A consent statement (the consent API) is landed whatever it says: it is the record.
+        reject_unconsented = self.settings.consent_policy == "reject" and not consent_statement
         lines: list[bytes] = []
         result = IntakeResult()
         server_ids = ""  # one random prefix per call, then the event's index: unique, cheap
@@ -85,7 +90,9 @@ class Intake:
             elif consent != "granted" and reject_unconsented:
                 result.errors.append(_consent_error(index, message, source, consent))
             else:
-                lines.append(line)
+                # Checked as sent (the loader checks files as written, the same verdict);
+                # landed with nothing personal in the clear (ewh.privacy.policy).
+                lines.append(json_text.dumps(self.protector.message(message)))
         result.accepted = len(lines)
         return lines, result
 

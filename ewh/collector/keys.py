@@ -3,7 +3,9 @@
 - write keys (EWH_WRITE_KEYS): intake only. SDKs and browsers embed them, so anyone can read
   them from an app; they never read anything back.
 - read keys (EWH_READ_KEYS): the segment API and the export files.
-- admin keys (EWH_ADMIN_KEYS): administration; they can read too.
+- admin keys (EWH_ADMIN_KEYS): administration (erasure, consent); they can read too.
+- consent keys (EWH_CONSENT_KEYS): read and set a user's consent, nothing else (a consent
+  platform or the account page's backend holds one).
 
 A key is presented as the HTTP Basic user name (as Segment's libraries send it) or, for
 intake only, as `writeKey` in the body. Keys are compared as SHA-256 digests with
@@ -27,16 +29,18 @@ class Scope(Enum):
     WRITE = "write"
     READ = "read"
     ADMIN = "admin"
+    CONSENT = "consent"
 
 
 # What each scope of key may call. A write key never reads.
 GRANTS: dict[Scope, frozenset[Scope]] = {
     Scope.WRITE: frozenset({Scope.WRITE}),
     Scope.READ: frozenset({Scope.READ}),
-    Scope.ADMIN: frozenset({Scope.ADMIN, Scope.READ}),
+    Scope.ADMIN: frozenset({Scope.ADMIN, Scope.READ, Scope.CONSENT}),
+    Scope.CONSENT: frozenset({Scope.CONSENT}),
 }
 ENV_NAMES = {Scope.WRITE: "EWH_WRITE_KEYS", Scope.READ: "EWH_READ_KEYS",
-             Scope.ADMIN: "EWH_ADMIN_KEYS"}
+             Scope.ADMIN: "EWH_ADMIN_KEYS", Scope.CONSENT: "EWH_CONSENT_KEYS"}
 
 
 def _digest(key: str) -> bytes:
@@ -59,9 +63,11 @@ class KeyRing:
 
     @classmethod
     def from_keys(cls, write: frozenset[str], read: frozenset[str] = frozenset(),
-                  admin: frozenset[str] = frozenset()) -> KeyRing:
+                  admin: frozenset[str] = frozenset(),
+                  consent: frozenset[str] = frozenset()) -> KeyRing:
         entries = [(_digest(k), scope) for scope, keys in
-                   ((Scope.WRITE, write), (Scope.READ, read), (Scope.ADMIN, admin))
+                   ((Scope.WRITE, write), (Scope.READ, read), (Scope.ADMIN, admin),
+                    (Scope.CONSENT, consent))
                    for k in sorted(keys)]
         return cls(tuple(entries))
 

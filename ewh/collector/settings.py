@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from ewh.common.settings import CONSENT_POLICIES, ConsentPolicy, Settings, get_settings
 from ewh.contract.rules import DEFAULT_TIMESTAMP_FLOOR
+from ewh.privacy.keys import PrivacyKeys
 
 __all__ = ["CONSENT_POLICIES", "CollectorSettings", "ConsentPolicy"]
 
@@ -34,6 +35,10 @@ class CollectorSettings:
     keep_alive_seconds: float = 5.0
     max_connections: int = 1000
     timestamp_floor: datetime = DEFAULT_TIMESTAMP_FLOOR  # the contract's earliest time
+    consent_keys: frozenset[str] = frozenset()  # GET/PUT /api/users/{userId}/consent only
+    # The privacy keys (ewh.privacy.keys); None: from the settings when the app starts.
+    privacy: PrivacyKeys | None = field(default=None, repr=False)
+    warehouse: Path | None = None  # what DELETE /api/users/{userId} erases from
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CollectorSettings:
@@ -55,6 +60,9 @@ class CollectorSettings:
             keep_alive_seconds=settings.collector_keep_alive_seconds,
             max_connections=settings.collector_max_connections,
             timestamp_floor=settings.timestamp_floor,
+            consent_keys=settings.consent_keys,
+            privacy=PrivacyKeys.from_settings(settings),
+            warehouse=settings.warehouse,
         )
 
     @classmethod

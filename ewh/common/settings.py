@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ewh.common.clock import to_naive_utc
@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     admin_keys: Annotated[frozenset[str], NoDecode] = Field(
         frozenset(), description="comma-separated admin keys: administration (status; erasure "
         "and consent management); they can also read")
+    consent_keys: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="comma-separated consent keys: read and set a user's consent "
+        "(GET/PUT /api/users/{userId}/consent) and nothing else")
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="comma-separated browser origins allowed to send events "
         "(e.g. https://shop.example.com), or * for any; empty: no CORS")
@@ -99,6 +102,28 @@ class Settings(BaseSettings):
                                            description="...or this age, so the loader sees "
                                            "events soon")
 
+    # --- privacy (ewh/privacy, docs/privacy.md) ---------------------------------------------
+    key_store: Path = Field(_data("keystore"), description="the key store (mode 0700): the "
+                            "per-user data keys, the suppression list and, unless set, the "
+                            "pseudonym key file; keep it apart from the warehouse and backups")
+    pseudonym_key: SecretStr | None = Field(
+        None, description="the HMAC key of pseudonyms and suppression hashes (at least 32 "
+        "characters); else EWH_PSEUDONYM_KEY_FILE")
+    pseudonym_key_file: Path | None = Field(
+        None, description="a file holding the HMAC key (default: <key_store>/pseudonym.key, "
+        "created with 32 random bytes, mode 0600, on first use)")
+    retired_pseudonym_keys: SecretStr | None = Field(
+        None, description="comma-separated HMAC keys used before a rotation: still matched "
+        "against the suppression list, never used to make new pseudonyms")
+    export_plain_email: bool = Field(
+        True, description="segment exports carry the decrypted email of consented members "
+        "(for email tools); false: only email_sha256 (for ad platforms' customer match)")
+    erasure_receipts: Path = Field(_data("erasures"), description="one JSON receipt per "
+                                   "erasure (mode 0600): ids only as keyed hashes")
+    personal_traits: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="comma-separated extra trait names that are personal data: "
+        "pseudonymised at intake like phone (docs/privacy.md)")
+
     # --- the event contract (collector and loader alike) ------------------------------------
     timestamp_floor: datetime = Field(
         DEFAULT_TIMESTAMP_FLOOR, description="the earliest timestamp, sentAt or receivedAt "
@@ -121,7 +146,8 @@ class Settings(BaseSettings):
                                                 "model)")
 
     @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "report", "ops_db",
-                     "gx_project_dir", "dbt_target_dir", "models_dir")
+                     "gx_project_dir", "dbt_target_dir", "key_store", "pseudonym_key_file",
+                     "erasure_receipts", "models_dir")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         # Absolute, so dbt subprocesses, the loader and the exports agree whatever their cwd.
@@ -129,11 +155,25 @@ class Settings(BaseSettings):
             return None
         return path if path.is_absolute() else Path.cwd() / path
 
-    @field_validator("write_keys", "read_keys", "admin_keys", mode="before")
+    @field_validator("write_keys", "read_keys", "admin_keys", "consent_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("personal_traits", mode="before")
+    @classmethod
+    def _split_traits(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    @field_validator("pseudonym_key", mode="after")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("the pseudonym key must be at least 32 characters")
         return value
 
     @field_validator("cors_origins", mode="before")
@@ -160,7 +200,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _one_scope_per_key(self) -> Settings:
         scopes = {"EWH_WRITE_KEYS": self.write_keys, "EWH_READ_KEYS": self.read_keys,
-                  "EWH_ADMIN_KEYS": self.admin_keys}
+                  "EWH_ADMIN_KEYS": self.admin_keys, "EWH_CONSENT_KEYS": self.consent_keys}
         names = list(scopes)
         for i, first in enumerate(names):
             for second in names[i + 1:]:
@@ -191,7 +231,9 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if value is None:
                 continue
-            if isinstance(value, frozenset | set):
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, frozenset | set):
                 value = ",".join(sorted(value))
             elif isinstance(value, tuple):
                 value = ",".join(value)

@@ -63,6 +63,10 @@ from ewh.ingest.record_checks import (
     query,
     read_lines,
 )
+from ewh.privacy.keys import PrivacyKeys
+from ewh.privacy.policy import Protector
+from ewh.privacy.scrub import scrub_loaded_file
+from ewh.privacy.udf import register_privacy_functions
 
 __all__ = ["NDJSON_LINES", "FileLoadResult", "LoadProgress", "expand_paths", "file_checksum",
            "load_files"]
@@ -89,6 +93,7 @@ class FileLoadResult:
     pending_bytes: int = 0  # an unterminated last line that waits for its newline
     error: str | None = None  # quarantined: why the file could not be read
     quarantined_to: Path | None = None  # quarantined: where it went (None: left in place)
+    rows_suppressed: int = 0  # events of erased ids, dropped (ewh.privacy)
 
 
 class LoadProgress(Protocol):
@@ -106,6 +111,7 @@ class _Options(NamedTuple):
     sql_reader: bool
     landing_dir: Path
     timestamp_floor: datetime
+    protector: Protector
 
 
 def expand_paths(patterns: Iterable[str | Path]) -> list[Path]:
@@ -152,7 +158,8 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
         settings = get_settings()
         landing_dir = landing_dir or settings.landing_dir
         timestamp_floor = timestamp_floor or settings.timestamp_floor
-    options = _Options(chunk_lines, sql_reader, Path(landing_dir), timestamp_floor)
+    protector = Protector(PrivacyKeys.from_settings())
+    options = _Options(chunk_lines, sql_reader, Path(landing_dir), timestamp_floor, protector)
     warehouse = Path(warehouse_path)
     if dry_run and not warehouse.exists():
         con = duckdb.connect(":memory:")  # nothing to compare against, and nothing to create
@@ -163,6 +170,7 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
         query(con, "set TimeZone = 'UTC'")  # the contract SQL converts offsets to UTC
         # Line numbers come from row order: the default, set so no configuration can change it.
         query(con, "set preserve_insertion_order = true")
+        register_privacy_functions(con, protector)
         files = [Path(os.path.abspath(p)) for p in paths]  # not resolved: a link stays a link
         with _Watcher(con, progress) as watcher:
             if dry_run:
@@ -281,6 +289,9 @@ def _load_in_transaction(con: duckdb.DuckDBPyConnection, path: Path,
         con.execute("rollback")
         raise
     con.execute("commit" if result.status == "loaded" else "rollback")
+    if result.rows_suppressed:
+        # The landing file keeps no trace of erased ids either (ewh.privacy.scrub).
+        scrub_loaded_file(con, path, options.protector, result.checksum)
     return result
 
 
@@ -323,7 +334,8 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
         drop_temp(con)
         return FileLoadResult(path, scan.checksum, "skipped", file_bytes=scan.size,
                               pending_bytes=part.pending)
-    ctx = FileContext(path, part.checksum, load_id, loaded_at, options.timestamp_floor)
+    ctx = FileContext(path, part.checksum, load_id, loaded_at, options.timestamp_floor,
+                      suppressing=bool(options.protector.suppressed.hashes()))
     counts = Counts()
     whole = part.start == 0
     if whole and in_sql and scan.plain_lines and not lines_read:
@@ -341,7 +353,7 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
     _write_manifest(con, ctx, part.end, counts)
     return FileLoadResult(path, part.checksum, status, counts.read, counts.loaded,
                           counts.duplicate, counts.rejected, scan.size, ctx.load_id, reader,
-                          part.pending)
+                          part.pending, rows_suppressed=counts.suppressed)
 
 
 def _earlier_part(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, str] | None:
@@ -433,8 +445,8 @@ def _write_manifest(con: duckdb.DuckDBPyConnection, ctx: FileContext, size: int,
     query(
         con,
         "insert into raw.load_manifest (load_id, file_path, file_checksum, file_bytes, rows_read, "
-        "rows_loaded, rows_duplicate, rows_rejected, started_at, finished_at) "
-        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "rows_loaded, rows_duplicate, rows_rejected, rows_suppressed, started_at, finished_at) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [ctx.load_id, str(ctx.path), ctx.checksum, size, counts.read, counts.loaded,
-         counts.duplicate, counts.rejected, ctx.loaded_at, utc_now()],
+         counts.duplicate, counts.rejected, counts.suppressed, ctx.loaded_at, utc_now()],
     )

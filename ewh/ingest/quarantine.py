@@ -15,6 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ewh.privacy.files import private_dir
+
 QUARANTINE_FOLDER = "quarantine"
 
 
@@ -49,8 +51,7 @@ def move_to_quarantine(path: Path, landing_dir: Path) -> Path | None:
     (None): it is someone else's folder."""
     if not in_landing_zone(path, landing_dir):
         return None
-    folder = quarantine_dir(landing_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(quarantine_dir(landing_dir))
     target = folder / path.name
     copy = 1
     while target.exists() or target.is_symlink():

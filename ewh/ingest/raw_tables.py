@@ -21,7 +21,8 @@ create table if not exists raw.events (
     occurred_at     timestamp,          -- the client's timestamp, UTC, as sent (not skew-corrected)
     sent_at         timestamp,          -- the client's sentAt, UTC
     received_at     timestamp not null, -- when the collector received it, UTC
-    payload         varchar not null,   -- the original JSON message
+    payload         varchar not null,   -- the JSON message, personal fields as the policy
+                                        -- leaves them (ewh.privacy.policy, docs/privacy.md)
     source          varchar not null,   -- 'file:<path>:<line>' or 'http:<request id>'
     file_checksum   varchar,            -- sha256 of the source file
     load_id         varchar not null,
@@ -43,7 +44,8 @@ create table if not exists raw.events_rejected (
 );
 
 -- One row per loaded file (or part of a file that grew, see ewh.ingest.loader), and one per
--- quarantined file. rows_read = rows_loaded + rows_duplicate + rows_rejected.
+-- quarantined file. rows_read = rows_loaded + rows_duplicate + rows_rejected + rows_suppressed
+-- (rows_suppressed: events of erased ids, dropped by the suppression list, ewh.privacy).
 create table if not exists raw.load_manifest (
     load_id         varchar not null,
     file_path       varchar not null,
@@ -63,6 +65,7 @@ MANIFEST_ADDITIONS = """
 alter table raw.load_manifest add column if not exists status varchar default 'loaded';
 alter table raw.load_manifest add column if not exists error varchar;
 alter table raw.load_manifest add column if not exists quarantined_to varchar;
+alter table raw.load_manifest add column if not exists rows_suppressed bigint default 0;
 """
 # status: 'loaded', or 'quarantined' (the file could not be read: `error` says why, and
 # `quarantined_to` where it was moved; every count is 0).

@@ -58,6 +58,7 @@ class Counts:
     loaded: int = 0
     duplicate: int = 0
     rejected: int = 0
+    suppressed: int = 0  # events of erased ids (ewh.privacy): dropped, counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class FileContext:
     load_id: str
     loaded_at: datetime  # also the intake time the contract bounds receivedAt by
     timestamp_floor: datetime
+    suppressing: bool = False  # the suppression list is not empty: check every event
 
     def params(self) -> dict[str, object]:
         return {"received_default": self.loaded_at, "timestamp_floor": self.timestamp_floor}
@@ -189,11 +191,23 @@ def _insert_checked(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileCont
     """Rejections, then accepted rows whose messageId is new: not in raw.events (earlier files
     and earlier chunks) and not on an earlier row of `relation` (the first occurrence wins)."""
     params = {"checksum": ctx.checksum, "load_id": ctx.load_id, "loaded_at": ctx.loaded_at}
+    # The personal-data policy (ewh.privacy.policy) on everything stored: ewh_protect is the
+    # loader's UDF (ewh.privacy.udf); raw never holds a personal field in the clear.
     query(con, f"insert into raw.events_rejected ({_REJECT_COLUMNS}) "
                "select source, record_number, rejected_message_id, reason, field, detail, "
-               "raw_text, $checksum, $load_id, $loaded_at "
+               "ewh_protect_rejected(raw_text), $checksum, $load_id, $loaded_at "
                f"from {relation} where reason is not null order by record_number", params)
     [(read, rejected)] = query(con, f"select count(*), count(reason) from {relation}")
+    suppressed = 0
+    kept = ""
+    if ctx.suppressing:
+        # Events of erased ids never come back: dropped here, counted `suppressed`.
+        query(con, f"create or replace temp table _ewh_suppressed as select record_number "
+                   f"from {relation} where reason is null "
+                   "and ewh_suppressed(user_id, anonymous_id)")
+        [(suppressed,)] = query(con, "select count(*) from _ewh_suppressed")
+        kept = (" and record_number not in (select record_number from _ewh_suppressed)"
+                if suppressed else "")
     inserted = query(
         con,
         f"insert into raw.events ({_EVENT_COLUMNS}) "
@@ -213,11 +227,15 @@ def _insert_checked(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileCont
         "            select record_number from accepted join repeated using (message_id) "
         "            where record_number <> first_row) "
         "select message_id, message_type, event_name, user_id, anonymous_id, occurred_at, "
-        "sent_at, received_at, payload, source, $checksum, $load_id, $loaded_at "
-        f"from {relation} c where reason is null "
+        "sent_at, received_at, ewh_protect(payload), source, $checksum, $load_id, $loaded_at "
+        f"from {relation} c where reason is null{kept} "
         "and not exists (select 1 from skipped s where s.record_number = c.record_number)",
         params)[0][0]
+    if ctx.suppressing:
+        query(con, "drop table if exists _ewh_suppressed")
     counts.read += int(read)  # type: ignore[call-overload]
     counts.rejected += int(rejected)  # type: ignore[call-overload]
     counts.loaded += int(inserted)  # type: ignore[call-overload]
-    counts.duplicate += int(read) - int(rejected) - int(inserted)  # type: ignore[call-overload]
+    counts.suppressed += int(suppressed)  # type: ignore[call-overload]
+    counts.duplicate += (int(read) - int(rejected) - int(inserted)  # type: ignore[call-overload]
+                         - int(suppressed))

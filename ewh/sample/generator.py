@@ -39,6 +39,8 @@ from typing import Any
 
 import orjson
 
+from ewh.privacy.files import private_dir, write_private
+
 SECOND = 1_000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
@@ -940,7 +942,7 @@ def generate(out_dir: Path, events: int = 200_000, seed: int = 0, users: int | N
     malformed, kinds = _plant_malformed(w, n_bad) if w.events else ([], Counter())
     files = _write_files(Path(out_dir), w.events + duplicates, malformed)
     summary = _summary(w, people, seed, days, files, len(duplicates), kinds, start_ms, end_ms)
-    (Path(out_dir) / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_private(Path(out_dir) / "dataset.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 
 
@@ -971,7 +973,7 @@ def _simulate_population(w: _World, n_users: int, target: int,
 
 def _write_files(out: Path, events: list[_Event],
                  malformed: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)  # generated people's emails, names and IPs: 0700 / 0600
     for stale in out.glob("events-*.ndjson"):
         stale.unlink()  # a previous dataset in the same folder would mix with this one
     rows = [(e.received, e.seq, e.line) for e in events] + malformed
@@ -982,7 +984,7 @@ def _write_files(out: Path, events: list[_Event],
     files = []
     for day, lines in sorted(by_day.items()):
         name = f"events-{_EPOCH + timedelta(days=day):%Y-%m-%d}.ndjson"
-        (out / name).write_bytes(b"\n".join(lines) + b"\n")
+        write_private(out / name, b"\n".join(lines) + b"\n")
         files.append({"name": name, "lines": len(lines)})
     return files
 

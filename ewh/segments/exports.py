@@ -1,10 +1,18 @@
 """Segment exports for email and ad tools: current members, and who entered or exited.
 
-For each segment, `<exports>/<segment>/` holds:
-- `members.parquet|csv`: everyone in the segment now;
+For each segment, `<exports>/<segment>/` holds (folders 0700, files 0600: personal data):
+- `members.parquet|csv`: everyone in the segment now, with what destinations reach them by
+  (docs/privacy.md): `member_ref`, a keyed pseudonym of the member that stays the same
+  across exports (what `deletions` names), `email_sha256`, the SHA-256 of the trimmed,
+  lower-cased address that ad platforms' customer-match uploads expect, and `email`, the
+  address decrypted with the member's data key (omitted when EWH_EXPORT_PLAIN_EMAIL is
+  false). Segments hold consented users only, so only they are reachable;
 - `entered.parquet|csv`: members now who were not in the previous export;
 - `exited.parquet|csv`: members of the previous export who are gone now;
-- `export.json`: when, how many, and the time of the export the delta is against.
+- `export.json`: when, how many, and the time of the export the delta is against;
+- `deletions.parquet|csv`: members erased since (ewh.privacy.erasure), once each, by
+  member_ref and email_sha256: what a destination needs to delete them on its side. An
+  erased member is never in `exited`.
 
 Every file is written beside its final name and renamed into place, and `members` is
 renamed last: it is the baseline of the next delta, so a crash midway repeats the delta
@@ -20,9 +28,13 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ewh.common.clock import utc_now
+from ewh.common.settings import get_settings
 from ewh.common.sql_text import quote_ident, sql_literal
+from ewh.privacy.files import private_dir, tighten
+from ewh.privacy.keys import DataKeys, PrivacyKeys
 
 FORMATS = (("parquet", "format parquet"), ("csv", "format csv, header true"))
 # OWASP CSV injection: a spreadsheet runs a cell starting with one of these as a formula
@@ -86,13 +98,55 @@ def _promote(target: Path, stem: str) -> None:
         os.replace(target / f"{stem}.{suffix}.partial", target / f"{stem}.{suffix}")
 
 
-def export_segment(source: Path, segment: str, out_dir: Path) -> ExportResult:
+def _reachability(con: duckdb.DuckDBPyConnection, segment: str, plain_email: bool) -> str:
+    """The segment's rows with member_ref and, when the serving copy has the contacts mart,
+    email_sha256 (and email): decrypted here, never stored decrypted anywhere else."""
+    relation = f"segments.{quote_ident(segment)}"
+    has_contacts = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'marts' "
+        "and table_name = 'dim_user_contacts'").fetchone()[0]
+    if not has_contacts:
+        return f"select s.*, ewh_member_ref(s.user_key) as member_ref from {relation} s"
+    email = "ewh_decrypt(c.email_key_subject, c.email_encrypted)"
+    plain = f", {email} as email" if plain_email else ""
+    return (f"select s.*, ewh_member_ref(s.user_key) as member_ref{plain}, "
+            f"sha256(lower(trim({email}))) as email_sha256 "
+            f"from {relation} s left join marts.dim_user_contacts c on s.user_key = c.user_key")
+
+
+def _register_privacy(con: duckdb.DuckDBPyConnection, keys: PrivacyKeys) -> None:
+    data_keys = DataKeys(keys)
+
+    def member_ref(user_keys: pa.Array) -> pa.Array:
+        return pa.array([None if k is None else keys.pseudonym("member", k)
+                         for k in user_keys.to_pylist()], pa.string())
+
+    def decrypt(subjects: pa.Array, tokens: pa.Array) -> pa.Array:
+        return pa.array([None if s is None or t is None else data_keys.decrypt(s, t)
+                         for s, t in zip(subjects.to_pylist(), tokens.to_pylist(),
+                                         strict=True)], pa.string())
+
+    varchar = duckdb.sqltype("VARCHAR")
+    con.create_function("ewh_member_ref", member_ref, [varchar], varchar, type="arrow",
+                        null_handling="special")
+    con.create_function("ewh_decrypt", decrypt, [varchar, varchar], varchar, type="arrow",
+                        null_handling="special")
+
+
+def export_segment(source: Path, segment: str, out_dir: Path,
+                   keys: PrivacyKeys | None = None,
+                   plain_email: bool | None = None) -> ExportResult:
     """Export segments.<segment> from the DuckDB file `source` (the serving copy)."""
-    target = out_dir / segment
-    target.mkdir(parents=True, exist_ok=True)
+    if keys is None or plain_email is None:
+        settings = get_settings()
+        keys = keys or PrivacyKeys.from_settings(settings)
+        plain_email = settings.export_plain_email if plain_email is None else plain_email
+    private_dir(out_dir)
+    target = private_dir(out_dir / segment)
     previous, previous_at = _previous_export(target)
-    current = f"select * from segments.{quote_ident(segment)}"
     with duckdb.connect(str(source), read_only=True) as con:
+        _register_privacy(con, keys)
+        current = _reachability(con, segment, plain_email)
         if previous is None:
             prior = f"select * from ({current}) where false"
         else:
@@ -114,5 +168,6 @@ def export_segment(source: Path, segment: str, out_dir: Path) -> ExportResult:
     }, indent=2))
     _promote(target, "members")
     os.replace(target / "export.json.partial", target / "export.json")
+    tighten(target)
     return ExportResult(segment, rows, entered, exited, target / "members.parquet",
                         target / "members.csv", exported_at, previous_at)

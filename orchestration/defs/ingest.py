@@ -32,7 +32,7 @@ def raw_load(context: dg.AssetExecutionContext, settings: WarehouseSettings):
     where = settings.get()
     results = load_files(closed_landing_files(where.landing_dir), where.warehouse,
                          landing_dir=where.landing_dir, timestamp_floor=where.timestamp_floor)
-    totals = {"read": 0, "loaded": 0, "duplicate": 0, "rejected": 0}
+    totals = {"read": 0, "loaded": 0, "duplicate": 0, "rejected": 0, "suppressed": 0}
     files = {"loaded": 0, "skipped": 0, "quarantined": 0}
     for result in results:
         files[result.status if result.status in files else "loaded"] += 1
@@ -44,6 +44,7 @@ def raw_load(context: dg.AssetExecutionContext, settings: WarehouseSettings):
         totals["loaded"] += result.rows_loaded
         totals["duplicate"] += result.rows_duplicate
         totals["rejected"] += result.rows_rejected
+        totals["suppressed"] += result.rows_suppressed
     context.log.info(f"loaded {files['loaded']} files ({files['skipped']} already loaded, "
                      f"{files['quarantined']} quarantined): {totals}")
     counts = {f"rows_{name}": dg.MetadataValue.int(value) for name, value in totals.items()}

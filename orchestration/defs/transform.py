@@ -10,6 +10,8 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from ewh.common.clock import dbt_timestamp
 from ewh.common.sql_text import quote_ident
+from ewh.privacy.erasure import IDENTITY_COLUMN
+from ewh.privacy.keys import PrivacyKeys
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import WarehouseProject, warehouse_project
 from orchestration.resources import WarehouseSettings
@@ -45,11 +47,17 @@ def build_args(config: DbtBuildConfig, settings: WarehouseSettings | None = None
 def _segment_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict[str, Any]:
     relation = f"{quote_ident(key.path[0])}.{quote_ident(key.path[1])}"
     rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
+    # Asset metadata lives in Dagster's run storage, which erasure can only scrub after the
+    # fact: it never holds a member id, only the member's pseudonym (docs/privacy.md).
     sample = con.execute(
         f"select * from {relation} order by user_key limit {SAMPLE_MEMBERS}").fetchall()
-    columns = [d[0] for d in con.description]
+    names = [d[0] for d in con.description]
+    shown = [i for i, name in enumerate(names) if not IDENTITY_COLUMN.match(name)]
+    keys = PrivacyKeys.from_settings()
+    columns = ["member_ref", *(names[i] for i in shown)]
     table = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n" + "".join(
-        "| " + " | ".join(str(v) for v in row) + " |\n" for row in sample)
+        "| " + " | ".join([keys.pseudonym("member", str(row[names.index("user_key")])),
+                           *(str(row[i]) for i in shown)]) + " |\n" for row in sample)
     # Who this build's as_of let in and out (the UI plots each number over materializations).
     entered, exited = con.execute(
         "select count(*) filter (where entered_at = built.as_of), "

@@ -3,6 +3,8 @@ never show up in logs, answers or landing files."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import subprocess
 import uuid
@@ -85,7 +87,11 @@ def test_read_and_admin_keys_read(collector: Collector, path: str, key: str) -> 
 def test_the_export_files_are_served_to_readers_and_nothing_else(collector: Collector) -> None:
     base = f"{collector.url}/v1/segments/demo/exports"
     csv = requests.get(f"{base}/members.csv", auth=(READ_KEY, ""), timeout=5)
-    assert csv.text.splitlines() == ["user_key,user_id,evidence", "u1,id1,1"]
+    # member_ref: HMAC-SHA256(pseudonym key, "member" NUL user_key) (docs/privacy.md)
+    member_ref = hmac.new(os.environ["EWH_PSEUDONYM_KEY"].encode(), b"member\x00u1",
+                          hashlib.sha256).hexdigest()
+    assert csv.text.splitlines() == ["user_key,user_id,evidence,member_ref",
+                                     f"u1,id1,1,{member_ref}"]
     parquet = requests.get(f"{base}/members.parquet", auth=(READ_KEY, ""), timeout=5)
     assert parquet.content[:4] == b"PAR1"
     for name in ("..%2Fexport.json", "warehouse.duckdb", "members.csv.partial"):

@@ -47,7 +47,19 @@ def test_every_configured_key_is_compared_whatever_matches(monkeypatch) -> None:
 def test_write_keys_never_read_and_admin_keys_read() -> None:
     assert GRANTS[Scope.WRITE] == {Scope.WRITE}
     assert GRANTS[Scope.READ] == {Scope.READ}
-    assert GRANTS[Scope.ADMIN] == {Scope.ADMIN, Scope.READ}
+    # admin keys also manage consent; consent keys do nothing else (docs/privacy.md)
+    assert GRANTS[Scope.ADMIN] == {Scope.ADMIN, Scope.READ, Scope.CONSENT}
+    assert GRANTS[Scope.CONSENT] == {Scope.CONSENT}
+
+
+def test_a_consent_key_is_recognised_and_may_not_be_in_another_scope(monkeypatch) -> None:
+    ring = KeyRing.from_keys(frozenset({"w1"}), consent=frozenset({"c1"}))
+    caller = ring.identify("c1")
+    assert caller is not None and caller.scope is Scope.CONSENT
+    monkeypatch.setenv("EWH_READ_KEYS", "shared")
+    monkeypatch.setenv("EWH_CONSENT_KEYS", "shared")
+    with pytest.raises(SettingsError, match="EWH_READ_KEYS and EWH_CONSENT_KEYS"):
+        get_settings()
 
 
 def test_a_key_in_two_scopes_is_refused_without_naming_it(monkeypatch) -> None:
