@@ -46,8 +46,12 @@ $(ANALYTICS_JS): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
 	npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $(ANALYTICS_JS)
 
+# Two workers (pytest-xdist), one test file each at a time: most of a test's time is spent
+# waiting on dbt, Dagster and server subprocesses, so two files overlap well on 2 cores.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: setup $(CHROMIUM) $(ANALYTICS_JS)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The warehouse against the independent reference model (tests/reference) on >= 20,000
 # generated users over several seeds (`make test` runs it on 2,000 users, one seed).
