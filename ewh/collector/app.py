@@ -26,6 +26,7 @@ from ewh.collector.rate_limit import KeyRateLimiter
 from ewh.collector.settings import CollectorSettings
 from ewh.collector.tracking_routes import tracking_routes
 from ewh.ingest.landing import LandingWriter
+from ewh.promotion.routes import promotion_routes, start_promotion
 from ewh.segments.api_routes import segment_api_routes
 
 log = logging.getLogger("ewh.collector")
@@ -42,9 +43,11 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
                         item.dropped_bytes)
         app.state.writer = writer
         app.state.intake = Intake(settings, writer)
+        app.state.promotion = await start_promotion(settings, app.state.intake)
         try:
             yield
         finally:
+            await app.state.promotion.holder.stop()
             await writer.close()
 
     intake = [*tracking_routes(), *engagement_routes()]
@@ -52,6 +55,7 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
         Route("/health", _health, methods=["GET"]),
         *intake,
         *segment_api_routes(),
+        *promotion_routes(),
         *admin_routes(),
         *extra_routes,
     ]

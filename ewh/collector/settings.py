@@ -34,6 +34,8 @@ class CollectorSettings:
     keep_alive_seconds: float = 5.0
     max_connections: int = 1000
     timestamp_floor: datetime = DEFAULT_TIMESTAMP_FLOOR  # the contract's earliest time
+    experiments_dir: Path = Path("experiments")  # experiments as code (the promotion API)
+    promotion_reload_seconds: float = 1.0  # how often the promotion API looks for a publish
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CollectorSettings:
@@ -55,6 +57,8 @@ class CollectorSettings:
             keep_alive_seconds=settings.collector_keep_alive_seconds,
             max_connections=settings.collector_max_connections,
             timestamp_floor=settings.timestamp_floor,
+            experiments_dir=settings.experiments_dir,
+            promotion_reload_seconds=settings.promotion_reload_seconds,
         )
 
     @classmethod
