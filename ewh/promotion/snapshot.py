@@ -111,7 +111,7 @@ def load_snapshot(serving: Path) -> Snapshot:
                     "from marts.user_recommendations order by user_key, recommendation_rank"
                     ).fetchall():
                 recommendations.setdefault(user_key, []).append(
-                    {"product_id": product_id, "score": score,
+                    {"product_id": product_id, "score": float(score),
                      "because_of": evidence_product_id, "evidence": evidence})
     return Snapshot(
         published_at=published.isoformat() if published is not None else None,
