@@ -61,6 +61,7 @@ class Snapshot:
         return None
 
     def send_time(self, user_key: str | None) -> SendTime:
+        """The user's own best time, else the population's (marts.user_send_times' rule)."""
         found = self.send_times.get(user_key) if user_key else None
         return found or self.fallback_send_time
 
@@ -91,14 +92,22 @@ def load_snapshot(serving: Path) -> Snapshot:
         user_keys: dict[str, str] = {}
         send_times: dict[str, SendTime] = {}
         if _has(con, "marts", "dim_users"):
-            for user_key, user_id, hour, weekday in con.execute(
-                    "select user_key, user_id, preferred_engagement_hour_utc, "
-                    "preferred_engagement_weekday from marts.dim_users").fetchall():
+            for user_key, user_id in con.execute(
+                    "select user_key, user_id from marts.dim_users").fetchall():
                 user_keys[user_key] = user_key
                 if user_id is not None:
                     user_keys[user_id] = user_key
-                if hour is not None and weekday is not None:
-                    send_times[user_key] = SendTime(int(hour), int(weekday), "history")
+            # marts.user_send_times holds the rule (and the fallback); a serving copy
+            # published before it existed has the users' own times in dim_users
+            times_sql = ("select user_key, send_hour_utc, send_weekday from "
+                         "marts.user_send_times where send_time_source = 'history'"
+                         if _has(con, "marts", "user_send_times") else
+                         "select user_key, preferred_engagement_hour_utc, "
+                         "preferred_engagement_weekday from marts.dim_users where "
+                         "preferred_engagement_hour_utc is not null and "
+                         "preferred_engagement_weekday is not null")
+            for user_key, hour, weekday in con.execute(times_sql).fetchall():
+                send_times[user_key] = SendTime(int(hour), int(weekday), "history")
         segments: dict[str, set[str]] = {}
         if _has(con, "segments", "segment_memberships"):
             for user_key, segment in con.execute(
@@ -125,8 +134,9 @@ def load_snapshot(serving: Path) -> Snapshot:
 
 
 def _population_send_time(send_times: dict[str, SendTime]) -> SendTime:
-    """The fallback for users without history: the hour and the weekday most users with
-    history prefer (ties to the earliest), else DEFAULT_SEND_HOUR_UTC / _WEEKDAY."""
+    """The fallback for users without history, as marts.user_send_times computes it: the
+    hour and the weekday most users with history prefer (ties to the earliest), else
+    DEFAULT_SEND_HOUR_UTC / _WEEKDAY (the dbt vars send_time_default_*)."""
     if not send_times:
         return SendTime(DEFAULT_SEND_HOUR_UTC, DEFAULT_SEND_WEEKDAY, "default")
     hours = Counter(t.hour_utc for t in send_times.values())

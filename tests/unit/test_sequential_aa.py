@@ -57,7 +57,8 @@ def daily_reads(seed: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     always_valid = p_value((mean_t - mean_c) / se, n, ALPHA, TUNING)
     rate_t, rate_c = arms["t"]["y"] / arms["t"]["n"], arms["c"]["y"] / arms["c"]["n"]
     pooled = total["y"] / n
-    z = (rate_t - rate_c) / np.sqrt(pooled * (1 - pooled) * (1 / arms["t"]["n"] + 1 / arms["c"]["n"]))
+    inverse_sizes = 1 / arms["t"]["n"] + 1 / arms["c"]["n"]
+    z = (rate_t - rate_c) / np.sqrt(pooled * (1 - pooled) * inverse_sizes)
     naive = 2 * stats.norm.sf(np.abs(z))
     return always_valid, naive, naive[:, -1]
 
