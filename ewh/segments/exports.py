@@ -6,6 +6,12 @@ For each segment, `<exports>/<segment>/` holds:
 - `exited.parquet|csv`: members of the previous export who are gone now;
 - `export.json`: when, how many, and the time of the export the delta is against.
 
+For dynamic email content, `members` and `entered` also carry each member's best send time
+(`send_hour_utc`, `send_weekday`, `send_time_source` from marts.user_send_times) and
+recommendations (`recommended_products`, product ids in rank order joined by `|`, and
+`recommendation_evidence`, the top one's "because you viewed X", from
+marts.user_recommendations), when the serving copy has those tables.
+
 Every file is written beside its final name and renamed into place, and `members` is
 renamed last: it is the baseline of the next delta, so a crash midway repeats the delta
 instead of losing it.
@@ -86,13 +92,41 @@ def _promote(target: Path, stem: str) -> None:
         os.replace(target / f"{stem}.{suffix}.partial", target / f"{stem}.{suffix}")
 
 
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? "
+        "and table_name = ?", [schema, table]).fetchone()[0])
+
+
+def _members_query(con: duckdb.DuckDBPyConnection, segment: str) -> str:
+    """The segment's rows, with the promotion columns the serving copy can give them."""
+    columns, joins = [], []
+    if _has_table(con, "marts", "user_send_times"):
+        columns.append("send_times.send_hour_utc, send_times.send_weekday, "
+                       "send_times.send_time_source")
+        joins.append("left join marts.user_send_times as send_times "
+                     "on members.user_key = send_times.user_key")
+    if _has_table(con, "marts", "user_recommendations"):
+        columns.append("recommended.recommended_products, "
+                       "recommended.recommendation_evidence")
+        joins.append(
+            "left join (select user_key, string_agg(product_id, '|' order by "
+            "recommendation_rank) as recommended_products, min(case when "
+            "recommendation_rank = 1 then evidence end) as recommendation_evidence "
+            "from marts.user_recommendations group by user_key) as recommended "
+            "on members.user_key = recommended.user_key")
+    extra = "".join(f", {c}" for c in columns)
+    return (f"select members.*{extra} from segments.{quote_ident(segment)} as members "
+            + " ".join(joins))
+
+
 def export_segment(source: Path, segment: str, out_dir: Path) -> ExportResult:
     """Export segments.<segment> from the DuckDB file `source` (the serving copy)."""
     target = out_dir / segment
     target.mkdir(parents=True, exist_ok=True)
     previous, previous_at = _previous_export(target)
-    current = f"select * from segments.{quote_ident(segment)}"
     with duckdb.connect(str(source), read_only=True) as con:
+        current = _members_query(con, segment)
         if previous is None:
             prior = f"select * from ({current}) where false"
         else:
