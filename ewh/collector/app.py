@@ -47,7 +47,7 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
         try:
             yield
         finally:
-            await app.state.promotion.holder.stop()
+            await app.state.promotion.stop()  # lands queued exposures
             await writer.close()
 
     intake = [*tracking_routes(), *engagement_routes()]

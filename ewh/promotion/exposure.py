@@ -12,15 +12,20 @@ staging reads that flag and fct_experiment_results leaves them out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 from datetime import datetime
 from typing import Any
 
 from ewh.collector.intake import Intake, iso_utc
+from ewh.common.clock import utc_now
 from ewh.promotion.assignment import Decision
 
 EVENT = "Experiment Viewed"
 LIBRARY = {"name": "ewh-promotion", "version": "1"}
+log = logging.getLogger("ewh.promotion")
 MAX_REMEMBERED = 1_000_000  # message ids kept to skip repeats; cleared (not grown) past this
 
 
@@ -54,23 +59,62 @@ def exposure_message(decision: Decision, unit_kind: str, unit: str,
 
 
 class ExposureLog:
+    """Lands exposures off the request path: `submit` only queues them, and one background
+    task checks and lands whatever has queued, together, with one durable append (the
+    landing writer's group commit). An answer never waits for an fsync; the window in which
+    a crash can lose a queued exposure is one append long, and the user's next view (after
+    the restart) lands it again under the same messageId."""
+
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
-        self._landed: set[str] = set()
+        self._landed: set[str] = set()  # queued or landed by this process
+        self._queue: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.failures = 0
 
-    async def log(self, decisions: list[Decision], unit_kind: str, unit: str,
-                  now: datetime, request_id: str) -> None:
-        """Land one exposure per served decision not landed by this process yet; returns once
-        they are durable (the landing writer's group commit)."""
-        messages = [exposure_message(d, unit_kind, unit, now) for d in decisions
-                    if d.variant is not None]
-        fresh = [m for m in messages if m["messageId"] not in self._landed]
-        if not fresh:
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Land what is queued, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._land_queued()
+
+    def submit(self, decisions: list[Decision], unit_kind: str, unit: str,
+               now: datetime) -> None:
+        for decision in decisions:
+            if decision.variant is None:
+                continue
+            message = exposure_message(decision, unit_kind, unit, now)
+            if message["messageId"] in self._landed:
+                continue
+            if len(self._landed) > MAX_REMEMBERED:
+                self._landed.clear()
+            self._landed.add(message["messageId"])
+            self._queue.append(message)
+        if self._queue:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._land_queued()
+
+    async def _land_queued(self) -> None:
+        messages, self._queue = self._queue, []
+        if not messages:
             return
-        lines, result = self.intake.check(fresh, now, request_id)
-        if result.errors:  # e.g. an id over the contract's length: answer, but say why
-            raise ValueError("; ".join(e["detail"] for e in result.errors))
-        await self.intake.land(lines)
-        if len(self._landed) > MAX_REMEMBERED:
-            self._landed.clear()
-        self._landed.update(m["messageId"] for m in fresh)
+        lines, result = self.intake.check(messages, utc_now(), "exposures")
+        for error in result.errors:  # e.g. refused by EWH_CONSENT_POLICY=reject
+            log.warning("exposure not landed: %s", error["detail"])
+        try:
+            await self.intake.land(lines)
+        except Exception:  # noqa: BLE001 - nothing landed: let the next view retry
+            self.failures += 1
+            log.exception("landing %d exposures failed", len(lines))
+            self._landed.difference_update(m["messageId"] for m in messages)

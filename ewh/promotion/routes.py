@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,6 +36,7 @@ from ewh.promotion.snapshot import Snapshot, SnapshotHolder
 
 log = logging.getLogger("ewh.promotion")
 MAX_ID_LENGTH = 256
+NONE = orjson.Fragment(b"[]")
 
 
 class PromotionService:
@@ -46,6 +48,10 @@ class PromotionService:
         self.holder = holder
         self.exposures = exposures
 
+    async def stop(self) -> None:
+        await self.holder.stop()
+        await self.exposures.stop()
+
 
 async def start_promotion(settings: CollectorSettings, intake: Intake) -> PromotionService:
     """Load experiments/*.yml (a bad file stops the server with its name and field) and the
@@ -54,7 +60,9 @@ async def start_promotion(settings: CollectorSettings, intake: Intake) -> Promot
     holder = SnapshotHolder(settings.serving_path, settings.promotion_reload_seconds)
     await holder.start()
     log.info("promotion: %d experiments from %s", len(experiments), settings.experiments_dir)
-    return PromotionService(experiments, holder, ExposureLog(intake))
+    exposures = ExposureLog(intake)
+    exposures.start()
+    return PromotionService(experiments, holder, exposures)
 
 
 def promotion_routes() -> list[Route]:
@@ -111,13 +119,7 @@ async def _decide(request: Request, request_id: str,
     forced = request.query_params.get("variant")
     now = utc_now()
     decisions = [decide(e, unit, segments, now, forced) for e in experiments]
-    try:
-        await service.exposures.log(decisions, kind, unit, now, request_id)
-    except ValueError as exc:  # the decision stands; the exposure could not be landed
-        log.warning("exposure not landed: %s", exc)
-    except OSError as exc:
-        log.error("exposure landing failed: %s", exc)
-        raise HttpError(503, "unavailable", "the exposure could not be stored; retry") from exc
+    service.exposures.submit(decisions, kind, unit, now)
     return snapshot, user_key, decisions
 
 
@@ -136,7 +138,7 @@ async def _promotion(request: Request, request_id: str) -> Response:
     snapshot, user_key, decisions = await _decide(request, request_id, experiments)
     return json_response({
         "experiments": [_decision_json(d) for d in decisions if d.variant is not None],
-        "recommendations": list(snapshot.recommendations.get(user_key, ())) if user_key else [],
+        "recommendations": snapshot.recommendations.get(user_key, NONE) if user_key else NONE,
         "send_time": snapshot.send_time(user_key).as_json(),
         "published_at": snapshot.published_at,
     }, 200, request_id)

@@ -14,12 +14,15 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
 log = logging.getLogger("ewh.promotion")
 FileIdentity = tuple[int, int, int]
@@ -48,7 +51,8 @@ class Snapshot:
     identity: FileIdentity | None = None
     user_keys: dict[str, str] = field(default_factory=dict)  # userId or user_key -> user_key
     segments: dict[str, frozenset[str]] = field(default_factory=dict)  # user_key -> segments
-    recommendations: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    # user_key -> the JSON array of their recommendations, embedded in answers as is
+    recommendations: dict[str, orjson.Fragment] = field(default_factory=dict)
     send_times: dict[str, SendTime] = field(default_factory=dict)
     fallback_send_time: SendTime = SendTime(DEFAULT_SEND_HOUR_UTC, DEFAULT_SEND_WEEKDAY,
                                             "default")
@@ -80,6 +84,28 @@ def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
         "and table_name = ?", [schema, table]).fetchone()[0])
 
 
+FETCH_ROWS = 2000  # rows converted per fetch: the GIL is held for one fetch at a time
+LOAD_SWITCH_S = 0.0002
+
+# Each user's recommendations as one JSON array, built by DuckDB: the snapshot keeps the text
+# and the answer embeds it as is (orjson.Fragment), so neither side walks the items in Python.
+RECOMMENDATIONS_SQL = """
+select user_key, to_json(list({'product_id': product_id, 'score': score,
+                               'because_of': evidence_product_id, 'evidence': evidence}
+                              order by recommendation_rank))::varchar
+from marts.user_recommendations group by user_key
+"""
+
+
+def _chunks(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of `sql` a few thousand at a time: loading runs in a worker thread, and small
+    fetches let the event loop answer requests in between (one big fetchall would hold the
+    GIL, and so every request, for the whole conversion)."""
+    result = con.execute(sql)
+    while rows := result.fetchmany(FETCH_ROWS):
+        yield rows
+
+
 def load_snapshot(serving: Path) -> Snapshot:
     """Read what decisions need from the serving copy (missing tables: empty parts)."""
     identity = file_identity(serving)
@@ -92,11 +118,11 @@ def load_snapshot(serving: Path) -> Snapshot:
         user_keys: dict[str, str] = {}
         send_times: dict[str, SendTime] = {}
         if _has(con, "marts", "dim_users"):
-            for user_key, user_id in con.execute(
-                    "select user_key, user_id from marts.dim_users").fetchall():
-                user_keys[user_key] = user_key
-                if user_id is not None:
-                    user_keys[user_id] = user_key
+            for rows in _chunks(con, "select user_key, user_id from marts.dim_users"):
+                for user_key, user_id in rows:
+                    user_keys[user_key] = user_key
+                    if user_id is not None:
+                        user_keys[user_id] = user_key
             # marts.user_send_times holds the rule (and the fallback); a serving copy
             # published before it existed has the users' own times in dim_users
             times_sql = ("select user_key, send_hour_utc, send_weekday from "
@@ -106,28 +132,24 @@ def load_snapshot(serving: Path) -> Snapshot:
                          "preferred_engagement_weekday from marts.dim_users where "
                          "preferred_engagement_hour_utc is not null and "
                          "preferred_engagement_weekday is not null")
-            for user_key, hour, weekday in con.execute(times_sql).fetchall():
-                send_times[user_key] = SendTime(int(hour), int(weekday), "history")
-        segments: dict[str, set[str]] = {}
+            for rows in _chunks(con, times_sql):
+                for user_key, hour, weekday in rows:
+                    send_times[user_key] = SendTime(int(hour), int(weekday), "history")
+        segments: dict[str, frozenset[str]] = {}
         if _has(con, "segments", "segment_memberships"):
-            for user_key, segment in con.execute(
-                    "select user_key, segment from segments.segment_memberships").fetchall():
-                segments.setdefault(user_key, set()).add(segment)
-        recommendations: dict[str, list[dict[str, Any]]] = {}
+            for rows in _chunks(con, "select user_key, list(distinct segment) from "
+                                     "segments.segment_memberships group by user_key"):
+                segments.update((user_key, frozenset(names)) for user_key, names in rows)
+        recommendations: dict[str, orjson.Fragment] = {}
         if _has(con, "marts", "user_recommendations"):
-            for user_key, product_id, score, evidence_product_id, evidence in con.execute(
-                    "select user_key, product_id, score, evidence_product_id, evidence "
-                    "from marts.user_recommendations order by user_key, recommendation_rank"
-                    ).fetchall():
-                recommendations.setdefault(user_key, []).append(
-                    {"product_id": product_id, "score": float(score),
-                     "because_of": evidence_product_id, "evidence": evidence})
+            for rows in _chunks(con, RECOMMENDATIONS_SQL):
+                recommendations.update((k, orjson.Fragment(text)) for k, text in rows)
     return Snapshot(
         published_at=published.isoformat() if published is not None else None,
         identity=identity,
         user_keys=user_keys,
-        segments={k: frozenset(v) for k, v in segments.items()},
-        recommendations={k: tuple(v) for k, v in recommendations.items()},
+        segments=segments,
+        recommendations=recommendations,
         send_times=send_times,
         fallback_send_time=_population_send_time(send_times),
     )
@@ -170,11 +192,18 @@ class SnapshotHolder:
         identity = file_identity(self.serving)
         if identity is None or identity == self.current.identity:
             return False
+        # While the loader thread builds dicts it holds the GIL between fetches; a short
+        # switch interval makes it hand the GIL back to the event loop within LOAD_SWITCH_S
+        # (the default 5 ms would add up to several 5 ms waits to each request meanwhile).
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(LOAD_SWITCH_S)
         try:
             snapshot = await asyncio.to_thread(load_snapshot, self.serving)
         except (duckdb.Error, OSError) as exc:  # replaced again meanwhile: the next tick
             log.warning("serving copy not loaded yet (%s); keeping the previous snapshot", exc)
             return False
+        finally:
+            sys.setswitchinterval(previous)
         self.current = snapshot  # one reference assignment: atomic for every reader
         log.info("promotion snapshot of %s loaded (published %s)", self.serving,
                  snapshot.published_at)
