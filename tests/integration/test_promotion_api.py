@@ -274,3 +274,35 @@ def test_publish_under_load_swaps_whole_snapshots(promotion: Collector, tmp_path
     for published_at, gen in seen:
         by_publish.setdefault(published_at, set()).add(gen)
     assert all(len(gens) == 1 for gens in by_publish.values()), by_publish
+
+
+def test_visitor_exposure_follows_stitching_and_forced_views_stay_out_of_results(
+        tmp_path: Path) -> None:
+    """A visitor (anonymousId) is assigned and exposed, then identifies as carol: the
+    warehouse counts the exposure for carol. dave only ever saw a forced variant: he is in
+    no result row. Real collector, real load, real dbt build."""
+    from dbt_runner import run_dbt
+
+    landing = tmp_path / "landing"
+    env = {"EWH_EXPERIMENTS_DIR": str(write_experiments(tmp_path / "exp")),
+           "EWH_SERVING": str(tmp_path / "absent.duckdb")}
+    with running_collector(landing, **env) as collector:
+        visitor = _get(collector, "/v1/experiments/split_70_30/assignment",
+                       anonymousId="visitor-9").json()["variant"]
+        _get(collector, "/v1/experiments/split_70_30/assignment", userId="dave", variant="B")
+        identify = requests.post(f"{collector.url}/v1/identify", auth=APP, timeout=10,
+                                 json={"userId": "carol", "anonymousId": "visitor-9",
+                                       "traits": {"plan": "free"}})
+        assert identify.status_code == 200
+    warehouse = tmp_path / "w.duckdb"
+    assert main(["load", str(landing / "*.ndjson"), "--warehouse", str(warehouse)]) == 0
+    run_dbt(warehouse, tmp_path / "dbt", "build", "--select", "+fct_experiment_results",
+            "--indirect-selection", "cautious", "--exclude", "test_type:unit")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        exposures = con.execute(
+            "select user_key, variation, is_forced_exposure from intermediate.int_events_stitched"
+            " where event_type = 'experiment_exposure' order by user_key").fetchall()
+        results = con.execute("select variant, exposed_users from marts.fct_experiment_results"
+                              " where experiment_id = 'split_70_30'").fetchall()
+    assert exposures == [("carol", visitor, False), ("dave", "B", True)]
+    assert results == [(visitor, 1)]
