@@ -150,8 +150,8 @@ pre_exposure as (
     inner join orders
         on
             analysed_users.user_key = orders.user_key
-            and orders.ordered_at < analysed_users.first_exposed_at
-            and orders.ordered_at >= {{ dbt.dateadd('day', -lookback_days, 'analysed_users.first_exposed_at') }}
+            and analysed_users.first_exposed_at > orders.ordered_at
+            and {{ dbt.dateadd('day', -lookback_days, 'analysed_users.first_exposed_at') }} <= orders.ordered_at
     group by analysed_users.experiment_id, analysed_users.user_key
 
 ),

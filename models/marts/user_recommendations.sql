@@ -46,8 +46,8 @@ purchase_products as (
 purchased_items as (
 
     select
-        purchase_products.message_id,
-        {{ json_string('purchase_products.product_json', '$.product_id') }} as product_id
+        message_id,
+        {{ json_string('product_json', '$.product_id') }} as product_id
     from purchase_products
 
 ),
@@ -123,12 +123,12 @@ candidates as (
     from user_products
     inner join co_occurrence
         on user_products.product_id = co_occurrence.seen_product_id
-    left join user_products as owned
+    left join user_products as bought
         on
-            user_products.user_key = owned.user_key
-            and co_occurrence.co_product_id = owned.product_id
-            and owned.is_bought = 1
-    where owned.product_id is null
+            user_products.user_key = bought.user_key
+            and co_occurrence.co_product_id = bought.product_id
+            and bought.is_bought = 1
+    where bought.product_id is null
 
 ),
 

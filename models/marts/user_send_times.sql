@@ -41,18 +41,21 @@ weekday_votes as (
 
 ),
 
-fallback as (
+fallback_hour as (
 
-    -- nobody has history yet: var send_time_default_hour_utc and send_time_default_weekday
-    select
-        coalesce(
-            (select hour_votes.send_hour_utc from hour_votes where hour_votes.vote_rank = 1),
-            {{ var('send_time_default_hour_utc') }}
-        ) as send_hour_utc,
-        coalesce(
-            (select weekday_votes.send_weekday from weekday_votes where weekday_votes.vote_rank = 1),
-            {{ var('send_time_default_weekday') }}
-        ) as send_weekday
+    -- one row always (an aggregate without group by): the top hour, else
+    -- var send_time_default_hour_utc when nobody has history yet
+    select coalesce(max(send_hour_utc), {{ var('send_time_default_hour_utc') }}) as send_hour_utc
+    from hour_votes
+    where vote_rank = 1
+
+),
+
+fallback_weekday as (
+
+    select coalesce(max(send_weekday), {{ var('send_time_default_weekday') }}) as send_weekday
+    from weekday_votes
+    where vote_rank = 1
 
 ),
 
@@ -61,16 +64,19 @@ final as (
     select
         users.user_key,
         users.user_id,
-        cast(coalesce(users.preferred_engagement_hour_utc, fallback.send_hour_utc) as {{ dbt.type_int() }})
-            as send_hour_utc,
-        cast(coalesce(users.preferred_engagement_weekday, fallback.send_weekday) as {{ dbt.type_int() }})
-            as send_weekday,
+        cast(
+            coalesce(users.preferred_engagement_hour_utc, fallback_hour.send_hour_utc) as {{ dbt.type_int() }}
+        ) as send_hour_utc,
+        cast(
+            coalesce(users.preferred_engagement_weekday, fallback_weekday.send_weekday) as {{ dbt.type_int() }}
+        ) as send_weekday,
         case
             when users.preferred_engagement_hour_utc is not null then 'history'
             else 'population'
         end as send_time_source
     from users
-    cross join fallback
+    cross join fallback_hour
+    cross join fallback_weekday
 
 )
 
