@@ -51,15 +51,17 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
             await writer.close()
 
     intake = [*tracking_routes(), *engagement_routes()]
+    promotion = promotion_routes()  # app-facing too: browsers may ask with the write key
     routes: list[BaseRoute] = [
         Route("/health", _health, methods=["GET"]),
         *intake,
         *segment_api_routes(),
-        *promotion_routes(),
+        *promotion,
         *admin_routes(),
         *extra_routes,
     ]
-    middleware = [Middleware(IntakeCors, origins=settings.cors_origins, intake_routes=intake)
+    middleware = [Middleware(IntakeCors, origins=settings.cors_origins,
+                             intake_routes=[*intake, *promotion])
                   ] if settings.cors_origins else []
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings

@@ -306,3 +306,22 @@ def test_visitor_exposure_follows_stitching_and_forced_views_stay_out_of_results
                               " where experiment_id = 'split_70_30'").fetchall()
     assert exposures == [("carol", visitor, False), ("dave", "B", True)]
     assert results == [(visitor, 1)]
+
+
+def test_browsers_may_ask_with_the_write_key_but_not_read_segments(tmp_path: Path) -> None:
+    origin = "https://shop.example"
+    with running_collector(tmp_path / "landing", EWH_CORS_ORIGINS=origin,
+                           EWH_EXPERIMENTS_DIR=str(write_experiments(tmp_path / "exp")),
+                           EWH_SERVING=str(tmp_path / "absent.duckdb")) as collector:
+        preflight = {"Origin": origin, "Access-Control-Request-Method": "GET",
+                     "Access-Control-Request-Headers": "authorization"}
+        answer = requests.options(f"{collector.url}/api/promotion", headers=preflight,
+                                  timeout=5)
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == origin
+        got = requests.get(f"{collector.url}/api/promotion", params={"userId": "u1"},
+                           auth=APP, headers={"Origin": origin}, timeout=5)
+        assert got.status_code == 200 and got.headers["access-control-allow-origin"] == origin
+        segments = requests.options(f"{collector.url}/v1/segments", headers=preflight,
+                                    timeout=5)
+        assert "access-control-allow-origin" not in segments.headers
