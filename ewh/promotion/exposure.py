@@ -13,7 +13,6 @@ staging reads that flag and fct_experiment_results leaves them out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from datetime import datetime
@@ -72,16 +71,17 @@ class ExposureLog:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        """Land what is queued, then stop."""
+        """Land what is queued, then stop (an append in flight is finished, not cancelled)."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self._land_queued()
 
     def submit(self, decisions: list[Decision], unit_kind: str, unit: str,
@@ -100,7 +100,7 @@ class ExposureLog:
             self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
             await self._land_queued()
