@@ -327,9 +327,9 @@ def test_cuped_and_the_always_valid_interval(results: dict[Any, dict[str, Any]])
 
 def test_guardrails(results: dict[Any, dict[str, Any]]) -> None:
     control, treatment = results[("cuped", "control")], results[("cuped", "treatment")]
-    # 20.0 per converted user, pre-exposure orders not counted
-    assert control["revenue_per_user"] == pytest.approx(8 * 20.0 / 21, abs=TOLERANCE)
-    assert treatment["revenue_per_user"] == pytest.approx(13 * 20.0 / 21, abs=TOLERANCE)
+    # 20.0 per converted user, pre-exposure orders not counted, in cents: 160 / 21, 260 / 21
+    assert control["revenue_per_user"] == pytest.approx(7.62, abs=1e-9)
+    assert treatment["revenue_per_user"] == pytest.approx(12.38, abs=1e-9)
     assert control["cancelled_order_rate"] == 0.0
     assert treatment["cancelled_order_rate"] == pytest.approx(1 / 21, abs=TOLERANCE)
     # one cancellation in 21 is no proof of harm; more revenue is not harm either
