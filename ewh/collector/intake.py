@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ewh.collector.consent import CONSENT_FIELD, analytics_consent, flag_consent
+from ewh.collector.consent import CONSENT_FIELD, add_note, analytics_consent, flag_consent
 from ewh.collector.settings import CollectorSettings
 from ewh.contract import json_text
 from ewh.contract.validator import Rejection, unwritable, validate_parsed
@@ -68,6 +68,7 @@ class Intake:
                     # As Segment does; such an event loses idempotency: a retry is a new event.
                     server_ids = server_ids or f"srv-{uuid.uuid4().hex}-"
                     message["messageId"] = f"{server_ids}{index}"
+                    add_note(message, "messageId", "generated")
                 message["receivedAt"] = received
                 consent = analytics_consent(message)
                 if consent != "granted" and not reject_unconsented:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 from typing import Literal as Mode
 
@@ -32,7 +33,14 @@ import orjson
 
 # The fields whose numbers are identities, stored as their exact decimal text.
 ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
-EXACT_MAX_DEPTH = 512  # the exact parse refuses deeper text (orjson refuses past 1024)
+# The exact parse reads as deep as orjson does (1,024 levels), so a message nested deeper than
+# the contract allows is refused alone (too_deep), never its whole batch. Python's parser
+# recurses once per level: the interpreter's limit is raised to leave room above the caller's
+# own frames (the collector's are a few dozen); deeper text is refused before parsing.
+EXACT_MAX_DEPTH = 1024
+_RECURSION_ROOM = 1024
+if sys.getrecursionlimit() < EXACT_MAX_DEPTH + _RECURSION_ROOM:
+    sys.setrecursionlimit(EXACT_MAX_DEPTH + _RECURSION_ROOM)
 _EXACT_INTEGER = 1 << 63  # orjson reads integer literals below this magnitude as ints
 
 

@@ -242,7 +242,8 @@ def test_the_landing_sensor_requests_a_run_for_a_dangling_link_instead_of_failin
 
     monkeypatch.setenv("EWH_LANDING_DIR", str(landing))
     (landing / "gone.ndjson").symlink_to(landing / "missing.ndjson")
-    context = dg.build_sensor_context(resources={"settings": warehouse_settings()})
+    # not the first tick (which only notes the files present): an earlier tick saw none
+    context = dg.build_sensor_context(cursor="0", resources={"settings": warehouse_settings()})
     result = landing_zone_sensor(context)
     assert isinstance(result, dg.RunRequest)  # the run's load then quarantines the link
 

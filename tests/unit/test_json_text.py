@@ -88,3 +88,6 @@ def test_how_deep_the_exact_parse_goes_does_not_depend_on_the_recursion_limit() 
     finally:
         sys.setrecursionlimit(limit)
     assert json_text.loads(b'{"a":{},"a":' + b"[" * 500 + b"]" * 500 + b"}") == {"a": {}}
+    # as deep as orjson reads (1,024 levels): a message too deep for the contract is then
+    # refused alone, not the batch that holds it
+    assert json_text.loads(b'{"a":{},"a":' + b"[" * 1022 + b"]" * 1022 + b"}") == {"a": {}}
