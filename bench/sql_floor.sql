@@ -3766,12 +3766,15 @@ final as (
             and bounded.cuped_sequential_p_value < 0.05,
             false
         ) as is_sequential_winner,
-        bounded.revenue_per_user,
+        -- money in whole cents, as everywhere; the interval rounded outwards
+        round(bounded.revenue_per_user, 2) as revenue_per_user,
         case
-            when bounded.variant <> 'control' then bounded.revenue_difference - bounded.revenue_half_width
+            when bounded.variant <> 'control'
+                then floor((bounded.revenue_difference - bounded.revenue_half_width) * 100) / 100.0
         end as revenue_difference_ci_lower,
         case
-            when bounded.variant <> 'control' then bounded.revenue_difference + bounded.revenue_half_width
+            when bounded.variant <> 'control'
+                then ceil((bounded.revenue_difference + bounded.revenue_half_width) * 100) / 100.0
         end as revenue_difference_ci_upper,
         bounded.cancelled_order_rate,
         case
