@@ -96,7 +96,7 @@ unpacked as (
         loaded_at,
         load_id,
         source,
-        json_extract_string(payload, ['$.previousId', '$.properties', '$.context.consent.categoryPreferences', '$.traits.email_hmac', '$.context.traits.email_hmac', '$.traits.email_encrypted', '$.context.traits.email_encrypted', '$.properties.path', '$.context.page.path', '$.properties.url', '$.context.page.url', '$.properties.referrer', '$.context.page.referrer', '$.properties.title', '$.context.page.title', '$.context.campaign.source', '$.context.campaign.medium', '$.context.campaign.name', '$.context.device.type', '$.channel', '$.context.channel', '$.properties.product_id', '$.properties.category', '$.properties.price', '$.properties.order_id', '$.properties.revenue', '$.properties.currency', '$.properties.campaign_id', '$.properties.campaign_name', '$.properties.experiment_id', '$.properties.variation_name', '$.traits.tags', '$.traits.tags_source']) as json_values,
+        json_extract_string(payload, ['$.previousId', '$.properties', '$.context.consent.categoryPreferences', '$.traits.email_hmac', '$.context.traits.email_hmac', '$.traits.email_encrypted', '$.context.traits.email_encrypted', '$.properties.path', '$.context.page.path', '$.properties.url', '$.context.page.url', '$.properties.referrer', '$.context.page.referrer', '$.properties.title', '$.context.page.title', '$.context.campaign.source', '$.context.campaign.medium', '$.context.campaign.name', '$.context.device.type', '$.channel', '$.context.channel', '$.properties.product_id', '$.properties.category', '$.properties.price', '$.properties.order_id', '$.properties.revenue', '$.properties.currency', '$.properties.campaign_id', '$.properties.campaign_name', '$.properties.experiment_id', '$.properties.variation_name', '$.properties.forced_variant', '$.traits.tags', '$.traits.tags_source']) as json_values,
         list_sum(list_transform(
         json_extract(payload, '$.properties.products[*]'),
         lambda product: coalesce(try_cast(json_extract_string(product, '$.price') as double), 0)
@@ -151,8 +151,9 @@ extracted as (
         json_values[29] as campaign_name,
         json_values[30] as experiment_id,
         json_values[31] as variation,
-        json_values[32] as tags,
-        json_values[33] as tags_source,
+        json_values[32] as forced_variant_text,
+        json_values[33] as tags,
+        json_values[34] as tags_source,
         products_amount,
         message_type in ('page', 'screen') as is_page_or_screen
     from unpacked
@@ -213,6 +214,8 @@ typed as (
         extracted.campaign_name,
         extracted.experiment_id,
         extracted.variation,
+        -- a variant forced for QA (the promotion API's ?variant=): not an analysable exposure
+        coalesce(lower(extracted.forced_variant_text) = 'true', false) as is_forced_exposure,
         case when extracted.message_type = 'identify' then extracted.tags end as tags,
         case when extracted.message_type = 'identify' then extracted.tags_source end as tags_source,
         case
@@ -1422,6 +1425,7 @@ stitched as (
         events.campaign_name,
         events.experiment_id,
         events.variation,
+        events.is_forced_exposure,
         events.has_analytics_consent,
         events.is_user_initiated,
         events.loaded_at,
@@ -3251,13 +3255,28 @@ exposures as (
         event_type = 'experiment_exposure'
         and experiment_id is not null
         and variation is not null
+        -- a variant forced for QA (?variant=) says nothing about the experiment
+        and not coalesce(is_forced_exposure, false)
+
+),
+
+all_orders as (
+
+    select * from floor.int_orders
 
 ),
 
 orders as (
 
-    select * from floor.int_orders
+    select * from all_orders
     where not is_cancelled
+
+),
+
+cancelled_orders as (
+
+    select * from all_orders
+    where is_cancelled
 
 ),
 
@@ -3309,23 +3328,133 @@ analysed_users as (
 
 ),
 
-user_outcomes as (
+in_window as (
 
     -- orders in the conversion window: from the first exposure (inclusive), before
     -- var experiment_conversion_window_days after it when set, up to as_of; each order once
     select
         analysed_users.experiment_id,
-        analysed_users.variant,
         analysed_users.user_key,
         count(orders.order_id) as orders_in_window,
         sum(case when orders.has_known_currency then orders.net_revenue_reporting end) as revenue_in_window
     from analysed_users
-    left join orders
+    inner join orders
         on
             analysed_users.user_key = orders.user_key
             and analysed_users.first_exposed_at <= orders.ordered_at
             and (analysed_users.window_ends_at is null or analysed_users.window_ends_at > orders.ordered_at)
-    group by analysed_users.experiment_id, analysed_users.variant, analysed_users.user_key
+    group by analysed_users.experiment_id, analysed_users.user_key
+
+),
+
+cancelled_in_window as (
+
+    -- guardrail: users with a cancelled order in the same window
+    select distinct
+        analysed_users.experiment_id,
+        analysed_users.user_key
+    from analysed_users
+    inner join cancelled_orders
+        on
+            analysed_users.user_key = cancelled_orders.user_key
+            and analysed_users.first_exposed_at <= cancelled_orders.ordered_at
+            and (
+                analysed_users.window_ends_at is null
+                or analysed_users.window_ends_at > cancelled_orders.ordered_at
+            )
+
+),
+
+pre_exposure as (
+
+    -- the CUPED covariate: orders in the var experiment_cuped_lookback_days days before the
+    -- first exposure (unaffected by the variant, correlated with buying again)
+    select
+        analysed_users.experiment_id,
+        analysed_users.user_key,
+        count(orders.order_id) as pre_exposure_orders
+    from analysed_users
+    inner join orders
+        on
+            analysed_users.user_key = orders.user_key
+            and analysed_users.first_exposed_at > orders.ordered_at
+            and
+
+    (analysed_users.first_exposed_at + cast(-30 as bigint) * interval 1 day) <= orders.ordered_at
+    group by analysed_users.experiment_id, analysed_users.user_key
+
+),
+
+user_outcomes as (
+
+    select
+        analysed_users.experiment_id,
+        analysed_users.variant,
+        analysed_users.user_key,
+        coalesce(in_window.orders_in_window, 0) as orders_in_window,
+        in_window.revenue_in_window,
+        case when coalesce(in_window.orders_in_window, 0) > 0 then 1.0 else 0.0 end as converted,
+        coalesce(in_window.revenue_in_window, 0.0) as revenue,
+        case when cancelled_in_window.user_key is not null then 1.0 else 0.0 end as cancelled,
+        cast(coalesce(pre_exposure.pre_exposure_orders, 0) as double) as covariate
+    from analysed_users
+    left join in_window
+        on
+            analysed_users.experiment_id = in_window.experiment_id
+            and analysed_users.user_key = in_window.user_key
+    left join cancelled_in_window
+        on
+            analysed_users.experiment_id = cancelled_in_window.experiment_id
+            and analysed_users.user_key = cancelled_in_window.user_key
+    left join pre_exposure
+        on
+            analysed_users.experiment_id = pre_exposure.experiment_id
+            and analysed_users.user_key = pre_exposure.user_key
+
+),
+
+cuped_theta as (
+
+    -- CUPED: theta = cov(converted, covariate) / var(covariate) over the experiment's
+    -- analysed users (0 when the covariate does not vary)
+    select
+        experiment_id,
+        avg(covariate) as covariate_mean,
+        coalesce(covar_samp(converted, covariate) / nullif(var_samp(covariate), 0), 0.0) as theta
+    from user_outcomes
+    group by experiment_id
+
+),
+
+adjusted as (
+
+    select
+        user_outcomes.*,
+        cuped_theta.theta,
+        user_outcomes.converted
+        - cuped_theta.theta * (user_outcomes.covariate - cuped_theta.covariate_mean) as converted_cuped
+    from user_outcomes
+    inner join cuped_theta
+        on user_outcomes.experiment_id = cuped_theta.experiment_id
+
+),
+
+variant_moments as (
+
+    -- per variant: means and sample variances of the CUPED-adjusted conversion and the
+    -- guardrails (population variance for a single user: 0)
+    select
+        experiment_id,
+        variant,
+        max(theta) as cuped_theta,
+        avg(converted_cuped) as cuped_mean,
+        coalesce(var_samp(converted_cuped), 0.0) as cuped_variance,
+        avg(revenue) as revenue_per_user,
+        coalesce(var_samp(revenue), 0.0) as revenue_variance,
+        avg(cancelled) as cancelled_order_rate,
+        coalesce(var_samp(cancelled), 0.0) as cancelled_variance
+    from adjusted
+    group by experiment_id, variant
 
 ),
 
@@ -3534,8 +3663,19 @@ with_rates as (
             when variants.converted_users > 0
                 then 1.0 / variants.converted_users - 1.0 / variants.exposed_users
         end as log_rate_variance,
-        arm_expectations.expected_share
+        arm_expectations.expected_share,
+        variant_moments.cuped_theta,
+        variant_moments.cuped_mean,
+        variant_moments.cuped_variance,
+        variant_moments.revenue_per_user,
+        variant_moments.revenue_variance,
+        variant_moments.cancelled_order_rate,
+        variant_moments.cancelled_variance
     from variants
+    left join variant_moments
+        on
+            variants.experiment_id = variant_moments.experiment_id
+            and variants.variant = variant_moments.variant
     left join arm_expectations
         on
             variants.experiment_id = arm_expectations.experiment_id
@@ -3551,6 +3691,22 @@ compared as (
         control.converted_users as control_converted_users,
         control.conversion_rate as control_conversion_rate,
         control.log_rate_variance as control_log_rate_variance,
+        with_rates.cuped_mean - control.cuped_mean as cuped_difference,
+        sqrt(
+            with_rates.cuped_variance / with_rates.exposed_users
+            + control.cuped_variance / control.exposed_users
+        ) as cuped_standard_error,
+        with_rates.revenue_per_user - control.revenue_per_user as revenue_difference,
+        sqrt(
+            with_rates.revenue_variance / with_rates.exposed_users
+            + control.revenue_variance / control.exposed_users
+        ) as revenue_standard_error,
+        with_rates.cancelled_order_rate - control.cancelled_order_rate as cancelled_difference,
+        sqrt(
+            with_rates.cancelled_variance / with_rates.exposed_users
+            + control.cancelled_variance / control.exposed_users
+        ) as cancelled_standard_error,
+        with_rates.exposed_users + control.exposed_users as compared_users,
         cast(with_rates.converted_users + control.converted_users as double)
         / (with_rates.exposed_users + control.exposed_users) as pooled_rate
     from with_rates
@@ -3600,7 +3756,23 @@ bounded as (
             ((((1.061405429 * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951))) - 1.453152027) * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951))) + 1.421413741) * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951)))
                 - 0.284496736) * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951))) + 0.254829592) * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951)))
         ) * exp(-1.0 * (abs(abs(z_score)) / 1.4142135623730951) * (abs(abs(z_score)) / 1.4142135623730951))
-    ))))) as test_p_value
+    ))))) as test_p_value,
+        (cuped_standard_error * sqrt(
+        (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) / (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000))
+        * (ln(compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) - 2.0 * ln(0.05))
+    )) as cuped_half_width,
+        least(1.0, sqrt(compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) * exp(
+        -1.0 * (cuped_difference / nullif(cuped_standard_error, 0)) * (cuped_difference / nullif(cuped_standard_error, 0)) * compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) / (2.0 * (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0))
+    ))
+            as cuped_sequential_p_value,
+        (revenue_standard_error * sqrt(
+        (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) / (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000))
+        * (ln(compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) - 2.0 * ln(0.05))
+    )) as revenue_half_width,
+        (cancelled_standard_error * sqrt(
+        (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) / (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000))
+        * (ln(compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) - 2.0 * ln(0.05))
+    )) as cancelled_half_width
     from tested
 
 ),
@@ -3639,7 +3811,53 @@ final as (
         srm_tested.srm_chi_square,
         cast(srm_tested.srm_degrees_of_freedom as integer) as srm_degrees_of_freedom,
         srm_tested.srm_p_value,
-        coalesce(srm_tested.srm_p_value < 0.001, false) as has_sample_ratio_mismatch
+        coalesce(srm_tested.srm_p_value < 0.001, false) as has_sample_ratio_mismatch,
+        bounded.cuped_theta,
+        case when bounded.variant <> 'control' then bounded.cuped_difference end as cuped_rate_difference,
+        case when bounded.variant <> 'control' then bounded.cuped_standard_error end as cuped_standard_error,
+        case
+            when bounded.variant <> 'control' then bounded.cuped_difference - bounded.cuped_half_width
+        end as sequential_ci_lower,
+        case
+            when bounded.variant <> 'control' then bounded.cuped_difference + bounded.cuped_half_width
+        end as sequential_ci_upper,
+        case
+            when bounded.variant <> 'control' and bounded.cuped_standard_error > 0
+                then bounded.cuped_sequential_p_value
+        end as sequential_p_value,
+        coalesce(
+            bounded.variant <> 'control'
+            and bounded.cuped_standard_error > 0
+            and bounded.cuped_sequential_p_value < 0.05,
+            false
+        ) as is_sequential_winner,
+        -- money in whole cents, as everywhere; the interval rounded outwards
+        round(bounded.revenue_per_user, 2) as revenue_per_user,
+        case
+            when bounded.variant <> 'control'
+                then floor((bounded.revenue_difference - bounded.revenue_half_width) * 100) / 100.0
+        end as revenue_difference_ci_lower,
+        case
+            when bounded.variant <> 'control'
+                then ceil((bounded.revenue_difference + bounded.revenue_half_width) * 100) / 100.0
+        end as revenue_difference_ci_upper,
+        bounded.cancelled_order_rate,
+        case
+            when bounded.variant <> 'control' then bounded.cancelled_difference - bounded.cancelled_half_width
+        end as cancelled_difference_ci_lower,
+        case
+            when bounded.variant <> 'control' then bounded.cancelled_difference + bounded.cancelled_half_width
+        end as cancelled_difference_ci_upper,
+        -- a guardrail is breached when the always-valid interval shows harm for sure:
+        -- revenue per user lower, or the cancelled-order rate higher, than the control's
+        coalesce(
+            bounded.variant <> 'control'
+            and (
+                bounded.revenue_difference + bounded.revenue_half_width < 0
+                or bounded.cancelled_difference - bounded.cancelled_half_width > 0
+            ),
+            false
+        ) as is_guardrail_breached
     from bounded
     left join srm_tested
         on bounded.experiment_id = srm_tested.experiment_id
@@ -4428,6 +4646,270 @@ final as (
         predictions_as_of,
         as_of
     from joined
+
+)
+
+select * from final;
+
+-- user_recommendations (model)
+create or replace table floor.user_recommendations as
+with
+
+sessionized as (
+
+    select * from floor.int_sessionized_events
+    where
+        occurred_at <= cast('__AS_OF__' as timestamp)
+        and event_type in ('product_view', 'add_to_cart', 'purchase')
+
+),
+
+staged as (
+
+    select * from floor.stg_events
+    where event_type = 'purchase'
+
+),
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+purchase_products as (
+
+    -- an order names its products in properties.products (each an object with product_id)
+    select
+        sessionized.message_id,
+        unnest(coalesce(try(from_json(json_extract_string(staged.properties, '$.products'), '["VARCHAR"]')), [])) as product_json
+    from sessionized
+    inner join staged
+        on sessionized.message_id = staged.message_id
+    where sessionized.event_type = 'purchase'
+
+),
+
+purchased_items as (
+
+    select
+        message_id,
+        json_extract_string(product_json, '$.product_id') as product_id
+    from purchase_products
+
+),
+
+interactions as (
+
+    -- views and cart adds name one product; a purchase names its own, or each in its products
+    select
+        session_id,
+        user_key,
+        product_id,
+        event_type
+    from sessionized
+    where product_id is not null
+    union all
+    select
+        sessionized.session_id,
+        sessionized.user_key,
+        purchased_items.product_id,
+        sessionized.event_type
+    from purchased_items
+    inner join sessionized
+        on purchased_items.message_id = sessionized.message_id
+    where purchased_items.product_id is not null
+
+),
+
+session_products as (
+
+    select distinct
+        session_id,
+        product_id
+    from interactions
+
+),
+
+co_occurrence as (
+
+    -- sessions in which both products appear, for every ordered pair of distinct products
+    select
+        seen.product_id as seen_product_id,
+        other.product_id as co_product_id,
+        count(*) as shared_sessions
+    from session_products as seen
+    inner join session_products as other
+        on
+            seen.session_id = other.session_id
+            and seen.product_id <> other.product_id
+    group by seen.product_id, other.product_id
+    having count(*) >= 2
+
+),
+
+user_products as (
+
+    select
+        user_key,
+        product_id,
+        max(case when event_type = 'purchase' then 1 else 0 end) as is_bought
+    from interactions
+    group by user_key, product_id
+
+),
+
+candidates as (
+
+    -- each product the user touched votes for its co-occurring products with its sessions
+    select
+        user_products.user_key,
+        co_occurrence.co_product_id as product_id,
+        co_occurrence.seen_product_id,
+        co_occurrence.shared_sessions
+    from user_products
+    inner join co_occurrence
+        on user_products.product_id = co_occurrence.seen_product_id
+    left join user_products as bought
+        on
+            user_products.user_key = bought.user_key
+            and co_occurrence.co_product_id = bought.product_id
+            and bought.is_bought = 1
+    where bought.product_id is null
+
+),
+
+scored as (
+
+    select
+        user_key,
+        product_id,
+        sum(shared_sessions) as score,
+        -- the evidence: the user's product that shared the most sessions (ties: lowest id)
+        min(case when evidence_rank = 1 then seen_product_id end) as evidence_product_id,
+        max(case when evidence_rank = 1 then shared_sessions end) as evidence_sessions
+    from (
+        select
+            *,
+            row_number() over (
+                partition by user_key, product_id
+                order by shared_sessions desc, seen_product_id asc
+            ) as evidence_rank
+        from candidates
+    ) as ranked_evidence
+    group by user_key, product_id
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by user_key order by score desc, product_id asc
+        ) as recommendation_rank
+    from scored
+
+),
+
+final as (
+
+    select
+        ranked.user_key,
+        users.user_id,
+        cast(ranked.recommendation_rank as integer) as recommendation_rank,
+        ranked.product_id,
+        cast(ranked.score as bigint) as score,
+        ranked.evidence_product_id,
+        cast(ranked.evidence_sessions as bigint) as evidence_sessions,
+        'because you viewed ' || ranked.evidence_product_id as evidence
+    from ranked
+    inner join users
+        on ranked.user_key = users.user_key
+    where
+        ranked.recommendation_rank <= 5
+        and users.has_analytics_consent
+
+)
+
+select * from final;
+
+-- user_send_times (model)
+create or replace table floor.user_send_times as
+with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+with_history as (
+
+    select * from users
+    where
+        preferred_engagement_hour_utc is not null
+        and preferred_engagement_weekday is not null
+
+),
+
+hour_votes as (
+
+    -- the fallback: the hour most users with history prefer (ties: the earliest)
+    select
+        preferred_engagement_hour_utc as send_hour_utc,
+        row_number() over (order by count(*) desc, preferred_engagement_hour_utc) as vote_rank
+    from with_history
+    group by preferred_engagement_hour_utc
+
+),
+
+weekday_votes as (
+
+    select
+        preferred_engagement_weekday as send_weekday,
+        row_number() over (order by count(*) desc, preferred_engagement_weekday) as vote_rank
+    from with_history
+    group by preferred_engagement_weekday
+
+),
+
+fallback_hour as (
+
+    -- one row always (an aggregate without group by): the top hour, else
+    -- var send_time_default_hour_utc when nobody has history yet
+    select coalesce(max(send_hour_utc), 10) as send_hour_utc
+    from hour_votes
+    where vote_rank = 1
+
+),
+
+fallback_weekday as (
+
+    select coalesce(max(send_weekday), 2) as send_weekday
+    from weekday_votes
+    where vote_rank = 1
+
+),
+
+final as (
+
+    select
+        users.user_key,
+        users.user_id,
+        cast(
+            coalesce(users.preferred_engagement_hour_utc, fallback_hour.send_hour_utc) as integer
+        ) as send_hour_utc,
+        cast(
+            coalesce(users.preferred_engagement_weekday, fallback_weekday.send_weekday) as integer
+        ) as send_weekday,
+        case
+            when users.preferred_engagement_hour_utc is not null then 'history'
+            else 'population'
+        end as send_time_source
+    from users
+    cross join fallback_hour
+    cross join fallback_weekday
 
 )
 

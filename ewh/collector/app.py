@@ -27,6 +27,7 @@ from ewh.collector.rate_limit import KeyRateLimiter
 from ewh.collector.settings import CollectorSettings
 from ewh.collector.tracking_routes import tracking_routes
 from ewh.ingest.landing import LandingWriter
+from ewh.promotion.routes import promotion_routes, start_promotion
 from ewh.segments.api_routes import segment_api_routes
 
 log = logging.getLogger("ewh.collector")
@@ -43,21 +44,26 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
                         item.dropped_bytes)
         app.state.writer = writer
         app.state.intake = Intake(settings, writer)
+        app.state.promotion = await start_promotion(settings, app.state.intake)
         try:
             yield
         finally:
+            await app.state.promotion.stop()  # lands queued exposures
             await writer.close()
 
     intake = [*tracking_routes(), *engagement_routes()]
+    promotion = promotion_routes()  # app-facing too: browsers may ask with the write key
     routes: list[BaseRoute] = [
         Route("/health", _health, methods=["GET"]),
         *intake,
         *segment_api_routes(),
+        *promotion,
         *admin_routes(),
         *privacy_routes(),
         *extra_routes,
     ]
-    middleware = [Middleware(IntakeCors, origins=settings.cors_origins, intake_routes=intake)
+    middleware = [Middleware(IntakeCors, origins=settings.cors_origins,
+                             intake_routes=[*intake, *promotion])
                   ] if settings.cors_origins else []
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings

@@ -1,8 +1,9 @@
-"""CORS for the intake endpoints only, for the browser origins in EWH_CORS_ORIGINS.
+"""CORS for the app-facing endpoints only, for the browser origins in EWH_CORS_ORIGINS.
 
 Browsers send events from a page's origin to the collector's (analytics.js sends its key in
-an Authorization header, so every call is preflighted). The read and admin endpoints get no
-CORS headers: their keys never belong in a browser. Starlette's CORSMiddleware does the
+an Authorization header, so every call is preflighted) and ask the promotion API (GET) with
+the same write key. The read and admin endpoints get no CORS headers: their keys never
+belong in a browser. Starlette's CORSMiddleware does the
 protocol; this wrapper only decides which paths it covers.
 """
 
@@ -24,7 +25,8 @@ class IntakeCors:
         self.app = app
         self.routes = tuple(intake_routes)
         self.cors = CORSMiddleware(app, allow_origins=tuple(origins),
-                                   allow_methods=("POST", "PUT"), allow_headers=ALLOW_HEADERS,
+                                   allow_methods=("GET", "POST", "PUT"),
+                                   allow_headers=ALLOW_HEADERS,
                                    expose_headers=EXPOSE_HEADERS, max_age=3600)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

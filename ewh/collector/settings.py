@@ -39,6 +39,8 @@ class CollectorSettings:
     # The privacy keys (ewh.privacy.keys); None: from the settings when the app starts.
     privacy: PrivacyKeys | None = field(default=None, repr=False)
     warehouse: Path | None = None  # what DELETE /api/users/{userId} erases from
+    experiments_dir: Path = Path("experiments")  # experiments as code (the promotion API)
+    promotion_reload_seconds: float = 1.0  # how often the promotion API looks for a publish
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CollectorSettings:
@@ -63,6 +65,8 @@ class CollectorSettings:
             consent_keys=settings.consent_keys,
             privacy=PrivacyKeys.from_settings(settings),
             warehouse=settings.warehouse,
+            experiments_dir=settings.experiments_dir,
+            promotion_reload_seconds=settings.promotion_reload_seconds,
         )
 
     @classmethod

@@ -145,9 +145,16 @@ class Settings(BaseSettings):
     prediction_seed: int = Field(0, description="the training seed (same data + seed = same "
                                                 "model)")
 
+    # --- promotion (docs/promotion.md) --------------------------------------------------------
+    experiments_dir: Path = Field(PROJECT_ROOT / "experiments",
+                                  description="experiments as code: one <key>.yml per experiment")
+    promotion_reload_seconds: float = Field(
+        1.0, gt=0, description="how often the promotion API checks the serving copy for a new "
+        "publish (its in-memory snapshot is then swapped atomically)")
+
     @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "report", "ops_db",
                      "gx_project_dir", "dbt_target_dir", "key_store", "pseudonym_key_file",
-                     "erasure_receipts", "models_dir")
+                     "erasure_receipts", "models_dir", "experiments_dir")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         # Absolute, so dbt subprocesses, the loader and the exports agree whatever their cwd.

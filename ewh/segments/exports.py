@@ -14,6 +14,12 @@ For each segment, `<exports>/<segment>/` holds (folders 0700, files 0600: person
   member_ref and email_sha256: what a destination needs to delete them on its side. An
   erased member is never in `exited`.
 
+For dynamic email content, `members` and `entered` also carry each member's best send time
+(`send_hour_utc`, `send_weekday`, `send_time_source` from marts.user_send_times) and
+recommendations (`recommended_products`, product ids in rank order joined by `|`, and
+`recommendation_evidence`, the top one's "because you viewed X", from
+marts.user_recommendations), when the serving copy has those tables.
+
 Every file is written beside its final name and renamed into place, and `members` is
 renamed last: it is the baseline of the next delta, so a crash midway repeats the delta
 instead of losing it.
@@ -99,13 +105,11 @@ def _promote(target: Path, stem: str) -> None:
 
 
 def _reachability(con: duckdb.DuckDBPyConnection, segment: str, plain_email: bool) -> str:
-    """The segment's rows with member_ref and, when the serving copy has the contacts mart,
-    email_sha256 (and email): decrypted here, never stored decrypted anywhere else."""
-    relation = f"segments.{quote_ident(segment)}"
-    has_contacts = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'marts' "
-        "and table_name = 'dim_user_contacts'").fetchone()[0]
-    if not has_contacts:
+    """The segment's rows (with the promotion columns) with member_ref and, when the serving
+    copy has the contacts mart, email_sha256 (and email): decrypted here, never stored
+    decrypted anywhere else."""
+    relation = f"({_members_query(con, segment)})"
+    if not _has_table(con, "marts", "dim_user_contacts"):
         return f"select s.*, ewh_member_ref(s.user_key) as member_ref from {relation} s"
     email = "ewh_decrypt(c.email_key_subject, c.email_encrypted)"
     plain = f", {email} as email" if plain_email else ""
@@ -131,6 +135,34 @@ def _register_privacy(con: duckdb.DuckDBPyConnection, keys: PrivacyKeys) -> None
                         null_handling="special")
     con.create_function("ewh_decrypt", decrypt, [varchar, varchar], varchar, type="arrow",
                         null_handling="special")
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? "
+        "and table_name = ?", [schema, table]).fetchone()[0])
+
+
+def _members_query(con: duckdb.DuckDBPyConnection, segment: str) -> str:
+    """The segment's rows, with the promotion columns the serving copy can give them."""
+    columns, joins = [], []
+    if _has_table(con, "marts", "user_send_times"):
+        columns.append("send_times.send_hour_utc, send_times.send_weekday, "
+                       "send_times.send_time_source")
+        joins.append("left join marts.user_send_times as send_times "
+                     "on members.user_key = send_times.user_key")
+    if _has_table(con, "marts", "user_recommendations"):
+        columns.append("recommended.recommended_products, "
+                       "recommended.recommendation_evidence")
+        joins.append(
+            "left join (select user_key, string_agg(product_id, '|' order by "
+            "recommendation_rank) as recommended_products, min(case when "
+            "recommendation_rank = 1 then evidence end) as recommendation_evidence "
+            "from marts.user_recommendations group by user_key) as recommended "
+            "on members.user_key = recommended.user_key")
+    extra = "".join(f", {c}" for c in columns)
+    return (f"select members.*{extra} from segments.{quote_ident(segment)} as members "
+            + " ".join(joins))
 
 
 def export_segment(source: Path, segment: str, out_dir: Path,

@@ -31,6 +31,7 @@
     'campaign_name': '$.properties.campaign_name',
     'experiment_id': '$.properties.experiment_id',
     'variation': '$.properties.variation_name',
+    'forced_variant_text': '$.properties.forced_variant',
     'tags': '$.traits.tags',
     'tags_source': '$.traits.tags_source',
 } -%}
@@ -225,6 +226,8 @@ typed as (
         extracted.campaign_name,
         extracted.experiment_id,
         extracted.variation,
+        -- a variant forced for QA (the promotion API's ?variant=): not an analysable exposure
+        coalesce(lower(extracted.forced_variant_text) = 'true', false) as is_forced_exposure,
         case when extracted.message_type = 'identify' then extracted.tags end as tags,
         case when extracted.message_type = 'identify' then extracted.tags_source end as tags_source,
         {{ analytics_consent('extracted.consent_preferences') }} as has_analytics_consent,

@@ -50,9 +50,13 @@ def test_exposures_name_every_exported_segment_and_the_api_every_segment():
     manifest = _manifest()
     segments = segments_from_manifest(manifest)
     exposures = {e["name"]: e for e in manifest["exposures"].values()}
-    assert set(exposures) == {"segment_exports", "segment_api", "analyst_report"}
+    assert set(exposures) == {"segment_exports", "segment_api", "analyst_report",
+                              "promotion_api"}
     exports = set(exposures["segment_exports"]["depends_on"]["nodes"])
-    assert exports == {s.unique_id for s in segments if s.exported}
+    content = {"model.engagement_warehouse.user_send_times",
+               "model.engagement_warehouse.user_recommendations"}
+    assert exports == {s.unique_id for s in segments if s.exported} | content
+    assert content <= set(exposures["promotion_api"]["depends_on"]["nodes"])
     assert {s.unique_id for s in segments} <= set(exposures["segment_api"]["depends_on"]["nodes"])
 
 

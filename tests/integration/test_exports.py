@@ -64,3 +64,29 @@ def test_exited_members_are_escaped_too(tmp_path: Path) -> None:
     export_segment(serving, "seg_demo", tmp_path / "exports")
     [row] = _csv_rows(tmp_path / "exports" / "seg_demo" / "exited.csv")
     assert row["user_id"] == USERS[0][2]
+
+
+def test_members_carry_send_time_and_recommendations_for_email_content(tmp_path: Path) -> None:
+    """k1 has a send time from history and two recommendations (ranked b, then a); k2 only
+    the population send time; k3 nothing at all (columns empty, the member still exported)."""
+    serving = tmp_path / "serving.duckdb"
+    with duckdb.connect(str(serving)) as con:
+        con.execute("create schema segments; create schema marts")
+        con.execute("create table segments.seg_demo as select * from (values ('k1', 'id1'), "
+                    "('k2', 'id2'), ('k3', 'id3')) t(user_key, user_id)")
+        con.execute("create table marts.user_send_times as select * from (values "
+                    "('k1', 'id1', 18, 3, 'history'), ('k2', 'id2', 10, 2, 'population')) "
+                    "t(user_key, user_id, send_hour_utc, send_weekday, send_time_source)")
+        con.execute("create table marts.user_recommendations as select * from (values "
+                    "('k1', 'id1', 2, 'sku-a', 'because you viewed sku-z'), "
+                    "('k1', 'id1', 1, 'sku-b', 'because you viewed sku-y')) "
+                    "t(user_key, user_id, recommendation_rank, product_id, evidence)")
+    export_segment(serving, "seg_demo", tmp_path / "exports")
+    rows = {r["user_key"]: r for r in _csv_rows(tmp_path / "exports" / "seg_demo" / "members.csv")}
+    assert (rows["k1"]["send_hour_utc"], rows["k1"]["send_weekday"],
+            rows["k1"]["send_time_source"]) == ("18", "3", "history")
+    assert rows["k1"]["recommended_products"] == "sku-b|sku-a"
+    assert rows["k1"]["recommendation_evidence"] == "because you viewed sku-y"
+    assert (rows["k2"]["send_time_source"], rows["k2"]["recommended_products"]) == (
+        "population", "")
+    assert rows["k3"]["send_hour_utc"] == "" and rows["k3"]["user_id"] == "id3"
