@@ -8,8 +8,8 @@ MIN_HISTORY_DAYS to the first event are left out: a feature row needs some histo
 
 Build (`build_training_set`): raw.events is copied into a scratch DuckDB file
 (`copy_raw_events`, the only step that reads the warehouse). There dbt runs `+int_user_features`
-at each date, oldest first: the first run builds from nothing, the next ones are
-incremental as as_of moves forward, the same machinery as the hourly refresh, and each
+at each date, oldest first, each a full build (memory bounded like any full build; an
+incremental run gives the same rows, as the incremental-equivalence test proves), and each
 date's rows go to training.feature_snapshots. Every upstream model reads only events that
 occurred by as_of, identity included, so a row at date t is what a build at t would have
 given (tests/integration/test_predictions.py deletes every later event to prove it). A last
