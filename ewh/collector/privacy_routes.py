@@ -4,7 +4,8 @@
   (ewh.privacy.erasure); the answer names the receipt and the verification scan's result.
   The open landing file is closed first, so the erasure can rewrite it.
 - `GET /api/users/{userId}/consent` (admin or consent keys): the consent the warehouse last
-  published (the serving copy's marts.dim_users): analytics consent and when it was stated.
+  published (the serving copy's marts.dim_users): every category of the user's latest
+  statement, analytics as the segments apply it, and when it was stated.
 - `PUT /api/users/{userId}/consent` (admin or consent keys), body
   `{"categoryPreferences": {"analytics": false, ...}}`: stored as a `Consent Updated` track
   event through the same landing path as every event (so it is audited and replayable);
@@ -86,21 +87,38 @@ async def _get_consent(request: Request, request_id: str) -> Response:
         raise HttpError(503, "no_serving_copy", "no serving copy yet: run a refresh") from exc
     if row is None:
         raise HttpError(404, "unknown_user", f"no user {user_id!r} in the serving copy")
-    consent, stated_at = row
-    return json_response({"userId": user_id, "categoryPreferences": {"analytics": consent},
+    consent, categories, stated_at = row
+    preferences = _stated_categories(categories)
+    preferences["analytics"] = consent  # as segments apply it (true when never stated)
+    return json_response({"userId": user_id, "categoryPreferences": preferences,
                           "statedAt": stated_at.isoformat() if stated_at else None,
                           "source": "serving copy (changes apply at the next refresh)"},
                          200, request_id)
 
 
-def _published_consent(serving: Any, user_id: str) -> tuple[bool, Any] | None:
+def _published_consent(serving: Any, user_id: str) -> tuple[bool, str | None, Any] | None:
     if not serving.exists():
         raise FileNotFoundError(serving)
     with duckdb.connect(str(serving), read_only=True) as con:
-        rows = con.execute("select has_analytics_consent, consent_stated_at from marts.dim_users "
-                           "where user_id = ? order by consent_stated_at desc nulls last "
-                           "limit 1", [user_id]).fetchall()
-    return (bool(rows[0][0]), rows[0][1]) if rows else None
+        rows = con.execute("select has_analytics_consent, consent_categories, consent_stated_at "
+                           "from marts.dim_users where user_id = ? "
+                           "order by consent_stated_at desc nulls last limit 1",
+                           [user_id]).fetchall()
+    return (bool(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
+
+
+def _stated_categories(text: str | None) -> dict[str, bool]:
+    """The categories of the latest statement that are true or false. Any event may have
+    stated them, so anything else (not JSON, not an object, other values) is left out; the
+    analytics key, matched in any case, is replaced by the status the warehouse applies."""
+    try:
+        parsed = orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(name): value for name, value in parsed.items()
+            if isinstance(value, bool) and str(name).lower() != "analytics"}
 
 
 def _preferences(body: bytes) -> dict[str, bool]:

@@ -200,6 +200,7 @@ joined as (
         rfm.monetary_score,
         rfm.rfm_cell,
         consent.has_analytics_consent as stated_analytics_consent,
+        consent.consent_categories,
         consent.consent_stated_at,
         coalesce(order_features.counted_orders, 0) as counted_orders,
         coalesce(order_features.known_currency_orders, 0) as known_currency_orders,
@@ -350,6 +351,7 @@ final as (
         engagement_points_recent,
         engagement_points_baseline,
         coalesce(stated_analytics_consent, true) as has_analytics_consent,
+        consent_categories,
         consent_stated_at,
         -- predictions (user_predictions; null while no model is published or unscored)
         purchase_propensity,

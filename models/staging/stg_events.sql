@@ -231,6 +231,8 @@ typed as (
         case when extracted.message_type = 'identify' then extracted.tags end as tags,
         case when extracted.message_type = 'identify' then extracted.tags_source end as tags_source,
         {{ analytics_consent('extracted.consent_preferences') }} as has_analytics_consent,
+        -- every category the message states (the consent API answers them back)
+        extracted.consent_preferences as consent_categories,
         -- the loader pseudonymised the email (ewh/privacy/policy.py): a keyed HMAC, and the
         -- address encrypted under the user's data key for exports; never the address itself
         coalesce(extracted.traits_email_hmac, extracted.context_traits_email_hmac) as email_hash,

@@ -221,14 +221,14 @@ def _collector_get(root: Path, user_id: str) -> dict:
         collector.stop()
 
 
-def _collector_put(root: Path, user_id: str, analytics: bool) -> None:
+def _collector_put(root: Path, user_id: str, preferences: dict[str, bool]) -> None:
     from integration.collector_process import start_collector
 
     collector = start_collector(root / "landing", EWH_CONSENT_KEYS=CONSENT_KEY)
     try:
         answer = requests.put(f"{collector.url}/api/users/{user_id}/consent",
                               auth=(CONSENT_KEY, ""), timeout=10,
-                              json={"categoryPreferences": {"analytics": analytics}})
+                              json={"categoryPreferences": preferences})
         assert answer.status_code == 202, answer.text
         # a read key may not change consent
         refused = requests.put(f"{collector.url}/api/users/{user_id}/consent",
@@ -252,16 +252,17 @@ def test_consent_revoked_then_granted_through_the_api(world) -> None:
     user_id = sorted(u for u in _exported_members(root)["seg_customers"] if u)[0]
     before = _in_segments(root, user_id)
     assert before
-    _collector_put(root, user_id, analytics=False)
+    # every category stated is read back, not only the one segments apply
+    _collector_put(root, user_id, {"analytics": False, "advertising": True})
     _refresh()
     assert _in_segments(root, user_id) == set()
     assert all(user_id not in users for users in _exported_members(root).values())
-    assert _collector_get(root, user_id) == {"analytics": False}
-    _collector_put(root, user_id, analytics=True)
+    assert _collector_get(root, user_id) == {"analytics": False, "advertising": True}
+    _collector_put(root, user_id, {"analytics": True, "advertising": False})
     _refresh()
     assert _in_segments(root, user_id)
     assert any(user_id in users for users in _exported_members(root).values())
-    assert _collector_get(root, user_id) == {"analytics": True}
+    assert _collector_get(root, user_id) == {"analytics": True, "advertising": False}
 
 
 def _victim(world) -> tuple[str, list[str]]:
