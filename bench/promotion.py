@@ -16,7 +16,9 @@ Prints p50/p99/max, errors during the whole run and within 2 s of each publish, 
 bench/results/promotion.json. Target: p99 <= 10 ms and 0 errors at 1,000 requests/s. The
 p99 is also split into requests scheduled near a publish (2 s before it completes, 1 s after)
 and the others: the publisher is a separate process whose CPU competes with the server's
-on a small machine (BENCH_PUBLISH_NICE=19 runs it at the lowest priority).
+on a small machine (BENCH_PUBLISH_NICE=19 runs it at the lowest priority;
+BENCH_SERVER_CPUS=0 gives the server CPU 0 alone, the load generator and the publisher the
+others).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ CONNECTIONS = 64
 # the publisher's nice value (BENCH_PUBLISH_NICE=19: a refresh run below the API's priority)
 NICE_LEVEL = int(os.environ.get("BENCH_PUBLISH_NICE", "0"))
 NICE = ["nice", "-n", str(NICE_LEVEL)] if NICE_LEVEL else []
+# BENCH_SERVER_CPUS=0: the server alone on those CPUs, the load generator and the publisher
+# on the others (a deployment where the refresh does not share the API's cores)
+SERVER_CPUS = {int(c) for c in os.environ.get("BENCH_SERVER_CPUS", "").split(",") if c.strip()}
 EXPERIMENTS = {
     "hero_copy": """
         key: hero_copy
@@ -237,6 +242,10 @@ def run(rate: float, seconds: float, users: int, publishes: int,
         process = subprocess.Popen([ewh, "collect", "--host", "127.0.0.1", "--port", str(port),
                                     "--landing-dir", str(root / "landing")], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if SERVER_CPUS:
+            others = os.sched_getaffinity(0) - SERVER_CPUS
+            os.sched_setaffinity(process.pid, SERVER_CPUS)
+            os.sched_setaffinity(0, others)  # the publisher's process inherits it
         published: list[float] = []
         try:
             _wait_healthy(port, process)
@@ -277,6 +286,7 @@ def run(rate: float, seconds: float, users: int, publishes: int,
         "max_ms": round(ms[-1], 2),
         "steady_p99_ms": _p99(steady), "publish_window_p99_ms": _p99(during),
         "publish_window_requests": len(during), "publisher_nice": NICE_LEVEL,
+        "server_cpus": sorted(SERVER_CPUS),
         "errors": len(load.errors), "errors_near_publish": len(near_publish),
         "error_samples": sorted({e[1] for e in load.errors})[:5],
         "publishes": len(published), "publishes_seen": sorted(load.generations),
