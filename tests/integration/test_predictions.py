@@ -346,8 +346,12 @@ def test_erasure_removes_a_users_scores(scored: Scored, tmp_path: Path) -> None:
     shutil.copy(scored.warehouse, warehouse)
     (user_key, user_id), = _query(warehouse, "select user_key, user_id from "
                                   "segments.seg_likely_buyers order by user_key limit 1")
-    result = erase_user(warehouse, user_id)
-    assert result.derived_rows["raw.prediction_scores"] >= 1
+    settings = Settings(warehouse=warehouse, serving=tmp_path / "serving.duckdb",
+                        landing_dir=tmp_path / "landing", exports_dir=tmp_path / "exports",
+                        erasure_receipts=tmp_path / "erasures", models_dir=tmp_path / "models")
+    result = erase_user(user_id, settings, warehouse=warehouse)
+    assert result.receipt["tables"]["warehouse"]["raw.prediction_scores"] >= 1
+    assert result.receipt["verification"]["clean"], result.receipt["verification"]
     for table in ("raw.prediction_scores", "marts.user_predictions",
                   "segments.seg_likely_buyers"):
         assert _query(warehouse, f"select count(*) from {table} where user_key = ?",
