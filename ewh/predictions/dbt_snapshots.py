@@ -63,11 +63,10 @@ def build(request: dict[str, Any]) -> dict[str, Any]:
 
     def run_at(at: str) -> None:
         # A full build at each date, one model at a time: its memory is bounded like any full
-        # build's (within EWH_DUCKDB_MEMORY_LIMIT), and it runs beside the refreshes. An
-        # incremental run a week later is no faster at scale (a week of events changes most
-        # users) and, at 250k users, ran out of memory in int_user_consent's changed-key
-        # filter under the default 3 GB limit. Incremental equals full refresh (tested), so
-        # the rows are the same either way.
+        # build's (within EWH_DUCKDB_MEMORY_LIMIT), and it runs beside the refreshes. Week-apart
+        # incremental runs were faster but, at 250k users, one ran out of memory in
+        # int_user_consent's changed-key filter under the default 3 GB limit. Incremental
+        # equals full refresh (tested), so the rows are the same either way.
         _invoke(runner, ["run", "--threads", "1", "--full-refresh", "--select",
                          f"+{FEATURES_MODEL}", "--vars", json.dumps({"as_of": at})], common)
 
