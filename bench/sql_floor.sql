@@ -222,6 +222,8 @@ typed as (
         when json_extract_string(lower(extracted.consent_preferences), '$.analytics') in ('true', '1') then true
         when json_extract_string(lower(extracted.consent_preferences), '$.analytics') in ('false', '0') then false
     end as has_analytics_consent,
+        -- every category the message states (the consent API answers them back)
+        extracted.consent_preferences as consent_categories,
         -- the loader pseudonymised the email (ewh/privacy/policy.py): a keyed HMAC, and the
         -- address encrypted under the user's data key for exports; never the address itself
         coalesce(extracted.traits_email_hmac, extracted.context_traits_email_hmac) as email_hash,
@@ -2289,7 +2291,8 @@ stitched as (
         events.message_id,
         events.occurred_at,
         events.received_at,
-        events.has_analytics_consent
+        events.has_analytics_consent,
+        events.consent_categories
     from events
     inner join keyed
         on events.message_id = keyed.message_id
@@ -2313,6 +2316,7 @@ final as (
     select
         user_key,
         has_analytics_consent,
+        consent_categories,
         occurred_at as consent_stated_at,
         message_id as consent_message_id
     from ranked
@@ -4458,6 +4462,7 @@ joined as (
         rfm.monetary_score,
         rfm.rfm_cell,
         consent.has_analytics_consent as stated_analytics_consent,
+        consent.consent_categories,
         consent.consent_stated_at,
         coalesce(order_features.counted_orders, 0) as counted_orders,
         coalesce(order_features.known_currency_orders, 0) as known_currency_orders,
@@ -4635,6 +4640,7 @@ final as (
         engagement_points_recent,
         engagement_points_baseline,
         coalesce(stated_analytics_consent, true) as has_analytics_consent,
+        consent_categories,
         consent_stated_at,
         -- predictions (user_predictions; null while no model is published or unscored)
         purchase_propensity,
