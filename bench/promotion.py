@@ -42,6 +42,8 @@ from pathlib import Path
 
 import duckdb
 
+from bench.collector import wait_healthy
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_P99_MS = 10.0
 WRITE_KEY = "bench-app-key"
@@ -205,21 +207,6 @@ def _p99(ms: list[float]) -> float | None:
     return round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2) if ms else None
 
 
-def _wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the collector exited at start")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the collector did not start")
-
-
 def run(rate: float, seconds: float, users: int, publishes: int,
         reload_seconds: float = 0.2) -> dict:
     with tempfile.TemporaryDirectory(prefix="ewh-bench-promotion-") as tmp:
@@ -248,7 +235,7 @@ def run(rate: float, seconds: float, users: int, publishes: int,
             os.sched_setaffinity(0, others)  # the publisher's process inherits it
         published: list[float] = []
         try:
-            _wait_healthy(port, process)
+            wait_healthy(port, process, seconds=30)
             load = Load(port, users)
 
             def publisher() -> None:

@@ -8,14 +8,13 @@ overwritten with random bytes before the new one replaces it (best effort, docs/
 from __future__ import annotations
 
 import os
-import secrets
 import uuid
 from pathlib import Path
 
 import duckdb
 
 from ewh.common.sql_text import quote_ident, sql_literal
-from ewh.privacy.files import FILE_MODE
+from ewh.privacy.files import FILE_MODE, overwrite_random
 
 
 def compact(path: Path, *, wipe_old: bool = True) -> tuple[int, int]:
@@ -39,13 +38,7 @@ def compact(path: Path, *, wipe_old: bool = True) -> tuple[int, int]:
             os.replace(fresh, path)
             # the old file's log must not be replayed onto the new one
             path.with_name(path.name + ".wal").unlink(missing_ok=True)
-            left = before if wipe_old else 0
-            while left > 0:
-                chunk = min(left, 1 << 20)
-                old.write(secrets.token_bytes(chunk))
-                left -= chunk
-            old.flush()
-            os.fsync(old.fileno())
+            overwrite_random(old, before if wipe_old else 0)
     finally:
         for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
             leftover.unlink(missing_ok=True)

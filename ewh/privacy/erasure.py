@@ -7,8 +7,8 @@
 3. the landing zone: every line naming them removed from line files (rewritten 0600), other
    files holding them shredded; raw.load_manifest follows the rewritten files;
 4. the warehouse, in one transaction: their rows in every schema (raw, their prediction
-   scores in raw.prediction_scores, and every derived table with an identity column); then the file is compacted (ewh.privacy.compact) so the
-   ids are gone from its bytes too;
+   scores in raw.prediction_scores, and every derived table with an identity column); then
+   the file is compacted (ewh.privacy.compact) so the ids are gone from its bytes too;
 5. the serving copy and the exports, at once: rows deleted and the file compacted; export
    files rewritten without them, and each destination's `deletions` file lists them once;
 6. Dagster's storage (DAGSTER_HOME): their ids replaced in run and event records (SQLite,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
+from typing import BinaryIO
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -41,3 +43,15 @@ def tighten(path: Path) -> None:
                     os.chmod(full, FILE_MODE)
     elif path.exists():
         os.chmod(path, FILE_MODE)
+
+
+def overwrite_random(handle: BinaryIO, size: int) -> None:
+    """Overwrite `size` bytes from the handle's position with random bytes, 1 MiB at a time,
+    and sync them to disk (what shredding and compaction leave where personal data was)."""
+    left = size
+    while left > 0:
+        chunk = min(left, 1 << 20)
+        handle.write(secrets.token_bytes(chunk))
+        left -= chunk
+    handle.flush()
+    os.fsync(handle.fileno())

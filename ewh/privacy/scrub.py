@@ -21,7 +21,7 @@ import duckdb
 
 from ewh.contract import json_text
 from ewh.ingest.file_scan import file_checksum
-from ewh.privacy.files import FILE_MODE
+from ewh.privacy.files import FILE_MODE, overwrite_random
 from ewh.privacy.policy import Protector
 
 LINE_SUFFIXES = (".ndjson", ".jsonl", ".csv", ".open")  # one record a line: lines dropped
@@ -53,16 +53,8 @@ def line_matcher(needles: list[bytes]) -> LineMatch:
 
 def shred(path: Path) -> None:
     """Overwrite with random bytes, then delete (best effort: see docs/privacy.md)."""
-    size = path.stat().st_size
     with open(path, "r+b") as out:
-        out.write(secrets.token_bytes(min(size, 1 << 20)))
-        left = size - min(size, 1 << 20)
-        while left > 0:
-            chunk = min(left, 1 << 20)
-            out.write(secrets.token_bytes(chunk))
-            left -= chunk
-        out.flush()
-        os.fsync(out.fileno())
+        overwrite_random(out, path.stat().st_size)
     path.unlink()
 
 
