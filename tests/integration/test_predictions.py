@@ -348,7 +348,10 @@ def test_erasure_removes_a_users_scores(scored: Scored, tmp_path: Path) -> None:
                                   "segments.seg_likely_buyers order by user_key limit 1")
     settings = Settings(warehouse=warehouse, serving=tmp_path / "serving.duckdb",
                         landing_dir=tmp_path / "landing", exports_dir=tmp_path / "exports",
-                        erasure_receipts=tmp_path / "erasures", models_dir=tmp_path / "models")
+                        erasure_receipts=tmp_path / "erasures", models_dir=tmp_path / "models",
+                        # its own key store: the erased ids go on this suppression list, not
+                        # the session's (later tests load events of the same users)
+                        key_store=tmp_path / "keystore")
     result = erase_user(user_id, settings, warehouse=warehouse)
     assert result.receipt["tables"]["warehouse"]["raw.prediction_scores"] >= 1
     assert result.receipt["verification"]["clean"], result.receipt["verification"]
