@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from ewh.common.clock import utc_now
+from ewh.common.duckdb_tables import has_table
 from ewh.common.sql_text import quote_ident
 from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.predictions import registry
@@ -39,13 +40,6 @@ class ScoringResult:
     skipped: dict[str, str] = field(default_factory=dict)  # model -> why it scored nobody
     as_of: datetime | None = None
     seconds: float = 0.0
-
-
-def _features_exist(con: duckdb.DuckDBPyConnection) -> bool:
-    schema, table = FEATURES_TABLE.split(".")
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? "
-        "and table_name = ?", [schema, table]).fetchone()[0])
 
 
 def _score_one(con: duckdb.DuckDBPyConnection, loaded: registry.LoadedModel,
@@ -83,7 +77,7 @@ def score_warehouse(warehouse: Path, models_dir: Path,
     tables: list[pa.Table] = []
     with duckdb.connect(str(warehouse)) as con:
         ensure_raw_tables(con)
-        ready = _features_exist(con)
+        ready = has_table(con, *FEATURES_TABLE.split("."))
         current = ([r[0] for r in con.execute(
             f"select distinct feature_version from {FEATURES_TABLE}").fetchall()] if ready else [])
         as_of = (con.execute(f"select max(as_of) from {FEATURES_TABLE}").fetchone()[0]

@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 
 from ewh.common.clock import utc_now
+from ewh.common.duckdb_tables import has_table
 from ewh.common.settings import Settings, get_settings
 from ewh.common.sql_text import quote_ident, sql_literal
 from ewh.contract import json_text
@@ -109,12 +110,6 @@ class ErasureResult:
         return bool(self.receipt["verification"]["clean"])
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables "
-                            "where table_schema = ? and table_name = ?",
-                            [schema, table]).fetchone()[0])
-
-
 def _identity(con: duckdb.DuckDBPyConnection, user_id: str) -> Identity:
     user_ids = {user_id}
     user_keys: set[str] = set()
@@ -127,7 +122,7 @@ def _identity(con: duckdb.DuckDBPyConnection, user_id: str) -> Identity:
                 [listed]).fetchall():
             if previous:
                 user_ids.add(previous)
-        if _has_table(con, "intermediate", "int_identity_map"):
+        if has_table(con, "intermediate", "int_identity_map"):
             for key, uid, anon in con.execute(
                     "select user_key, user_id, anonymous_id from intermediate.int_identity_map "
                     "where user_key in (select user_key from intermediate.int_identity_map "
@@ -323,10 +318,10 @@ def _append_deletions(folder: Path, refs: list[str], email_hashes: list[str],
 
 
 def _serving_catalog_counts(con: duckdb.DuckDBPyConnection) -> None:
-    if not _has_table(con, "segments", "segment_catalog"):
+    if not has_table(con, "segments", "segment_catalog"):
         return
     for (segment,) in con.execute("select segment from segments.segment_catalog").fetchall():
-        if _has_table(con, "segments", segment):
+        if has_table(con, "segments", segment):
             con.execute(f"update segments.segment_catalog set members = (select count(*) from "
                         f"segments.{quote_ident(segment)}) where segment = ?", [segment])
 
@@ -476,7 +471,7 @@ def delete_rows_count(con: duckdb.DuckDBPyConnection, identity: Identity) -> int
 def _upgrade_erasures(con: duckdb.DuckDBPyConnection) -> None:
     """An older raw.erasures kept a plain SHA-256 of the userId, which anyone can recompute:
     it is dropped (its rows cannot be turned into keyed hashes)."""
-    if _has_table(con, "raw", "erasures"):
+    if has_table(con, "raw", "erasures"):
         columns = {c for (c,) in con.execute(
             "select column_name from information_schema.columns where table_schema = 'raw' "
             "and table_name = 'erasures'").fetchall()}

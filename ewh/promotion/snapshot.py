@@ -24,6 +24,8 @@ from typing import Any
 import duckdb
 import orjson
 
+from ewh.common.duckdb_tables import has_table
+
 log = logging.getLogger("ewh.promotion")
 FileIdentity = tuple[int, int, int]
 
@@ -78,12 +80,6 @@ def file_identity(path: Path) -> FileIdentity | None:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? "
-        "and table_name = ?", [schema, table]).fetchone()[0])
-
-
 FETCH_ROWS = 2000  # rows converted per fetch: the GIL is held for one fetch at a time
 LOAD_SWITCH_S = 0.0002
 
@@ -113,11 +109,11 @@ def load_snapshot(serving: Path) -> Snapshot:
         return Snapshot()
     with duckdb.connect(str(serving), read_only=True) as con:
         identity = file_identity(serving) or identity  # the file this connection opened
-        published = con.execute("select max(published_at) from segments.publish_log"
-                                ).fetchone()[0] if _has(con, "segments", "publish_log") else None
+        published = (con.execute("select max(published_at) from segments.publish_log")
+                     .fetchone()[0] if has_table(con, "segments", "publish_log") else None)
         user_keys: dict[str, str] = {}
         send_times: dict[str, SendTime] = {}
-        if _has(con, "marts", "dim_users"):
+        if has_table(con, "marts", "dim_users"):
             for rows in _chunks(con, "select user_key, user_id from marts.dim_users"):
                 for user_key, user_id in rows:
                     user_keys[user_key] = user_key
@@ -127,7 +123,7 @@ def load_snapshot(serving: Path) -> Snapshot:
             # published before it existed has the users' own times in dim_users
             times_sql = ("select user_key, send_hour_utc, send_weekday from "
                          "marts.user_send_times where send_time_source = 'history'"
-                         if _has(con, "marts", "user_send_times") else
+                         if has_table(con, "marts", "user_send_times") else
                          "select user_key, preferred_engagement_hour_utc, "
                          "preferred_engagement_weekday from marts.dim_users where "
                          "preferred_engagement_hour_utc is not null and "
@@ -136,12 +132,12 @@ def load_snapshot(serving: Path) -> Snapshot:
                 for user_key, hour, weekday in rows:
                     send_times[user_key] = SendTime(int(hour), int(weekday), "history")
         segments: dict[str, frozenset[str]] = {}
-        if _has(con, "segments", "segment_memberships"):
+        if has_table(con, "segments", "segment_memberships"):
             for rows in _chunks(con, "select user_key, list(distinct segment) from "
                                      "segments.segment_memberships group by user_key"):
                 segments.update((user_key, frozenset(names)) for user_key, names in rows)
         recommendations: dict[str, orjson.Fragment] = {}
-        if _has(con, "marts", "user_recommendations"):
+        if has_table(con, "marts", "user_recommendations"):
             for rows in _chunks(con, RECOMMENDATIONS_SQL):
                 recommendations.update((k, orjson.Fragment(text)) for k, text in rows)
     return Snapshot(

@@ -37,6 +37,7 @@ import duckdb
 import pyarrow as pa
 
 from ewh.common.clock import utc_now
+from ewh.common.duckdb_tables import has_table
 from ewh.common.settings import get_settings
 from ewh.common.sql_text import quote_ident, sql_literal
 from ewh.privacy.files import private_dir, tighten
@@ -109,7 +110,7 @@ def _reachability(con: duckdb.DuckDBPyConnection, segment: str, plain_email: boo
     copy has the contacts mart, email_sha256 (and email): decrypted here, never stored
     decrypted anywhere else."""
     relation = f"({_members_query(con, segment)})"
-    if not _has_table(con, "marts", "dim_user_contacts"):
+    if not has_table(con, "marts", "dim_user_contacts"):
         return f"select s.*, ewh_member_ref(s.user_key) as member_ref from {relation} s"
     email = "ewh_decrypt(c.email_key_subject, c.email_encrypted)"
     plain = f", {email} as email" if plain_email else ""
@@ -137,21 +138,15 @@ def _register_privacy(con: duckdb.DuckDBPyConnection, keys: PrivacyKeys) -> None
                         null_handling="special")
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? "
-        "and table_name = ?", [schema, table]).fetchone()[0])
-
-
 def _members_query(con: duckdb.DuckDBPyConnection, segment: str) -> str:
     """The segment's rows, with the promotion columns the serving copy can give them."""
     columns, joins = [], []
-    if _has_table(con, "marts", "user_send_times"):
+    if has_table(con, "marts", "user_send_times"):
         columns.append("send_times.send_hour_utc, send_times.send_weekday, "
                        "send_times.send_time_source")
         joins.append("left join marts.user_send_times as send_times "
                      "on members.user_key = send_times.user_key")
-    if _has_table(con, "marts", "user_recommendations"):
+    if has_table(con, "marts", "user_recommendations"):
         columns.append("recommended.recommended_products, "
                        "recommended.recommendation_evidence")
         joins.append(

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from ewh.common.duckdb_tables import has_table
 from ewh.common.sql_text import quote_ident
 from ewh.segments.catalog import UnknownSegment, resolve_segment_name
 
@@ -122,13 +123,6 @@ def user_segments(serving: Path, user_id: str) -> dict[str, Any]:
             "select t.tag, t.tags_source as source, t.tagged_at from marts.user_tags t "
             "where t.user_key in (select unnest(?::varchar[])) order by t.tag, t.tags_source",
             [keys],
-        ) if keys and _has_table(con, "marts", "user_tags") else []
+        ) if keys and has_table(con, "marts", "user_tags") else []
     return {"user_id": user_id, "known": bool(keys), "user_keys": keys, "segments": segments,
             "tags": tags}
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """A serving copy published before a table existed lacks it until the next publish."""
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? "
-        "and table_name = ?", [schema, table]).fetchone()[0])
