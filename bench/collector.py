@@ -89,10 +89,11 @@ async def _load(port: int, seconds: float, clients: int) -> tuple[list[float], l
     return latencies, counts
 
 
-def _wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
+def wait_healthy(port: int, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
+    """Until the collector on `port` answers /health (it exited or took too long: raise)."""
     import urllib.request
 
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("the collector exited at start")
@@ -114,7 +115,7 @@ def run(seconds: float, clients: int, workers: int) -> dict[str, float]:
                                     str(landing), "--workers", str(workers)], env=env,
                                    stdout=subprocess.DEVNULL)
         try:
-            _wait_healthy(port, process)
+            wait_healthy(port, process)
             started = time.perf_counter()
             latencies, (acked, failed) = asyncio.run(_load(port, seconds, clients))
             elapsed = time.perf_counter() - started

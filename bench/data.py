@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.sample.generator import generate
 
 BASE_EVENTS = 1_000_000
@@ -152,6 +153,7 @@ def tile_raw_events(template: Path, warehouse: Path, copies: int) -> int:
     shutil.copyfile(template, warehouse)  # the raw schema, manifest and copy 0 as loaded
     con = duckdb.connect(str(warehouse))
     try:
+        ensure_raw_tables(con)  # a template cached before a raw table existed lacks it
         con.execute(f"attach '{template}' as tpl (read_only)")
         if copies > 1:
             def tag(col: str) -> str:

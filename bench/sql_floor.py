@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from bench.data import AS_OF
+from ewh.ingest.raw_tables import PREDICTION_SCORES_DDL
 
 HERE = Path(__file__).resolve().parent
 FLOOR_SQL = HERE / "sql_floor.sql"
@@ -49,6 +50,8 @@ def run(warehouse: Path, as_of: str = AS_OF, memory_limit: str | None = None,
             con.execute(f"attach '{raw_from}' as raw_source (read_only)")
             con.execute("create schema if not exists raw")
             con.execute("create or replace view raw.events as select * from raw_source.raw.events")
+        # the floor, like a build with no published model, reads empty prediction scores
+        con.execute(PREDICTION_SCORES_DDL)
         if memory_limit:
             con.execute(f"set memory_limit = '{memory_limit}'")
         if threads:

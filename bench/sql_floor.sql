@@ -96,7 +96,7 @@ unpacked as (
         loaded_at,
         load_id,
         source,
-        json_extract_string(payload, ['$.previousId', '$.properties', '$.context.consent.categoryPreferences', '$.traits.email', '$.context.traits.email', '$.properties.path', '$.context.page.path', '$.properties.url', '$.context.page.url', '$.properties.referrer', '$.context.page.referrer', '$.properties.title', '$.context.page.title', '$.context.campaign.source', '$.context.campaign.medium', '$.context.campaign.name', '$.context.device.type', '$.channel', '$.context.channel', '$.properties.product_id', '$.properties.category', '$.properties.price', '$.properties.order_id', '$.properties.revenue', '$.properties.currency', '$.properties.campaign_id', '$.properties.campaign_name', '$.properties.experiment_id', '$.properties.variation_name']) as json_values,
+        json_extract_string(payload, ['$.previousId', '$.properties', '$.context.consent.categoryPreferences', '$.traits.email_hmac', '$.context.traits.email_hmac', '$.traits.email_encrypted', '$.context.traits.email_encrypted', '$.properties.path', '$.context.page.path', '$.properties.url', '$.context.page.url', '$.properties.referrer', '$.context.page.referrer', '$.properties.title', '$.context.page.title', '$.context.campaign.source', '$.context.campaign.medium', '$.context.campaign.name', '$.context.device.type', '$.channel', '$.context.channel', '$.properties.product_id', '$.properties.category', '$.properties.price', '$.properties.order_id', '$.properties.revenue', '$.properties.currency', '$.properties.campaign_id', '$.properties.campaign_name', '$.properties.experiment_id', '$.properties.variation_name', '$.properties.forced_variant', '$.traits.tags', '$.traits.tags_source']) as json_values,
         list_sum(list_transform(
         json_extract(payload, '$.properties.products[*]'),
         lambda product: coalesce(try_cast(json_extract_string(product, '$.price') as double), 0)
@@ -123,32 +123,37 @@ extracted as (
         json_values[1] as previous_id,
         json_values[2] as properties,
         json_values[3] as consent_preferences,
-        json_values[4] as traits_email,
-        json_values[5] as context_traits_email,
-        json_values[6] as properties_path,
-        json_values[7] as context_page_path,
-        json_values[8] as properties_url,
-        json_values[9] as context_page_url,
-        json_values[10] as properties_referrer,
-        json_values[11] as context_page_referrer,
-        json_values[12] as properties_title,
-        json_values[13] as context_page_title,
-        json_values[14] as utm_source,
-        json_values[15] as utm_medium,
-        json_values[16] as utm_campaign,
-        json_values[17] as device_type,
-        json_values[18] as top_channel,
-        json_values[19] as context_channel,
-        json_values[20] as product_id,
-        json_values[21] as category,
-        json_values[22] as price_text,
-        json_values[23] as order_id,
-        json_values[24] as revenue_text,
-        json_values[25] as currency,
-        json_values[26] as campaign_id,
-        json_values[27] as campaign_name,
-        json_values[28] as experiment_id,
-        json_values[29] as variation,
+        json_values[4] as traits_email_hmac,
+        json_values[5] as context_traits_email_hmac,
+        json_values[6] as traits_email_encrypted,
+        json_values[7] as context_traits_email_encrypted,
+        json_values[8] as properties_path,
+        json_values[9] as context_page_path,
+        json_values[10] as properties_url,
+        json_values[11] as context_page_url,
+        json_values[12] as properties_referrer,
+        json_values[13] as context_page_referrer,
+        json_values[14] as properties_title,
+        json_values[15] as context_page_title,
+        json_values[16] as utm_source,
+        json_values[17] as utm_medium,
+        json_values[18] as utm_campaign,
+        json_values[19] as device_type,
+        json_values[20] as top_channel,
+        json_values[21] as context_channel,
+        json_values[22] as product_id,
+        json_values[23] as category,
+        json_values[24] as price_text,
+        json_values[25] as order_id,
+        json_values[26] as revenue_text,
+        json_values[27] as currency,
+        json_values[28] as campaign_id,
+        json_values[29] as campaign_name,
+        json_values[30] as experiment_id,
+        json_values[31] as variation,
+        json_values[32] as forced_variant_text,
+        json_values[33] as tags,
+        json_values[34] as tags_source,
         products_amount,
         message_type in ('page', 'screen') as is_page_or_screen
     from unpacked
@@ -209,14 +214,23 @@ typed as (
         extracted.campaign_name,
         extracted.experiment_id,
         extracted.variation,
+        -- a variant forced for QA (the promotion API's ?variant=): not an analysable exposure
+        coalesce(lower(extracted.forced_variant_text) = 'true', false) as is_forced_exposure,
+        case when extracted.message_type = 'identify' then extracted.tags end as tags,
+        case when extracted.message_type = 'identify' then extracted.tags_source end as tags_source,
         case
         when json_extract_string(lower(extracted.consent_preferences), '$.analytics') in ('true', '1') then true
         when json_extract_string(lower(extracted.consent_preferences), '$.analytics') in ('false', '0') then false
     end as has_analytics_consent,
+        -- every category the message states (the consent API answers them back)
+        extracted.consent_preferences as consent_categories,
+        -- the loader pseudonymised the email (ewh/privacy/policy.py): a keyed HMAC, and the
+        -- address encrypted under the user's data key for exports; never the address itself
+        coalesce(extracted.traits_email_hmac, extracted.context_traits_email_hmac) as email_hash,
         case
-            when coalesce(extracted.traits_email, extracted.context_traits_email) is not null
-                then md5(cast(lower(trim(coalesce(extracted.traits_email, extracted.context_traits_email))) as TEXT))
-        end as email_hash,
+            when extracted.traits_email_hmac is not null then extracted.traits_email_encrypted
+            else extracted.context_traits_email_encrypted
+        end as email_encrypted,
         extracted.products_amount
     from extracted
     left join event_type_map as by_name
@@ -1413,6 +1427,7 @@ stitched as (
         events.campaign_name,
         events.experiment_id,
         events.variation,
+        events.is_forced_exposure,
         events.has_analytics_consent,
         events.is_user_initiated,
         events.loaded_at,
@@ -2275,7 +2290,8 @@ stitched as (
         events.message_id,
         events.occurred_at,
         events.received_at,
-        events.has_analytics_consent
+        events.has_analytics_consent,
+        events.consent_categories
     from events
     inner join keyed
         on events.message_id = keyed.message_id
@@ -2299,6 +2315,7 @@ final as (
     select
         user_key,
         has_analytics_consent,
+        consent_categories,
         occurred_at as consent_stated_at,
         message_id as consent_message_id
     from ranked
@@ -2845,6 +2862,239 @@ final as (
 
 select * from final;
 
+-- int_user_features (model)
+create or replace table floor.int_user_features as
+with
+
+activity as (
+
+    select * from floor.int_user_activity
+    where user_id is not null and first_seen_at is not null
+
+),
+
+events as (
+
+    select
+        user_key,
+        event_type,
+        occurred_at
+    from floor.int_events_stitched
+    where is_user_initiated
+
+),
+
+sessions as (
+
+    -- sessions as fct_sessions counts them: the person of the first event, its start, its events
+    select
+        session_id,
+        max(case when session_event_number = 1 then user_key end) as user_key,
+        min(occurred_at) as started_at,
+        count(*) as event_count
+    from floor.int_sessionized_events
+    group by session_id
+
+),
+
+orders as (
+
+    select * from floor.int_orders
+    where not is_cancelled
+
+),
+
+emails as (
+
+    select * from floor.int_user_emails
+
+),
+
+rfm as (
+
+    select * from floor.int_user_rfm
+
+),
+
+consent as (
+
+    select * from floor.int_user_consent
+
+),
+
+as_of as (
+
+    select cast('__AS_OF__' as timestamp) as as_of
+
+),
+
+event_features as (
+
+    select
+        user_key,
+        count(distinct case
+            when (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-7 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then cast(occurred_at as date)
+        end) as active_days_7d,
+        count(distinct case
+            when (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then cast(occurred_at as date)
+        end) as active_days_28d,
+        count(case when (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1 end) as events_28d,
+        count(case
+            when event_type = 'product_view' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-7 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as product_views_7d,
+        count(case
+            when event_type = 'product_view' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as product_views_28d,
+        count(case
+            when event_type = 'add_to_cart' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-7 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as cart_adds_7d,
+        count(case
+            when event_type = 'add_to_cart' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as cart_adds_28d,
+        count(case
+            when event_type = 'checkout_started' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as checkouts_28d,
+        count(case
+            when event_type = 'search' and (occurred_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and occurred_at <= cast('__AS_OF__' as timestamp)) then 1
+        end) as searches_28d,
+        max(case when event_type = 'add_to_cart' then occurred_at end) as last_cart_add_at
+    from events
+    group by user_key
+
+),
+
+session_features as (
+
+    select
+        user_key,
+        count(case when (started_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-7 as bigint) * interval 1 day) and started_at <= cast('__AS_OF__' as timestamp)) then 1 end) as sessions_7d,
+        count(case when (started_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and started_at <= cast('__AS_OF__' as timestamp)) then 1 end) as sessions_28d,
+        avg(case when (started_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and started_at <= cast('__AS_OF__' as timestamp)) then event_count end)
+            as events_per_session_28d
+    from sessions
+    group by user_key
+
+),
+
+order_features as (
+
+    select
+        user_key,
+        count(*) as orders,
+        count(case when (ordered_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-90 as bigint) * interval 1 day) and ordered_at <= cast('__AS_OF__' as timestamp)) then 1 end) as orders_90d,
+        max(ordered_at) as last_order_at,
+        sum(case
+            when has_known_currency and (ordered_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-365 as bigint) * interval 1 day) and ordered_at <= cast('__AS_OF__' as timestamp))
+                then net_revenue_reporting
+        end) as revenue_365d
+    from orders
+    group by user_key
+
+),
+
+email_features as (
+
+    -- an opened or clicked email counts as opened (int_user_emails: a click implies an open)
+    select
+        user_key,
+        count(case when (delivered_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and delivered_at <= cast('__AS_OF__' as timestamp)) then 1 end) as emails_delivered_28d,
+        count(case when (first_opened_at >
+
+    (cast('__AS_OF__' as timestamp) + cast(-28 as bigint) * interval 1 day) and first_opened_at <= cast('__AS_OF__' as timestamp)) then 1 end) as emails_opened_28d
+    from emails
+    group by user_key
+
+),
+
+final as (
+
+    select
+        activity.user_key,
+        activity.user_id,
+        as_of.as_of,
+        '87d9ca61d7dc49384e0472986575c46c' as feature_version,
+        coalesce(consent.has_analytics_consent, true) as has_analytics_consent,
+        rfm.recency_score as rfm_recency_score,
+        ((epoch_us(as_of.as_of) - epoch_us(activity.first_seen_at)) / 1000000.0) / 86400 as days_since_first_seen,
+        ((epoch_us(as_of.as_of) - epoch_us(activity.last_seen_at)) / 1000000.0) / 86400 as days_since_last_seen,
+        coalesce(event_features.active_days_7d, 0) as active_days_7d,
+        coalesce(event_features.active_days_28d, 0) as active_days_28d,
+        coalesce(event_features.events_28d, 0) as events_28d,
+        coalesce(session_features.sessions_7d, 0) as sessions_7d,
+        coalesce(session_features.sessions_28d, 0) as sessions_28d,
+        cast(round(session_features.events_per_session_28d, 6) as double) as events_per_session_28d,
+        coalesce(event_features.product_views_7d, 0) as product_views_7d,
+        coalesce(event_features.product_views_28d, 0) as product_views_28d,
+        coalesce(event_features.cart_adds_7d, 0) as cart_adds_7d,
+        coalesce(event_features.cart_adds_28d, 0) as cart_adds_28d,
+        coalesce(event_features.checkouts_28d, 0) as checkouts_28d,
+        coalesce(event_features.searches_28d, 0) as searches_28d,
+        ((epoch_us(as_of.as_of) - epoch_us(event_features.last_cart_add_at)) / 1000000.0) / 86400
+            as days_since_last_cart_add,
+        case
+            when event_features.last_cart_add_at is null then 0
+            when order_features.last_order_at is null
+                or order_features.last_order_at < event_features.last_cart_add_at then 1
+            else 0
+        end as has_open_cart,
+        coalesce(order_features.orders, 0) as orders,
+        coalesce(order_features.orders_90d, 0) as orders_90d,
+        ((epoch_us(as_of.as_of) - epoch_us(order_features.last_order_at)) / 1000000.0) / 86400
+            as days_since_last_order,
+        -- rounded to cents: a sum of doubles may differ in its last bits between runs, and the
+        -- training data must be the same every time
+        cast(round(coalesce(order_features.revenue_365d, 0), 2) as double) as revenue_365d,
+        coalesce(email_features.emails_delivered_28d, 0) as emails_delivered_28d,
+        coalesce(email_features.emails_opened_28d, 0) as emails_opened_28d
+    from activity
+    cross join as_of
+    left join consent
+        on activity.user_key = consent.user_key
+    left join rfm
+        on activity.user_key = rfm.user_key
+    left join event_features
+        on activity.user_key = event_features.user_key
+    left join session_features
+        on activity.user_key = session_features.user_key
+    left join order_features
+        on activity.user_key = order_features.user_key
+    left join email_features
+        on activity.user_key = email_features.user_key
+
+)
+
+select * from final;
+
 -- int_user_send_time (model)
 create or replace table floor.int_user_send_time as
 with
@@ -2937,6 +3187,66 @@ final as (
 
 select * from final;
 
+-- dim_user_contacts (model)
+create or replace table floor.dim_user_contacts as
+with
+
+stitched as (
+
+    select * from floor.int_events_stitched
+
+),
+
+staged as (
+
+    select * from floor.stg_events
+
+),
+
+emails as (
+
+    select
+        stitched.user_key,
+        staged.message_id,
+        staged.email_hash,
+        staged.email_encrypted,
+        coalesce(staged.user_id, staged.anonymous_id) as email_key_subject,
+        staged.occurred_at,
+        staged.received_at
+    from staged
+    inner join stitched
+        on staged.message_id = stitched.message_id
+    where staged.email_hash is not null
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by user_key
+            order by occurred_at desc, received_at desc, message_id desc
+        ) as email_rank
+    from emails
+
+),
+
+final as (
+
+    select
+        user_key,
+        email_hash as email_hmac,
+        email_encrypted,
+        email_key_subject,
+        occurred_at as email_stated_at
+    from ranked
+    where email_rank = 1
+
+)
+
+select * from final;
+
 -- fct_experiment_results (model)
 create or replace table floor.fct_experiment_results as
 with
@@ -2948,13 +3258,28 @@ exposures as (
         event_type = 'experiment_exposure'
         and experiment_id is not null
         and variation is not null
+        -- a variant forced for QA (?variant=) says nothing about the experiment
+        and not coalesce(is_forced_exposure, false)
+
+),
+
+all_orders as (
+
+    select * from floor.int_orders
 
 ),
 
 orders as (
 
-    select * from floor.int_orders
+    select * from all_orders
     where not is_cancelled
+
+),
+
+cancelled_orders as (
+
+    select * from all_orders
+    where is_cancelled
 
 ),
 
@@ -3006,23 +3331,133 @@ analysed_users as (
 
 ),
 
-user_outcomes as (
+in_window as (
 
     -- orders in the conversion window: from the first exposure (inclusive), before
     -- var experiment_conversion_window_days after it when set, up to as_of; each order once
     select
         analysed_users.experiment_id,
-        analysed_users.variant,
         analysed_users.user_key,
         count(orders.order_id) as orders_in_window,
         sum(case when orders.has_known_currency then orders.net_revenue_reporting end) as revenue_in_window
     from analysed_users
-    left join orders
+    inner join orders
         on
             analysed_users.user_key = orders.user_key
             and analysed_users.first_exposed_at <= orders.ordered_at
             and (analysed_users.window_ends_at is null or analysed_users.window_ends_at > orders.ordered_at)
-    group by analysed_users.experiment_id, analysed_users.variant, analysed_users.user_key
+    group by analysed_users.experiment_id, analysed_users.user_key
+
+),
+
+cancelled_in_window as (
+
+    -- guardrail: users with a cancelled order in the same window
+    select distinct
+        analysed_users.experiment_id,
+        analysed_users.user_key
+    from analysed_users
+    inner join cancelled_orders
+        on
+            analysed_users.user_key = cancelled_orders.user_key
+            and analysed_users.first_exposed_at <= cancelled_orders.ordered_at
+            and (
+                analysed_users.window_ends_at is null
+                or analysed_users.window_ends_at > cancelled_orders.ordered_at
+            )
+
+),
+
+pre_exposure as (
+
+    -- the CUPED covariate: orders in the var experiment_cuped_lookback_days days before the
+    -- first exposure (unaffected by the variant, correlated with buying again)
+    select
+        analysed_users.experiment_id,
+        analysed_users.user_key,
+        count(orders.order_id) as pre_exposure_orders
+    from analysed_users
+    inner join orders
+        on
+            analysed_users.user_key = orders.user_key
+            and analysed_users.first_exposed_at > orders.ordered_at
+            and
+
+    (analysed_users.first_exposed_at + cast(-30 as bigint) * interval 1 day) <= orders.ordered_at
+    group by analysed_users.experiment_id, analysed_users.user_key
+
+),
+
+user_outcomes as (
+
+    select
+        analysed_users.experiment_id,
+        analysed_users.variant,
+        analysed_users.user_key,
+        coalesce(in_window.orders_in_window, 0) as orders_in_window,
+        in_window.revenue_in_window,
+        case when coalesce(in_window.orders_in_window, 0) > 0 then 1.0 else 0.0 end as converted,
+        coalesce(in_window.revenue_in_window, 0.0) as revenue,
+        case when cancelled_in_window.user_key is not null then 1.0 else 0.0 end as cancelled,
+        cast(coalesce(pre_exposure.pre_exposure_orders, 0) as double) as covariate
+    from analysed_users
+    left join in_window
+        on
+            analysed_users.experiment_id = in_window.experiment_id
+            and analysed_users.user_key = in_window.user_key
+    left join cancelled_in_window
+        on
+            analysed_users.experiment_id = cancelled_in_window.experiment_id
+            and analysed_users.user_key = cancelled_in_window.user_key
+    left join pre_exposure
+        on
+            analysed_users.experiment_id = pre_exposure.experiment_id
+            and analysed_users.user_key = pre_exposure.user_key
+
+),
+
+cuped_theta as (
+
+    -- CUPED: theta = cov(converted, covariate) / var(covariate) over the experiment's
+    -- analysed users (0 when the covariate does not vary)
+    select
+        experiment_id,
+        avg(covariate) as covariate_mean,
+        coalesce(covar_samp(converted, covariate) / nullif(var_samp(covariate), 0), 0.0) as theta
+    from user_outcomes
+    group by experiment_id
+
+),
+
+adjusted as (
+
+    select
+        user_outcomes.*,
+        cuped_theta.theta,
+        user_outcomes.converted
+        - cuped_theta.theta * (user_outcomes.covariate - cuped_theta.covariate_mean) as converted_cuped
+    from user_outcomes
+    inner join cuped_theta
+        on user_outcomes.experiment_id = cuped_theta.experiment_id
+
+),
+
+variant_moments as (
+
+    -- per variant: means and sample variances of the CUPED-adjusted conversion and the
+    -- guardrails (population variance for a single user: 0)
+    select
+        experiment_id,
+        variant,
+        max(theta) as cuped_theta,
+        avg(converted_cuped) as cuped_mean,
+        coalesce(var_samp(converted_cuped), 0.0) as cuped_variance,
+        avg(revenue) as revenue_per_user,
+        coalesce(var_samp(revenue), 0.0) as revenue_variance,
+        avg(cancelled) as cancelled_order_rate,
+        coalesce(var_samp(cancelled), 0.0) as cancelled_variance
+    from adjusted
+    group by experiment_id, variant
 
 ),
 
@@ -3231,8 +3666,19 @@ with_rates as (
             when variants.converted_users > 0
                 then 1.0 / variants.converted_users - 1.0 / variants.exposed_users
         end as log_rate_variance,
-        arm_expectations.expected_share
+        arm_expectations.expected_share,
+        variant_moments.cuped_theta,
+        variant_moments.cuped_mean,
+        variant_moments.cuped_variance,
+        variant_moments.revenue_per_user,
+        variant_moments.revenue_variance,
+        variant_moments.cancelled_order_rate,
+        variant_moments.cancelled_variance
     from variants
+    left join variant_moments
+        on
+            variants.experiment_id = variant_moments.experiment_id
+            and variants.variant = variant_moments.variant
     left join arm_expectations
         on
             variants.experiment_id = arm_expectations.experiment_id
@@ -3248,6 +3694,22 @@ compared as (
         control.converted_users as control_converted_users,
         control.conversion_rate as control_conversion_rate,
         control.log_rate_variance as control_log_rate_variance,
+        with_rates.cuped_mean - control.cuped_mean as cuped_difference,
+        sqrt(
+            with_rates.cuped_variance / with_rates.exposed_users
+            + control.cuped_variance / control.exposed_users
+        ) as cuped_standard_error,
+        with_rates.revenue_per_user - control.revenue_per_user as revenue_difference,
+        sqrt(
+            with_rates.revenue_variance / with_rates.exposed_users
+            + control.revenue_variance / control.exposed_users
+        ) as revenue_standard_error,
+        with_rates.cancelled_order_rate - control.cancelled_order_rate as cancelled_difference,
+        sqrt(
+            with_rates.cancelled_variance / with_rates.exposed_users
+            + control.cancelled_variance / control.exposed_users
+        ) as cancelled_standard_error,
+        with_rates.exposed_users + control.exposed_users as compared_users,
         cast(with_rates.converted_users + control.converted_users as double)
         / (with_rates.exposed_users + control.exposed_users) as pooled_rate
     from with_rates
@@ -3297,7 +3759,23 @@ bounded as (
             ((((1.061405429 * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951))) - 1.453152027) * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951))) + 1.421413741) * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951)))
                 - 0.284496736) * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951))) + 0.254829592) * (1.0 / (1.0 + 0.3275911 * (abs(abs(z_score)) / 1.4142135623730951)))
         ) * exp(-1.0 * (abs(abs(z_score)) / 1.4142135623730951) * (abs(abs(z_score)) / 1.4142135623730951))
-    ))))) as test_p_value
+    ))))) as test_p_value,
+        (cuped_standard_error * sqrt(
+        (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) / (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000))
+        * (ln(compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) - 2.0 * ln(0.05))
+    )) as cuped_half_width,
+        least(1.0, sqrt(compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) * exp(
+        -1.0 * (cuped_difference / nullif(cuped_standard_error, 0)) * (cuped_difference / nullif(cuped_standard_error, 0)) * compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) / (2.0 * (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0))
+    ))
+            as cuped_sequential_p_value,
+        (revenue_standard_error * sqrt(
+        (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) / (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000))
+        * (ln(compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) - 2.0 * ln(0.05))
+    )) as revenue_half_width,
+        (cancelled_standard_error * sqrt(
+        (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) / (compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000))
+        * (ln(compared_users * ((-2.0 * ln(0.05) + ln(1.0 - 2.0 * ln(0.05))) / 10000) + 1.0) - 2.0 * ln(0.05))
+    )) as cancelled_half_width
     from tested
 
 ),
@@ -3336,7 +3814,53 @@ final as (
         srm_tested.srm_chi_square,
         cast(srm_tested.srm_degrees_of_freedom as integer) as srm_degrees_of_freedom,
         srm_tested.srm_p_value,
-        coalesce(srm_tested.srm_p_value < 0.001, false) as has_sample_ratio_mismatch
+        coalesce(srm_tested.srm_p_value < 0.001, false) as has_sample_ratio_mismatch,
+        bounded.cuped_theta,
+        case when bounded.variant <> 'control' then bounded.cuped_difference end as cuped_rate_difference,
+        case when bounded.variant <> 'control' then bounded.cuped_standard_error end as cuped_standard_error,
+        case
+            when bounded.variant <> 'control' then bounded.cuped_difference - bounded.cuped_half_width
+        end as sequential_ci_lower,
+        case
+            when bounded.variant <> 'control' then bounded.cuped_difference + bounded.cuped_half_width
+        end as sequential_ci_upper,
+        case
+            when bounded.variant <> 'control' and bounded.cuped_standard_error > 0
+                then bounded.cuped_sequential_p_value
+        end as sequential_p_value,
+        coalesce(
+            bounded.variant <> 'control'
+            and bounded.cuped_standard_error > 0
+            and bounded.cuped_sequential_p_value < 0.05,
+            false
+        ) as is_sequential_winner,
+        -- money in whole cents, as everywhere; the interval rounded outwards
+        round(bounded.revenue_per_user, 2) as revenue_per_user,
+        case
+            when bounded.variant <> 'control'
+                then floor((bounded.revenue_difference - bounded.revenue_half_width) * 100) / 100.0
+        end as revenue_difference_ci_lower,
+        case
+            when bounded.variant <> 'control'
+                then ceil((bounded.revenue_difference + bounded.revenue_half_width) * 100) / 100.0
+        end as revenue_difference_ci_upper,
+        bounded.cancelled_order_rate,
+        case
+            when bounded.variant <> 'control' then bounded.cancelled_difference - bounded.cancelled_half_width
+        end as cancelled_difference_ci_lower,
+        case
+            when bounded.variant <> 'control' then bounded.cancelled_difference + bounded.cancelled_half_width
+        end as cancelled_difference_ci_upper,
+        -- a guardrail is breached when the always-valid interval shows harm for sure:
+        -- revenue per user lower, or the cancelled-order rate higher, than the control's
+        coalesce(
+            bounded.variant <> 'control'
+            and (
+                bounded.revenue_difference + bounded.revenue_half_width < 0
+                or bounded.cancelled_difference - bounded.cancelled_half_width > 0
+            ),
+            false
+        ) as is_guardrail_breached
     from bounded
     left join srm_tested
         on bounded.experiment_id = srm_tested.experiment_id
@@ -3576,6 +4100,158 @@ final as (
 
 select * from final;
 
+-- fct_campaign_engagement (model)
+create or replace table floor.fct_campaign_engagement as
+with
+
+emails as (
+
+    select * from floor.int_user_emails
+    where campaign_id is not null
+
+),
+
+sessions as (
+
+    select * from floor.fct_sessions
+    where utm_campaign is not null
+
+),
+
+email_results as (
+
+    -- the email channel: what the email service reported, counted per user (int_user_emails:
+    -- an email is its email_id, else its campaign's send; a click is an open)
+    select
+        campaign_id,
+        'email' as channel,
+        max(campaign_name) as campaign_name,
+        min(delivered_at) as first_delivered_at,
+        count(distinct user_key) as delivered,
+        count(distinct case when first_opened_at is not null then user_key end) as unique_opens,
+        sum(click_events) as clicks,
+        count(distinct case when first_clicked_at is not null then user_key end) as unique_clicks
+    from emails
+    group by campaign_id
+
+),
+
+session_totals as (
+
+    -- sessions whose first event carries utm_campaign = the campaign (last-click), with the
+    -- orders fct_sessions attributes to them (the one order attribution rule: an order's
+    -- own session, else, for a server-side order, the person's session in progress)
+    select
+        utm_campaign as campaign_id,
+        acquisition_channel as channel,
+        count(*) as sessions,
+        count(distinct user_key) as session_users,
+        sum(orders) as conversions,
+        count(case when has_purchase then 1 end) as converted_sessions,
+        sum(revenue) as revenue,
+        sum(unknown_currency_orders) as unknown_currency_orders
+    from sessions
+    group by utm_campaign, acquisition_channel
+
+),
+
+final as (
+
+    select
+        coalesce(email_results.campaign_id, session_totals.campaign_id) as campaign_id,
+        email_results.campaign_name,
+        coalesce(email_results.channel, session_totals.channel) as channel,
+        email_results.first_delivered_at,
+        coalesce(email_results.delivered, 0) as delivered,
+        coalesce(email_results.unique_opens, 0) as unique_opens,
+        cast(coalesce(email_results.clicks, 0) as bigint) as clicks,
+        coalesce(email_results.unique_clicks, 0) as unique_clicks,
+        cast(email_results.unique_opens as double) / nullif(email_results.delivered, 0) as open_rate,
+        cast(email_results.unique_clicks as double) / nullif(email_results.delivered, 0) as click_through_rate,
+        cast(email_results.unique_clicks as double) / nullif(email_results.unique_opens, 0) as click_to_open_rate,
+        coalesce(session_totals.sessions, 0) as sessions,
+        coalesce(session_totals.session_users, 0) as session_users,
+        cast(coalesce(session_totals.conversions, 0) as bigint) as conversions,
+        cast(coalesce(session_totals.converted_sessions, 0) as bigint) as converted_sessions,
+        cast(round(coalesce(session_totals.revenue, 0), 2) as double) as revenue,
+        cast(coalesce(session_totals.unknown_currency_orders, 0) as bigint)
+            as unknown_currency_orders,
+        cast(coalesce(session_totals.converted_sessions, 0) as double) / nullif(session_totals.sessions, 0)
+            as session_conversion_rate
+    from email_results
+    full outer join session_totals
+        on
+            email_results.campaign_id = session_totals.campaign_id
+            and email_results.channel = session_totals.channel
+
+)
+
+select * from final;
+
+-- user_predictions (model)
+create or replace table floor.user_predictions as
+with
+
+scores as (
+
+    select * from raw.prediction_scores
+
+),
+
+users as (
+
+    select * from floor.int_user_activity
+
+),
+
+consent as (
+
+    select * from floor.int_user_consent
+
+),
+
+eligible as (
+
+    select
+        scores.user_key,
+        users.user_id,
+        scores.model_name,
+        scores.model_version,
+        scores.score,
+        scores.top_features,
+        scores.as_of,
+        scores.scored_at
+    from scores
+    inner join users
+        on scores.user_key = users.user_key
+    left join consent
+        on scores.user_key = consent.user_key
+    where coalesce(consent.has_analytics_consent, true)
+
+),
+
+final as (
+
+    select
+        user_key,
+        user_id,
+        model_name,
+        model_version,
+        cast(score as double) as score,
+        -- 100 x the share at or below, as 100 x count / total (exact at 90: the top decile
+        -- boundary; 100 x cume_dist() would give 90.00000000000001)
+        100.0 * count(*) over (
+            partition by model_name order by score range between unbounded preceding and current row
+        ) / count(*) over (partition by model_name) as percentile,
+        top_features,
+        as_of,
+        scored_at
+    from eligible
+
+)
+
+select * from final;
+
 -- dim_users (model)
 create or replace table floor.dim_users as
 with
@@ -3625,6 +4301,12 @@ sessions as (
 consent as (
 
     select * from floor.int_user_consent
+
+),
+
+predictions as (
+
+    select * from floor.user_predictions
 
 ),
 
@@ -3779,6 +4461,7 @@ joined as (
         rfm.monetary_score,
         rfm.rfm_cell,
         consent.has_analytics_consent as stated_analytics_consent,
+        consent.consent_categories,
         consent.consent_stated_at,
         coalesce(order_features.counted_orders, 0) as counted_orders,
         coalesce(order_features.known_currency_orders, 0) as known_currency_orders,
@@ -3789,7 +4472,14 @@ joined as (
         order_features.last_counted_order_at,
         coalesce(order_features.counted_orders_365d, 0) as counted_orders_365d,
         coalesce(order_features.net_revenue_365d, 0) as net_revenue_365d,
-        ((epoch_us(as_of.as_of) - epoch_us(order_features.last_counted_order_at)) / 1000000.0) as seconds_since_last_order
+        ((epoch_us(as_of.as_of) - epoch_us(order_features.last_counted_order_at)) / 1000000.0) as seconds_since_last_order,
+        purchase_prediction.score as purchase_propensity,
+        purchase_prediction.percentile as purchase_propensity_percentile,
+        purchase_prediction.top_features as purchase_top_features,
+        churn_prediction.score as churn_risk,
+        churn_prediction.percentile as churn_risk_percentile,
+        churn_prediction.top_features as churn_top_features,
+        coalesce(purchase_prediction.as_of, churn_prediction.as_of) as predictions_as_of
     from activity
     cross join as_of
     left join session_features
@@ -3816,6 +4506,14 @@ joined as (
         on activity.user_key = consent.user_key
     left join order_features
         on activity.user_key = order_features.user_key
+    left join predictions as purchase_prediction
+        on
+            activity.user_key = purchase_prediction.user_key
+            and purchase_prediction.model_name = 'purchase'
+    left join predictions as churn_prediction
+        on
+            activity.user_key = churn_prediction.user_key
+            and churn_prediction.model_name = 'churn'
 
 ),
 
@@ -3941,7 +4639,16 @@ final as (
         engagement_points_recent,
         engagement_points_baseline,
         coalesce(stated_analytics_consent, true) as has_analytics_consent,
+        consent_categories,
         consent_stated_at,
+        -- predictions (user_predictions; null while no model is published or unscored)
+        purchase_propensity,
+        purchase_propensity_percentile,
+        purchase_top_features,
+        churn_risk,
+        churn_risk_percentile,
+        churn_top_features,
+        predictions_as_of,
         as_of
     from joined
 
@@ -3949,89 +4656,358 @@ final as (
 
 select * from final;
 
--- fct_campaign_engagement (model)
-create or replace table floor.fct_campaign_engagement as
+-- user_recommendations (model)
+create or replace table floor.user_recommendations as
 with
 
-emails as (
+sessionized as (
 
-    select * from floor.int_user_emails
-    where campaign_id is not null
-
-),
-
-sessions as (
-
-    select * from floor.fct_sessions
-    where utm_campaign is not null
+    select * from floor.int_sessionized_events
+    where
+        occurred_at <= cast('__AS_OF__' as timestamp)
+        and event_type in ('product_view', 'add_to_cart', 'purchase')
 
 ),
 
-email_results as (
+staged as (
 
-    -- the email channel: what the email service reported, counted per user (int_user_emails:
-    -- an email is its email_id, else its campaign's send; a click is an open)
+    select * from floor.stg_events
+    where event_type = 'purchase'
+
+),
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+purchase_products as (
+
+    -- an order names its products in properties.products (each an object with product_id)
     select
-        campaign_id,
-        'email' as channel,
-        max(campaign_name) as campaign_name,
-        min(delivered_at) as first_delivered_at,
-        count(distinct user_key) as delivered,
-        count(distinct case when first_opened_at is not null then user_key end) as unique_opens,
-        sum(click_events) as clicks,
-        count(distinct case when first_clicked_at is not null then user_key end) as unique_clicks
-    from emails
-    group by campaign_id
+        sessionized.message_id,
+        unnest(coalesce(try(from_json(json_extract_string(staged.properties, '$.products'), '["VARCHAR"]')), [])) as product_json
+    from sessionized
+    inner join staged
+        on sessionized.message_id = staged.message_id
+    where sessionized.event_type = 'purchase'
 
 ),
 
-session_totals as (
+purchased_items as (
 
-    -- sessions whose first event carries utm_campaign = the campaign (last-click), with the
-    -- orders fct_sessions attributes to them (the one order attribution rule: an order's
-    -- own session, else, for a server-side order, the person's session in progress)
     select
-        utm_campaign as campaign_id,
-        acquisition_channel as channel,
-        count(*) as sessions,
-        count(distinct user_key) as session_users,
-        sum(orders) as conversions,
-        count(case when has_purchase then 1 end) as converted_sessions,
-        sum(revenue) as revenue,
-        sum(unknown_currency_orders) as unknown_currency_orders
-    from sessions
-    group by utm_campaign, acquisition_channel
+        message_id,
+        json_extract_string(product_json, '$.product_id') as product_id
+    from purchase_products
+
+),
+
+interactions as (
+
+    -- views and cart adds name one product; a purchase names its own, or each in its products
+    select
+        session_id,
+        user_key,
+        product_id,
+        event_type
+    from sessionized
+    where product_id is not null
+    union all
+    select
+        sessionized.session_id,
+        sessionized.user_key,
+        purchased_items.product_id,
+        sessionized.event_type
+    from purchased_items
+    inner join sessionized
+        on purchased_items.message_id = sessionized.message_id
+    where purchased_items.product_id is not null
+
+),
+
+session_products as (
+
+    select distinct
+        session_id,
+        product_id
+    from interactions
+
+),
+
+co_occurrence as (
+
+    -- sessions in which both products appear, for every ordered pair of distinct products
+    select
+        seen.product_id as seen_product_id,
+        other.product_id as co_product_id,
+        count(*) as shared_sessions
+    from session_products as seen
+    inner join session_products as other
+        on
+            seen.session_id = other.session_id
+            and seen.product_id <> other.product_id
+    group by seen.product_id, other.product_id
+    having count(*) >= 2
+
+),
+
+user_products as (
+
+    select
+        user_key,
+        product_id,
+        max(case when event_type = 'purchase' then 1 else 0 end) as is_bought
+    from interactions
+    group by user_key, product_id
+
+),
+
+candidates as (
+
+    -- each product the user touched votes for its co-occurring products with its sessions
+    select
+        user_products.user_key,
+        co_occurrence.co_product_id as product_id,
+        co_occurrence.seen_product_id,
+        co_occurrence.shared_sessions
+    from user_products
+    inner join co_occurrence
+        on user_products.product_id = co_occurrence.seen_product_id
+    left join user_products as bought
+        on
+            user_products.user_key = bought.user_key
+            and co_occurrence.co_product_id = bought.product_id
+            and bought.is_bought = 1
+    where bought.product_id is null
+
+),
+
+scored as (
+
+    select
+        user_key,
+        product_id,
+        sum(shared_sessions) as score,
+        -- the evidence: the user's product that shared the most sessions (ties: lowest id)
+        min(case when evidence_rank = 1 then seen_product_id end) as evidence_product_id,
+        max(case when evidence_rank = 1 then shared_sessions end) as evidence_sessions
+    from (
+        select
+            *,
+            row_number() over (
+                partition by user_key, product_id
+                order by shared_sessions desc, seen_product_id asc
+            ) as evidence_rank
+        from candidates
+    ) as ranked_evidence
+    group by user_key, product_id
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by user_key order by score desc, product_id asc
+        ) as recommendation_rank
+    from scored
 
 ),
 
 final as (
 
     select
-        coalesce(email_results.campaign_id, session_totals.campaign_id) as campaign_id,
-        email_results.campaign_name,
-        coalesce(email_results.channel, session_totals.channel) as channel,
-        email_results.first_delivered_at,
-        coalesce(email_results.delivered, 0) as delivered,
-        coalesce(email_results.unique_opens, 0) as unique_opens,
-        cast(coalesce(email_results.clicks, 0) as bigint) as clicks,
-        coalesce(email_results.unique_clicks, 0) as unique_clicks,
-        cast(email_results.unique_opens as double) / nullif(email_results.delivered, 0) as open_rate,
-        cast(email_results.unique_clicks as double) / nullif(email_results.delivered, 0) as click_through_rate,
-        cast(email_results.unique_clicks as double) / nullif(email_results.unique_opens, 0) as click_to_open_rate,
-        coalesce(session_totals.sessions, 0) as sessions,
-        coalesce(session_totals.session_users, 0) as session_users,
-        cast(coalesce(session_totals.conversions, 0) as bigint) as conversions,
-        cast(coalesce(session_totals.converted_sessions, 0) as bigint) as converted_sessions,
-        cast(round(coalesce(session_totals.revenue, 0), 2) as double) as revenue,
-        cast(coalesce(session_totals.unknown_currency_orders, 0) as bigint)
-            as unknown_currency_orders,
-        cast(coalesce(session_totals.converted_sessions, 0) as double) / nullif(session_totals.sessions, 0)
-            as session_conversion_rate
-    from email_results
-    full outer join session_totals
-        on
-            email_results.campaign_id = session_totals.campaign_id
-            and email_results.channel = session_totals.channel
+        ranked.user_key,
+        users.user_id,
+        cast(ranked.recommendation_rank as integer) as recommendation_rank,
+        ranked.product_id,
+        cast(ranked.score as bigint) as score,
+        ranked.evidence_product_id,
+        cast(ranked.evidence_sessions as bigint) as evidence_sessions,
+        'because you viewed ' || ranked.evidence_product_id as evidence
+    from ranked
+    inner join users
+        on ranked.user_key = users.user_key
+    where
+        ranked.recommendation_rank <= 5
+        and users.has_analytics_consent
+
+)
+
+select * from final;
+
+-- user_send_times (model)
+create or replace table floor.user_send_times as
+with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+with_history as (
+
+    select * from users
+    where
+        preferred_engagement_hour_utc is not null
+        and preferred_engagement_weekday is not null
+
+),
+
+hour_votes as (
+
+    -- the fallback: the hour most users with history prefer (ties: the earliest)
+    select
+        preferred_engagement_hour_utc as send_hour_utc,
+        row_number() over (order by count(*) desc, preferred_engagement_hour_utc) as vote_rank
+    from with_history
+    group by preferred_engagement_hour_utc
+
+),
+
+weekday_votes as (
+
+    select
+        preferred_engagement_weekday as send_weekday,
+        row_number() over (order by count(*) desc, preferred_engagement_weekday) as vote_rank
+    from with_history
+    group by preferred_engagement_weekday
+
+),
+
+fallback_hour as (
+
+    -- one row always (an aggregate without group by): the top hour, else
+    -- var send_time_default_hour_utc when nobody has history yet
+    select coalesce(max(send_hour_utc), 10) as send_hour_utc
+    from hour_votes
+    where vote_rank = 1
+
+),
+
+fallback_weekday as (
+
+    select coalesce(max(send_weekday), 2) as send_weekday
+    from weekday_votes
+    where vote_rank = 1
+
+),
+
+final as (
+
+    select
+        users.user_key,
+        users.user_id,
+        cast(
+            coalesce(users.preferred_engagement_hour_utc, fallback_hour.send_hour_utc) as integer
+        ) as send_hour_utc,
+        cast(
+            coalesce(users.preferred_engagement_weekday, fallback_weekday.send_weekday) as integer
+        ) as send_weekday,
+        case
+            when users.preferred_engagement_hour_utc is not null then 'history'
+            else 'population'
+        end as send_time_source
+    from users
+    cross join fallback_hour
+    cross join fallback_weekday
+
+)
+
+select * from final;
+
+-- user_tags (model)
+create or replace table floor.user_tags as
+with
+
+tag_messages as (
+
+    select
+        message_id,
+        tags,
+        coalesce(nullif(trim(tags_source), ''), 'manual') as tags_source
+    from floor.stg_events
+    where
+        message_type = 'identify'
+        and tags is not null
+        and coalesce(has_analytics_consent, true)
+
+),
+
+identifies as (
+
+    select
+        message_id,
+        user_key,
+        user_id,
+        occurred_at,
+        received_at
+    from floor.int_events_stitched
+    where message_type = 'identify'
+
+),
+
+consent as (
+
+    select * from floor.int_user_consent
+
+),
+
+ranked as (
+
+    select
+        identifies.user_key,
+        identifies.user_id,
+        tag_messages.tags,
+        tag_messages.tags_source,
+        identifies.occurred_at as tagged_at,
+        row_number() over (
+            partition by identifies.user_key, tag_messages.tags_source
+            order by identifies.occurred_at desc, identifies.received_at desc, identifies.message_id desc
+        ) as source_rank
+    from tag_messages
+    inner join identifies
+        on tag_messages.message_id = identifies.message_id
+
+),
+
+latest as (
+
+    select * from ranked
+    where source_rank = 1
+
+),
+
+unnested as (
+
+    select
+        user_key,
+        user_id,
+        tags_source,
+        tagged_at,
+        unnest(coalesce(try(from_json(tags, '["VARCHAR"]')), [])) as tag
+    from latest
+
+),
+
+final as (
+
+    select distinct
+        unnested.user_key,
+        unnested.user_id,
+        trim(unnested.tag) as tag,
+        unnested.tags_source,
+        unnested.tagged_at
+    from unnested
+    left join consent
+        on unnested.user_key = consent.user_key
+    where
+        trim(unnested.tag) <> ''
+        and (unnested.tags_source <> 'predictions' or coalesce(consent.has_analytics_consent, true))
 
 )
 
@@ -4406,6 +5382,42 @@ final as (
 
 select * from final;
 
+-- seg_likely_buyers (model)
+create or replace table floor.seg_likely_buyers as
+with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+final as (
+
+    select
+        user_key,
+        user_id,
+        purchase_propensity,
+        purchase_propensity_percentile,
+        purchase_top_features,
+        last_order_at,
+        predictions_as_of
+    from users
+    where
+        has_analytics_consent
+        and purchase_propensity_percentile > 90
+        -- no order in the last N days: the last order (if any) is at least N days old
+        and (
+            last_order_at is null
+            or last_order_at <=
+
+    (as_of + cast(-30 as bigint) * interval 1 day)
+        )
+
+)
+
+select * from final;
+
 -- seg_new_prospects (model)
 create or replace table floor.seg_new_prospects as
 with
@@ -4433,6 +5445,51 @@ final as (
         and (first_seen_at >
 
     (as_of + cast(-30 as bigint) * interval 1 day) and first_seen_at <= as_of)
+
+)
+
+select * from final;
+
+-- seg_predicted_churn (model)
+create or replace table floor.seg_predicted_churn as
+with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+active_customers as (
+
+    -- scored by the churn model (active in the last 28 days) and a customer now; the
+    -- percentile ranks them among themselves: 100 x the share at or below (ties share the
+    -- highest), as 100 x count / total so that exactly 90 stays 90 in floating point
+    select
+        user_key,
+        user_id,
+        churn_risk,
+        churn_risk_percentile,
+        100.0 * count(*) over (
+            order by churn_risk range between unbounded preceding and current row
+        ) / count(*) over () as churn_risk_customer_percentile,
+        churn_top_features,
+        lifecycle_stage,
+        last_seen_at,
+        last_order_at,
+        predictions_as_of
+    from users
+    where
+        has_analytics_consent
+        and churn_risk is not null
+        and lifecycle_stage in ('customer', 'repeat_customer')
+
+),
+
+final as (
+
+    select * from active_customers
+    where churn_risk_customer_percentile > 90
 
 )
 
@@ -4985,6 +6042,45 @@ select * from final
             union all
             select distinct
                 member.user_key,
+                'seg_likely_buyers' as segment
+            from (
+                with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+final as (
+
+    select
+        user_key,
+        user_id,
+        purchase_propensity,
+        purchase_propensity_percentile,
+        purchase_top_features,
+        last_order_at,
+        predictions_as_of
+    from users
+    where
+        has_analytics_consent
+        and purchase_propensity_percentile > 90
+        -- no order in the last N days: the last order (if any) is at least N days old
+        and (
+            last_order_at is null
+            or last_order_at <=
+
+    (as_of + cast(-30 as bigint) * interval 1 day)
+        )
+
+)
+
+select * from final
+            ) as member
+            union all
+            select distinct
+                member.user_key,
                 'seg_new_prospects' as segment
             from (
                 with
@@ -5012,6 +6108,54 @@ final as (
         and (first_seen_at >
 
     (as_of + cast(-30 as bigint) * interval 1 day) and first_seen_at <= as_of)
+
+)
+
+select * from final
+            ) as member
+            union all
+            select distinct
+                member.user_key,
+                'seg_predicted_churn' as segment
+            from (
+                with
+
+users as (
+
+    select * from floor.dim_users
+
+),
+
+active_customers as (
+
+    -- scored by the churn model (active in the last 28 days) and a customer now; the
+    -- percentile ranks them among themselves: 100 x the share at or below (ties share the
+    -- highest), as 100 x count / total so that exactly 90 stays 90 in floating point
+    select
+        user_key,
+        user_id,
+        churn_risk,
+        churn_risk_percentile,
+        100.0 * count(*) over (
+            order by churn_risk range between unbounded preceding and current row
+        ) / count(*) over () as churn_risk_customer_percentile,
+        churn_top_features,
+        lifecycle_stage,
+        last_seen_at,
+        last_order_at,
+        predictions_as_of
+    from users
+    where
+        has_analytics_consent
+        and churn_risk is not null
+        and lifecycle_stage in ('customer', 'repeat_customer')
+
+),
+
+final as (
+
+    select * from active_customers
+    where churn_risk_customer_percentile > 90
 
 )
 
@@ -5244,14 +6388,23 @@ history as (
 
 ),
 
+users as (
+
+    select * from floor.dim_users
+
+),
+
 final as (
 
     select
-        user_key,
-        segment,
-        entered_at
+        history.user_key,
+        users.user_id,
+        history.segment,
+        history.entered_at
     from history
-    where is_current
+    left join users
+        on history.user_key = users.user_key
+    where history.is_current
 
 )
 
@@ -5291,7 +6444,11 @@ segments as (
         union all
     select 'seg_leads' as segment
         union all
+    select 'seg_likely_buyers' as segment
+        union all
     select 'seg_new_prospects' as segment
+        union all
+    select 'seg_predicted_churn' as segment
         union all
     select 'seg_rfm_at_risk' as segment
         union all

@@ -23,10 +23,13 @@ class WarehouseSettings(dg.ConfigurableResource):
     landing_dir: str
     serving: str
     exports_dir: str
+    report: str
     ops_db: str
-    lake_dir: str | None = None
+    models_dir: str
     spark_warehouse: str
+    lake_dir: str | None = None
     as_of: str | None = None
+    timestamp_floor: str | None = None
 
     def get(self) -> Settings:
         """The same typed settings the CLI and the collector use."""

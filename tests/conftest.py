@@ -1,1 +1,27 @@
-"""Shared by every test folder: this folder is on sys.path, so `import dbt_runner` works."""
+"""Shared by every test folder: this folder is on sys.path, so `import dbt_runner` works.
+
+The privacy keys are set explicitly for the whole session (docs/privacy.md): one HMAC key and
+a key store in a temporary folder, inherited by every subprocess (dbt, the collector, the
+CLI, the pytest-xdist workers), so no test creates a key in the repository's data/ folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+os.environ.setdefault("EWH_PSEUDONYM_KEY", "test-only-pseudonym-key-0123456789abcdef")
+os.environ.setdefault("EWH_KEY_STORE", tempfile.mkdtemp(prefix="ewh-keystore-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `make test` runs the tests in parallel workers (pytest-xdist) that share the project's
+    # target/ folder. The manifest is parsed once here, before any worker starts, so no two
+    # workers parse it at once (each would otherwise find it missing or stale and rewrite it).
+    if hasattr(config, "workerinput"):
+        return
+    from orchestration.project import dbt_project
+
+    dbt_project.prepare_if_dev()

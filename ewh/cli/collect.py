@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ewh.cli.main import Handler, OperationalError, command
@@ -12,7 +11,7 @@ from ewh.cli.main import Handler, OperationalError, command
 @command("collect", "serve the HTTP event collector (Segment-compatible) into the landing zone")
 def _collect(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (8080)")
+    parser.add_argument("--port", type=port_number, default=8080, help="port, 1-65535 (8080)")
     parser.add_argument("--landing-dir", type=Path, default=None,
                         help="landing folder (EWH_LANDING_DIR or data/landing)")
     parser.add_argument("--workers", type=int, default=1,
@@ -20,9 +19,20 @@ def _collect(parser: argparse.ArgumentParser) -> Handler:
     return _run
 
 
-def _run(args: argparse.Namespace) -> int:
-    import uvicorn
+def port_number(text: str) -> int:
+    """A TCP port to listen on: 1 to 65535. Anything else is refused here, before uvicorn
+    would take 0 as "any free port" or fail on a number it cannot bind."""
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
 
+
+def _run(args: argparse.Namespace) -> int:
+    from ewh.collector.server import serve
     from ewh.collector.settings import CollectorSettings
     from ewh.common.settings import get_settings
 
@@ -36,12 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     if not settings.write_keys:
         raise OperationalError("no write keys: set EWH_WRITE_KEYS (comma-separated)")
     print(f"collector on http://{args.host}:{args.port} -> {settings.landing_dir} "
-          f"(consent policy {settings.consent_policy}, {len(settings.write_keys)} write keys)",
-          flush=True)
-    # uvicorn workers are processes that build their app from the environment: hand them
-    # these settings (a --landing-dir flag included) the one way they can read them.
-    os.environ.update(base.as_env())
-    uvicorn.run("ewh.collector.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning", timeout_graceful_shutdown=10)
+          f"(consent policy {settings.consent_policy}; {len(settings.write_keys)} write, "
+          f"{len(settings.read_keys)} read, {len(settings.admin_keys)} admin keys)", flush=True)
+    serve(base, args.host, args.port, args.workers)
     return 0

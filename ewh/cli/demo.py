@@ -1,9 +1,11 @@
 """`ewh demo` (`make demo`): sample data through the whole pipeline, then a short summary.
 
-It starts from an empty warehouse and landing zone each time, so it is repeatable, and runs
-the `refresh_warehouse` job in the Dagster instance of DAGSTER_HOME (`make dev` shows it
-afterwards). The terminal gets one line per stage; everything dbt and Dagster print goes to
-a log file whose path is named at the start and again on failure.
+It starts from an empty warehouse, landing zone and model registry each time, so it is
+repeatable, and runs the `refresh_warehouse` job in the Dagster instance of DAGSTER_HOME
+(`make dev` shows it afterwards), then `train_prediction_models`, and, when a model was
+published, `refresh_warehouse` again so its predictions, segments and tags are filled. The
+terminal gets one line per stage; everything dbt and Dagster print goes to a log file whose
+path is named at the start and again on failure.
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ STAGES = (
     ("transform", "dbt build"),
     ("checks", "data-quality checks"),
     ("publish", "publish the serving copy"),
-    ("exports", "export segments"),
+    ("exports", "export segments, write the report"),
 )
 
 
 def stage_of(step_key: str) -> str:
     if step_key.startswith("raw_load") or "gx_raw_events" in step_key:
         return "load"
-    if "warehouse_dbt_models" in step_key:
+    # both dbt steps, and the scoring between them
+    if step_key.startswith("warehouse_dbt_") or "prediction_scores" in step_key:
         return "transform"
     if "gx_" in step_key:
         return "checks"
@@ -99,9 +102,9 @@ def run_demo(events: int, seed: int, terminal: IO[str]) -> int:
     log_path = settings.warehouse.parent / "demo.log"
     beside = list(settings.warehouse.parent.glob(settings.warehouse.stem + ".*"))
     # The warehouse and what sits beside it (its WAL, the segment-size history of the
-    # volume checks), the landing zone, the exports and the serving copy.
+    # volume checks), the landing zone, the exports, the serving copy and the models.
     _reset([settings.warehouse, *beside, settings.landing_dir, settings.exports_dir,
-            settings.serving])
+            settings.serving, settings.report, settings.models_dir])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"engagement_warehouse demo: {events:,} events, seed {seed}; "
                   f"dbt and Dagster logs in {log_path}")
@@ -143,10 +146,113 @@ def _run_stages(console, events: int, seed: int, settings) -> tuple[Any, str | N
         return f"{summary['events_written']:,} lines in {len(summary['files'])} files"
 
     _timed(console, "generate sample events", generate_events)
-    return _refresh(console)
+    result, failure = _refresh(console)
+    if failure:
+        return result, failure
+    started = time.monotonic()
+    with console.status("train the prediction models"):
+        published, failures = _train()
+    if failures:
+        return result, f"train the prediction models failed: {failures[0]}"
+    verdicts = "; ".join(_verdicts(settings)) or "nothing to train on"
+    console.print(f"[green]✓[/green] train the prediction models: {verdicts} "
+                  f"({time.monotonic() - started:.0f} s)")
+    if published:
+        started = time.monotonic()
+        result, failure = _refresh(console, quiet=True)
+        if failure:
+            return result, failure
+        console.print(f"[green]✓[/green] score with the published models and refresh again "
+                      f"({time.monotonic() - started:.0f} s)")
+    _history(console, settings)
+    return result, None
 
 
-def _refresh(console) -> tuple[Any, str | None]:
+def _history(console, settings) -> None:
+    """Every segment at each day of the data (so segment_sizes_daily covers it), then the
+    serving copy and the report again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ewh.report.locations import validations_dir
+    from ewh.report.page import write_report
+    from ewh.segments.history import (
+        backfill_history,
+        days_between,
+        event_days,
+        rebuild_dependents,
+        warehouse_as_of,
+    )
+    from ewh.segments.serving import publish_serving_copy
+    from orchestration.project import warehouse_project
+
+    started = time.monotonic()
+    cap = warehouse_as_of(settings.warehouse)
+    first, _ = event_days(settings.warehouse)
+    days = days_between(first, cap.date())
+    label = "segment history"
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"{label}: compiling the rules", total=len(days))
+
+        def advance(day) -> None:
+            progress.update(task, advance=1, description=f"{label}: {day}")
+
+        result = backfill_history(settings.warehouse, first, cap.date(), cap=cap,
+                                  progress=advance)
+        progress.update(task, description=f"{label}: segment_sizes_daily")
+        rebuild_dependents(settings.warehouse, cap)
+        publish_serving_copy(settings.warehouse, settings.serving, warehouse_project().segments)
+        write_report(settings.serving, settings.report, validations_dir())
+    console.print(f"[green]✓[/green] {label}: every segment on each of {result.days} days "
+                  f"({first} .. {cap.date()}), {result.spells_after:,} membership spells "
+                  f"({time.monotonic() - started:.0f} s)")
+
+
+def _train() -> tuple[list[str], list[str]]:
+    """Run train_prediction_models: (the models it published, its failed steps). A model that
+    does not beat its rule baseline fails the gate check and stays unpublished: not an error
+    for the demo; any other failed step is."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.predictions import GATE_CHECK, TRAINING_JOB
+    from orchestration.instance import ensure_dagster_home
+
+    with dg.DagsterInstance.from_config(str(ensure_dagster_home())) as instance:
+        run = defs().resolve_job_def(TRAINING_JOB).execute_in_process(
+            instance=instance, raise_on_error=False)
+    published = [event.asset_key.path[-1].removesuffix("_model")
+                 for event in run.get_asset_materialization_events()
+                 if event.asset_key.path[-1].endswith("_model")]
+    failures = [f"step {event.step_key}: {event.message}"
+                for event in run.all_events
+                if event.event_type_value == "STEP_FAILURE" and GATE_CHECK not in event.step_key]
+    return published, failures
+
+
+def _verdicts(settings) -> list[str]:
+    from ewh.predictions import registry
+    from ewh.predictions.specs import MODELS
+    from ewh.predictions.training import gate
+
+    out = []
+    for name in MODELS:
+        candidate = registry.read_pointer(settings.models_dir, name, registry.CANDIDATE)
+        if candidate is None:
+            continue
+        if candidate.get("version") is None:
+            out.append(f"{name} not published ({candidate.get('reason')})")
+            continue
+        metrics = registry.read_json(settings.models_dir, name, candidate["version"],
+                                     registry.METRICS_FILE)
+        verdict = gate(metrics, settings.prediction_min_auc_gain)
+        model, rule = metrics["model"]["roc_auc"], metrics["baseline"]["roc_auc"]
+        out.append(f"{name} {'published' if verdict.passed else 'not published'} "
+                   f"(ROC AUC {model:.3f} vs rule {rule:.3f})")
+    return out
+
+
+def _refresh(console, quiet: bool = False) -> tuple[Any, str | None]:
     """Run the refresh job in a thread; show its stages from the instance's event log."""
     import dagster as dg
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
@@ -174,7 +280,7 @@ def _refresh(console) -> tuple[Any, str | None]:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("refresh_warehouse", total=None, detail="")
             worker.start()
-            watcher = _StageWatcher(console, progress, task)
+            watcher = _StageWatcher(console, progress, task, quiet)
             cursor = None
             while True:
                 alive = worker.is_alive()
@@ -193,12 +299,19 @@ def _refresh(console) -> tuple[Any, str | None]:
 
 
 class _StageWatcher:
-    """Turns Dagster step events into one printed line per finished stage."""
+    """Turns Dagster step events into one printed line per finished stage.
 
-    def __init__(self, console, progress, task) -> None:
+    The steps of a stage need not be contiguous (the dbt seeds may run before the load, the
+    checks of the first dbt step before the second step), so the lines are printed once the
+    run is over, in the order of STAGES, each with the time its steps took."""
+
+    def __init__(self, console, progress, task, quiet: bool = False) -> None:
         self.console, self.progress, self.task = console, progress, task
+        self.quiet = quiet  # no line per stage (a second refresh is one line)
         self.current: str | None = None
-        self.stage_started = time.monotonic()
+        self.started: dict[str, float] = {}  # step key -> start
+        self.seconds: dict[str, float] = {}  # stage -> seconds its steps took
+        self.failed_stages: set[str] = set()
         self.models_done = 0
         self.failures: list[str] = []
         self.steps_done = 0
@@ -210,39 +323,43 @@ class _StageWatcher:
                 continue
             stage = stage_of(event.step_key)
             kind = event.event_type_value
-            if kind == "STEP_START" and stage != self.current:
-                self._close_stage()
-                self.current, self.stage_started = stage, time.monotonic()
+            if kind == "STEP_START":
+                self.current = stage
+                self.started[event.step_key] = time.monotonic()
             elif kind == "ASSET_MATERIALIZATION" and stage == "transform":
                 self.models_done += 1
-            elif kind == "STEP_SUCCESS":
-                self.steps_done += 1
-            elif kind == "STEP_FAILURE":
+            elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+                began = self.started.pop(event.step_key, time.monotonic())
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.monotonic() - began
+                self.steps_done += kind == "STEP_SUCCESS"
+            if kind == "STEP_FAILURE":
+                self.failed_stages.add(stage)
                 error = getattr(event.event_specific_data, "error", None)
                 while error is not None and error.cause is not None:  # the root cause
                     error = error.cause
                 reason = (error.message.strip().splitlines() or [""])[-1] if error else ""
                 self.failures.append(f"step {event.step_key}: {reason or event.message}")
+                self.current = stage
         label = dict(STAGES).get(self.current or "", "starting")
         detail = f"{self.models_done} dbt nodes" if self.current == "transform" else ""
         self.progress.update(self.task, description=label, completed=self.steps_done,
                              detail=detail)
 
-    def _close_stage(self) -> None:
-        if self.current is None:
-            return
-        label = dict(STAGES)[self.current]
-        extra = f": {self.models_done} dbt nodes" if self.current == "transform" else ""
-        self.progress.console.print(
-            f"[green]✓[/green] {label}{extra} ({time.monotonic() - self.stage_started:.0f} s)")
-
     def finish(self) -> None:
-        if not self.failures:
-            self._close_stage()
+        """A line for every stage whose steps all succeeded, in the order of STAGES."""
+        if self.quiet:
+            return
+        for stage, label in STAGES:
+            if stage not in self.seconds or stage in self.failed_stages:
+                continue
+            extra = f": {self.models_done} dbt nodes" if stage == "transform" else ""
+            self.progress.console.print(
+                f"[green]✓[/green] {label}{extra} ({self.seconds[stage]:.0f} s)")
 
     def failure_line(self) -> str:
         if self.failures:
-            return f"{dict(STAGES).get(self.current or '', 'refresh')} failed: {self.failures[0]}"
+            stage = next(s for s, _ in STAGES if s in self.failed_stages)
+            return f"{dict(STAGES)[stage]} failed: {self.failures[0]}"
         return "the refresh_warehouse run failed (a blocking check or a step)"
 
 
@@ -260,18 +377,25 @@ def render_summary(result) -> str:
 
     settings = get_settings()
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        read, loaded, dup, rejected = con.execute(
-            "select sum(rows_read), sum(rows_loaded), sum(rows_duplicate), sum(rows_rejected) "
-            "from raw.load_manifest"
+        read, loaded, dup, rejected, suppressed = con.execute(
+            "select sum(rows_read), sum(rows_loaded), sum(rows_duplicate), sum(rows_rejected), "
+            "coalesce(sum(rows_suppressed), 0) from raw.load_manifest"
         ).fetchone()
         sessions, users = con.execute(
             "select (select count(*) from marts.fct_sessions), "
             "(select count(*) from marts.dim_users)"
         ).fetchone()
+        scored = dict(con.execute(
+            "select model_name, count(*) from marts.user_predictions group by 1").fetchall())
     lines = [
         f"load: read {read:,} = loaded {loaded:,} + duplicates {dup:,} + rejected {rejected:,}"
-        f" ({'reconciled' if read == loaded + dup + rejected else 'DOES NOT RECONCILE'})",
+        + (f" + suppressed {suppressed:,}" if suppressed else "")
+        + (" (reconciled)" if read == loaded + dup + rejected + suppressed
+           else " (DOES NOT RECONCILE)"),
         f"marts: {sessions:,} sessions, {users:,} users",
+        "predictions: " + (", ".join(f"{m} scores {n:,} users" for m, n in sorted(scored.items()))
+                           or "none (no model published)")
+        + f"; models in {settings.models_dir} (ewh predictions list)",
         "",
         format_table(
             ["segment", "members", "owner", "export", "rule"],
@@ -291,5 +415,6 @@ def render_summary(result) -> str:
                      f"{e.check_name}: {e.description or ''}")
     lines.append(f"exports: {settings.exports_dir}/<segment>/members.parquet|csv "
                  "(+ entered, exited)")
+    lines.append(f"report: {settings.report.resolve().as_uri()}")
     lines.append(f"Data Docs: {data_docs_index()}")
     return "\n".join(lines)

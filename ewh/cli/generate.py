@@ -30,11 +30,13 @@ def _generate(parser: argparse.ArgumentParser) -> Handler:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
+    from ewh.cli.progress import progress_bar
     from ewh.sample.generator import generate
 
     started = time.perf_counter()
-    summary = generate(args.out, events=args.events, seed=args.seed, users=args.users,
-                       days=args.days, end=args.end)
+    with progress_bar("simulating users", total=None) as bar:
+        summary = generate(args.out, events=args.events, seed=args.seed, users=args.users,
+                           days=args.days, end=args.end, progress=bar.set)
     seconds = time.perf_counter() - started
     bad = summary["malformed_planted"]
     print(f"wrote {summary['events_written']:,} lines in {len(summary['files'])} files to "

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -52,9 +53,19 @@ def _register_all() -> None:
             importlib.import_module(f"{package.__name__}.{module.name}")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("engagement-warehouse")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     _register_all()
     parser = argparse.ArgumentParser(prog="ewh", description="engagement_warehouse jobs")
+    parser.add_argument("--version", action="version", version=f"ewh {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for cmd in COMMANDS:
         sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help)
@@ -63,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Great Expectations imports pyspark when it is installed (the Spark target), which
+    # warns about the pandas version on every command; nothing here uses that path.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                            category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))

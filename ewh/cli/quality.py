@@ -41,6 +41,16 @@ def _quality(parser: argparse.ArgumentParser) -> Handler:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Great Expectations before anything imports duckdb. nanobind (duckdb's bindings)
+    # reports, at interpreter exit, every DuckDB object still alive when its extension is
+    # torn down: ~40 lines of "leaked ..." on stderr. After a validation no connection,
+    # relation or result is left open (the engines are disposed, their type memos cleared);
+    # what is left are duckdb's own module-level type constants, and whether they outlive the
+    # extension depends on the order modules are torn down, which follows import order.
+    # Measured with the same validation: GX imported first, no report; duckdb, sqlalchemy,
+    # pandas or pyarrow first, the report.
+    import great_expectations  # noqa: F401
+
     from ewh.common.settings import get_settings
     from ewh.quality.catalog import all_suites
     from ewh.quality.segment_tables import segment_tables

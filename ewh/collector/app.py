@@ -1,8 +1,8 @@
 """The collector as an ASGI app: create_app(settings) builds it; routes can be added by others.
 
-A later module adds read endpoints by passing `extra_routes` (or appending to
+A later module adds endpoints by passing `extra_routes` (or appending to
 `app.router.routes`). The collector never opens the DuckDB warehouse: it only writes
-landing files (ewh.ingest.landing).
+landing files (ewh.ingest.landing); the segment API reads the serving copy.
 """
 
 from __future__ import annotations
@@ -12,18 +12,26 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ewh.collector.admin_routes import admin_routes
+from ewh.collector.cors import IntakeCors
 from ewh.collector.engagement_routes import engagement_routes
 from ewh.collector.intake import Intake
+from ewh.collector.keys import KeyRing
+from ewh.collector.privacy_routes import privacy_routes
+from ewh.collector.rate_limit import KeyRateLimiter
 from ewh.collector.settings import CollectorSettings
 from ewh.collector.tracking_routes import tracking_routes
 from ewh.ingest.landing import LandingWriter
+from ewh.promotion.routes import promotion_routes, start_promotion
 from ewh.segments.api_routes import segment_api_routes
 
 log = logging.getLogger("ewh.collector")
+HEALTH_BODY = b'{"status":"ok"}'
 
 
 def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
@@ -36,20 +44,32 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
                         item.dropped_bytes)
         app.state.writer = writer
         app.state.intake = Intake(settings, writer)
+        app.state.promotion = await start_promotion(settings, app.state.intake)
         try:
             yield
         finally:
+            await app.state.promotion.stop()  # lands queued exposures
             await writer.close()
 
+    intake = [*tracking_routes(), *engagement_routes()]
+    promotion = promotion_routes()  # app-facing too: browsers may ask with the write key
     routes: list[BaseRoute] = [
         Route("/health", _health, methods=["GET"]),
-        *tracking_routes(),
-        *engagement_routes(),
+        *intake,
         *segment_api_routes(),
+        *promotion,
+        *admin_routes(),
+        *privacy_routes(),
         *extra_routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(IntakeCors, origins=settings.cors_origins,
+                             intake_routes=[*intake, *promotion])
+                  ] if settings.cors_origins else []
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
+    app.state.keys = KeyRing.from_keys(settings.write_keys, settings.read_keys,
+                                       settings.admin_keys, settings.consent_keys)
+    app.state.rate_limiter = KeyRateLimiter(settings.rate_limit)
     return app
 
 
@@ -58,13 +78,6 @@ def app_from_env() -> Starlette:
     return create_app(CollectorSettings.from_env())
 
 
-async def _health(request: Request) -> JSONResponse:
-    writer: LandingWriter = request.app.state.writer
-    settings: CollectorSettings = request.app.state.settings
-    return JSONResponse({
-        "status": "ok",
-        "landing_dir": str(settings.landing_dir),
-        "open_file": writer.open_file.name if writer.open_file else None,
-        "files_closed": writer.stats.files_closed,
-        "consent_policy": settings.consent_policy,
-    })
+async def _health(request: Request) -> Response:
+    """Liveness for anyone: no paths, keys or settings (GET /v1/admin/status has those)."""
+    return Response(HEALTH_BODY, 200, media_type="application/json")

@@ -27,6 +27,12 @@ def analytics_consent(message: dict[str, Any]) -> ConsentState:
 
 def flag_consent(message: dict[str, Any], state: ConsentState) -> None:
     """accept_and_flag: mark a message without analytics consent in context.ewh.consent."""
+    add_note(message, "consent", state)
+
+
+def add_note(message: dict[str, Any], key: str, value: str) -> None:
+    """The collector's notes on a message go under context.ewh (the contract discounts them
+    from the message's size while they stay small)."""
     context = message.get("context")
     if context is None:
         context = message["context"] = {}
@@ -34,4 +40,4 @@ def flag_consent(message: dict[str, Any], state: ConsentState) -> None:
         ewh = context.get("ewh")
         if not isinstance(ewh, dict):
             ewh = context["ewh"] = {}
-        ewh["consent"] = state
+        ewh[key] = value

@@ -29,9 +29,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ewh.collector.http_io import HttpError, parse_json, parse_json_object, read_body
-from ewh.collector.responder import accept_messages, endpoint
+from ewh.collector.http_io import HttpError, parse_json, parse_json_object
+from ewh.collector.intake import MAX_WRITABLE_DEPTH
+from ewh.collector.keys import Scope
+from ewh.collector.responder import accept_messages, endpoint, read_intake_body
 from ewh.common.clock import utc_now
+from ewh.contract.validator import json_kind
 
 ENGAGEMENT_EVENTS = {
     "click": "Element Clicked",
@@ -45,28 +48,30 @@ MAX_TAGS = 100
 
 def engagement_routes() -> list[Route]:
     return [
-        Route("/api/engagement/events", endpoint(_events), methods=["POST"]),
-        Route("/api/engagement/{event_type}", endpoint(_one), methods=["POST"]),
-        Route("/api/users/{user_id}/tags", endpoint(_tags), methods=["PUT"]),
+        Route("/api/engagement/events", endpoint(_events, Scope.WRITE), methods=["POST"]),
+        Route("/api/engagement/{event_type}", endpoint(_one, Scope.WRITE), methods=["POST"]),
+        Route("/api/users/{user_id}/tags", endpoint(_tags, Scope.WRITE), methods=["PUT"]),
     ]
 
 
 class _Invalid(Exception):
-    def __init__(self, reason: str, field: str, expectation: str) -> None:
+    def __init__(self, reason: str, field: str, expectation: str,
+                 seen: str | None = None) -> None:
         super().__init__(expectation)
         self.reason, self.field, self.expectation = reason, field, expectation
+        self.seen = seen  # what was found, when the field's value cannot say it
 
 
 async def _one(request: Request, request_id: str) -> Response:
     settings = request.app.state.settings
-    body = parse_json_object(await read_body(request, settings.max_message_bytes))
+    body = parse_json_object(await read_intake_body(request, settings.max_message_bytes))
     body.setdefault("eventType", request.path_params["event_type"])
     return await _accept(request, request_id, [body], body.get("writeKey"))
 
 
 async def _events(request: Request, request_id: str) -> Response:
     settings = request.app.state.settings
-    payload = parse_json(await read_body(request, settings.max_batch_bytes))
+    payload = parse_json(await read_intake_body(request, settings.max_batch_bytes))
     events = payload.get("events") if isinstance(payload, dict) else payload
     if not isinstance(events, list) or not events:
         raise HttpError(400, "invalid_request",
@@ -93,7 +98,7 @@ async def _accept(request: Request, request_id: str, events: list[Any],
 
 async def _tags(request: Request, request_id: str) -> Response:
     settings = request.app.state.settings
-    body = parse_json_object(await read_body(request, settings.max_message_bytes))
+    body = parse_json_object(await read_intake_body(request, settings.max_message_bytes))
     try:
         message = tags_message(request.path_params["user_id"], body)
     except _Invalid as invalid:
@@ -180,8 +185,12 @@ def _message_id(prefix: str, event: dict[str, Any], content: dict[str, Any]) -> 
     given = event.get("messageId") or event.get("eventId")
     if isinstance(given, str) and given:
         return given
-    digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return f"{prefix}-{digest[:32]}"
+    try:
+        text = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes: this event only
+        raise _Invalid("too_deep", "", "expected a shallower JSON object",
+                       seen=f"nested deeper than {MAX_WRITABLE_DEPTH} levels") from exc
+    return f"{prefix}-{hashlib.sha256(text).hexdigest()[:32]}"
 
 
 def _error(index: int, event: Any, request_id: str, invalid: _Invalid) -> dict[str, Any]:
@@ -189,7 +198,8 @@ def _error(index: int, event: Any, request_id: str, invalid: _Invalid) -> dict[s
     return {"index": index, "messageId": None, "reason": invalid.reason,
             "field": invalid.field or None,
             "detail": f"Record request {request_id} event {index}: {where} is "
-                      f"{_shown(event, invalid.field)}, {invalid.expectation}."}
+                      f"{invalid.seen or _shown(event, invalid.field)}, "
+                      f"{invalid.expectation}."}
 
 
 def _shown(event: Any, field: str) -> str:
@@ -198,4 +208,6 @@ def _shown(event: Any, field: str) -> str:
     value = event.get(field)
     if value is None:
         return "missing"
+    if not isinstance(value, str):
+        return f"a {json_kind(value)}"  # never re-serialise a client's nested value
     return orjson.dumps(value).decode()[:80]

@@ -1,9 +1,7 @@
-"""HTTP plumbing of the collector: bounded (and gzip) bodies, write-key auth, JSON answers."""
+"""HTTP plumbing of the collector: bounded (and gzip) bodies and JSON answers."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import zlib
 from typing import Any
 
@@ -11,24 +9,29 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ewh.contract import json_text
+
 OK_BODY = b'{"success":true}'
 
 
 class HttpError(Exception):
     """A whole-request failure, answered as {"success": false, "code", "message"}."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = headers or {}
 
     def response(self, request_id: str) -> Response:
         body = {"success": False, "code": self.code, "message": self.message, **self.extra}
-        return json_response(body, self.status, request_id)
+        return json_response(body, self.status, request_id, self.headers)
 
 
-def json_response(body: Any, status: int, request_id: str) -> Response:
+def json_response(body: Any, status: int, request_id: str,
+                  headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status, media_type="application/json",
-                    headers={"X-Request-Id": request_id})
+                    headers={"X-Request-Id": request_id, **(headers or {})})
 
 
 def ok_response(request_id: str) -> Response:
@@ -79,40 +82,17 @@ def _too_large(size: int, limit: int) -> HttpError:
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    value = parse_json(body)
     if not isinstance(value, dict):
         raise HttpError(400, "invalid_request", "the body must be a JSON object")
     return value
 
 
 def parse_json(body: bytes) -> Any:
+    """The body parsed by the contract's rules, as the loader reads files (duplicate keys:
+    the first wins; numbers orjson cannot hold kept as json_text.Literal: write messages with
+    json_text.dumps, which puts them back as they were sent)."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        return json_text.loads(body)
+    except ValueError as exc:
         raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
-
-
-def write_key_from_header(request: Request) -> str | None:
-    """The key of HTTP Basic auth (Segment sends it as the user name, password empty)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic" or not value:
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return decoded.partition(":")[0] or None
-
-
-def authenticate(request: Request, body_key: Any, accepted: frozenset[str]) -> None:
-    """Basic auth first, else `writeKey` in the body; 401 unless the key is configured."""
-    key = write_key_from_header(request) or (body_key if isinstance(body_key, str) else None)
-    if not key:
-        raise HttpError(401, "unauthorized", "no write key: send it as the HTTP Basic user "
-                                             "name or as writeKey in the body")
-    if key not in accepted:
-        raise HttpError(401, "unauthorized", "the write key is not valid")

@@ -1,33 +1,42 @@
 """From accepted-for-checking messages to durable landing lines: one path for every endpoint.
 
 Each message is stamped (receivedAt by the server), checked by the event contract
-(ewh.contract.validate_text, the same rules the loader runs as SQL), put through the consent
+(ewh.contract.validator, the same rules the loader runs as SQL), put through the consent
 policy, and the valid ones of a request are landed together with one durable append.
 
 Mixed batches: the valid events of a request are landed even when others are invalid; the
-answer is then 400 with the errors of each invalid event (index, messageId, reason, field,
-detail) and how many were accepted. Resending the whole batch is safe: the loader keeps one
-row per messageId.
+answer is then 400 with the errors of the invalid events (index, messageId, reason, field,
+detail; the responder lists the first 100) and how many were accepted. Resending the whole
+batch is safe: the loader keeps one row per messageId. A message without messageId gets one
+here, as Segment does (it then loses idempotency), and an event that cannot be written back
+as JSON is refused alone: bad input is never a 5xx.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from ewh.collector.consent import CONSENT_FIELD, analytics_consent, flag_consent
+from ewh.collector.consent import CONSENT_FIELD, add_note, analytics_consent, flag_consent
 from ewh.collector.settings import CollectorSettings
-from ewh.contract.validator import Rejection, validate_text
+from ewh.contract import json_text
+from ewh.contract.validator import Rejection, unwritable, validate_parsed
 from ewh.ingest.landing import LandingWriter
+from ewh.privacy.keys import PrivacyKeys
+from ewh.privacy.policy import Protector
 
 
 @dataclass(slots=True)
 class IntakeResult:
     accepted: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+MAX_WRITABLE_DEPTH = 254  # orjson.dumps refuses deeper values
 
 
 def iso_utc(moment: datetime) -> str:
@@ -39,35 +48,51 @@ class Intake:
     def __init__(self, settings: CollectorSettings, writer: LandingWriter) -> None:
         self.settings = settings
         self.writer = writer
+        self.protector = Protector(settings.privacy or PrivacyKeys.from_settings())
 
     def check(self, messages: list[Any], received_at: datetime, request_id: str,
-              indices: list[int] | None = None) -> tuple[list[bytes], IntakeResult]:
+              indices: list[int] | None = None, *,
+              consent_statement: bool = False) -> tuple[list[bytes], IntakeResult]:
         """The landing lines of the valid messages, and an error for each invalid one.
 
         `indices` gives each message's position in the request when some were set aside
         before (the engagement API's own checks); errors name that position."""
         received = iso_utc(received_at)
-        reject_unconsented = self.settings.consent_policy == "reject"
+        # A consent statement (the consent API) is landed whatever it says: it is the record.
+        reject_unconsented = self.settings.consent_policy == "reject" and not consent_statement
         lines: list[bytes] = []
         result = IntakeResult()
+        server_ids = ""  # one random prefix per call, then the event's index: unique, cheap
         for position, message in enumerate(messages):
             index = indices[position] if indices is not None else position
             source = f"request {request_id} event {index}"
             consent: str = "granted"
             if isinstance(message, dict):
                 message.pop("writeKey", None)  # never land a credential
+                if message.get("messageId") is None:
+                    # As Segment does; such an event loses idempotency: a retry is a new event.
+                    server_ids = server_ids or f"srv-{uuid.uuid4().hex}-"
+                    message["messageId"] = f"{server_ids}{index}"
+                    add_note(message, "messageId", "generated")
                 message["receivedAt"] = received
                 consent = analytics_consent(message)
                 if consent != "granted" and not reject_unconsented:
                     flag_consent(message, consent)
-            line = orjson.dumps(message)
-            verdict = validate_text(line, source, received_at)
+            try:
+                line = json_text.dumps(message)
+            except orjson.JSONEncodeError:  # nested past orjson's limit: the contract's too
+                result.errors.append(_error(index, unwritable(message, source)))
+                continue
+            verdict = validate_parsed(message, line, source, received_at,
+                                      floor=self.settings.timestamp_floor)
             if isinstance(verdict, Rejection):
                 result.errors.append(_error(index, verdict))
             elif consent != "granted" and reject_unconsented:
                 result.errors.append(_consent_error(index, message, source, consent))
             else:
-                lines.append(line)
+                # Checked as sent (the loader checks files as written, the same verdict);
+                # landed with nothing personal in the clear (ewh.privacy.policy).
+                lines.append(json_text.dumps(self.protector.message(message)))
         result.accepted = len(lines)
         return lines, result
 

@@ -20,10 +20,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ewh.common.clock import to_naive_utc
+from ewh.contract.rules import DEFAULT_TIMESTAMP_FLOOR
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "EWH_"
@@ -48,6 +49,8 @@ class Settings(BaseSettings):
     serving: Path = Field(_data("serving.duckdb"),
                           description="the read-only copy analysts, exports and the API read")
     exports_dir: Path = Field(_data("exports"), description="segment exports")
+    report: Path = Field(_data("report.html"),
+                         description="the analyst report (one self-contained HTML file)")
     ops_db: Path = Field(_data("ops.duckdb"),
                          description="operational records (run-failure alerts), apart from the "
                          "warehouse's writer lock")
@@ -67,8 +70,35 @@ class Settings(BaseSettings):
         None, description="pins every time window (dbt var as_of, quality checks); default: now")
 
     # --- collector ---------------------------------------------------------------------------
+    # Keys have one scope each (ewh/collector/keys.py): a key listed in two is refused.
     write_keys: Annotated[frozenset[str], NoDecode] = Field(
-        frozenset(), description="comma-separated write keys the collector accepts")
+        frozenset(), description="comma-separated write keys: intake only (the keys SDKs and "
+        "browsers embed); they never read")
+    read_keys: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="comma-separated read keys: the segment API and the export "
+        "files; they cannot send events")
+    admin_keys: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="comma-separated admin keys: administration (status; erasure "
+        "and consent management); they can also read")
+    consent_keys: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="comma-separated consent keys: read and set a user's consent "
+        "(GET/PUT /api/users/{userId}/consent) and nothing else")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="comma-separated browser origins allowed to send events "
+        "(e.g. https://shop.example.com), or * for any; empty: no CORS")
+    rate_limit: str = Field(
+        "1000/second", description="requests allowed per key and collector process, in the "
+        "`limits` notation (e.g. 1000/second, 50/second;20000/hour); empty: no limit")
+    collector_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a request's headers must arrive within this time of its "
+        "first byte (of the connection, for a new one), else the connection is closed")
+    collector_body_timeout_seconds: float = Field(
+        30.0, gt=0, description="a request's body must arrive within this time of its headers")
+    collector_keep_alive_seconds: float = Field(
+        5.0, gt=0, description="an idle keep-alive connection is closed after this time")
+    collector_max_connections: int = Field(
+        1000, gt=0, description="open connections per collector process (also capped below "
+        "the process's file-descriptor limit); at the cap the oldest idle one is closed")
     consent_policy: ConsentPolicy = Field(
         "accept_and_flag", description="what the collector does with a message that refuses "
         "analytics consent: accept_and_flag or reject")
@@ -78,8 +108,60 @@ class Settings(BaseSettings):
                                            description="...or this age, so the loader sees "
                                            "events soon")
 
-    @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "ops_db",
-                     "gx_project_dir", "lake_dir", "spark_warehouse", "dbt_target_dir")
+    # --- privacy (ewh/privacy, docs/privacy.md) ---------------------------------------------
+    key_store: Path = Field(_data("keystore"), description="the key store (mode 0700): the "
+                            "per-user data keys, the suppression list and, unless set, the "
+                            "pseudonym key file; keep it apart from the warehouse and backups")
+    pseudonym_key: SecretStr | None = Field(
+        None, description="the HMAC key of pseudonyms and suppression hashes (at least 32 "
+        "characters); else EWH_PSEUDONYM_KEY_FILE")
+    pseudonym_key_file: Path | None = Field(
+        None, description="a file holding the HMAC key (default: <key_store>/pseudonym.key, "
+        "created with 32 random bytes, mode 0600, on first use)")
+    retired_pseudonym_keys: SecretStr | None = Field(
+        None, description="comma-separated HMAC keys used before a rotation: still matched "
+        "against the suppression list, never used to make new pseudonyms")
+    export_plain_email: bool = Field(
+        True, description="segment exports carry the decrypted email of consented members "
+        "(for email tools); false: only email_sha256 (for ad platforms' customer match)")
+    erasure_receipts: Path = Field(_data("erasures"), description="one JSON receipt per "
+                                   "erasure (mode 0600): ids only as keyed hashes")
+    personal_traits: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="comma-separated extra trait names that are personal data: "
+        "pseudonymised at intake like phone (docs/privacy.md)")
+
+    # --- the event contract (collector and loader alike) ------------------------------------
+    timestamp_floor: datetime = Field(
+        DEFAULT_TIMESTAMP_FLOOR, description="the earliest timestamp, sentAt or receivedAt "
+        "accepted (naive means UTC): older ones are refused as timestamp_before_floor")
+
+    # --- predictions (docs/predictions.md) ---------------------------------------------------
+    models_dir: Path = Field(_data("models"),
+                             description="the model registry: one folder per model version")
+    prediction_min_auc_gain: float = Field(
+        0.03, description="a model is published only when its holdout ROC AUC beats its rule "
+        "baseline's by at least this much")
+    prediction_snapshot_days: int = Field(7, gt=0,
+                                          description="days between training snapshot dates")
+    prediction_training_snapshots: int = Field(6, gt=0,
+                                               description="training snapshot dates per model")
+    prediction_holdout_snapshots: int = Field(2, gt=0,
+                                              description="holdout (latest) snapshot dates per "
+                                              "model")
+    prediction_seed: int = Field(0, description="the training seed (same data + seed = same "
+                                                "model)")
+
+    # --- promotion (docs/promotion.md) --------------------------------------------------------
+    experiments_dir: Path = Field(PROJECT_ROOT / "experiments",
+                                  description="experiments as code: one <key>.yml per experiment")
+    promotion_reload_seconds: float = Field(
+        1.0, gt=0, description="how often the promotion API checks the serving copy for a new "
+        "publish (its in-memory snapshot is then swapped atomically)")
+
+    @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "report", "ops_db",
+                     "gx_project_dir", "lake_dir", "spark_warehouse", "dbt_target_dir",
+                     "key_store", "pseudonym_key_file",
+                     "erasure_receipts", "models_dir", "experiments_dir")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         # Absolute, so dbt subprocesses, the loader and the exports agree whatever their cwd.
@@ -87,19 +169,67 @@ class Settings(BaseSettings):
             return None
         return path if path.is_absolute() else Path.cwd() / path
 
-    @field_validator("write_keys", mode="before")
+    @field_validator("write_keys", "read_keys", "admin_keys", "consent_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(k.strip() for k in value.split(",") if k.strip())
         return value
 
+    @field_validator("personal_traits", mode="before")
+    @classmethod
+    def _split_traits(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    @field_validator("pseudonym_key", mode="after")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("the pseudonym key must be at least 32 characters")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("rate_limit", mode="after")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"EWH_RATE_LIMIT {value!r} is not in the `limits` notation, "
+                                 "e.g. 1000/second or 50/second;20000/hour") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _one_scope_per_key(self) -> Settings:
+        scopes = {"EWH_WRITE_KEYS": self.write_keys, "EWH_READ_KEYS": self.read_keys,
+                  "EWH_ADMIN_KEYS": self.admin_keys, "EWH_CONSENT_KEYS": self.consent_keys}
+        names = list(scopes)
+        for i, first in enumerate(names):
+            for second in names[i + 1:]:
+                if scopes[first] & scopes[second]:
+                    # Never name the key itself: settings errors end up in logs.
+                    raise ValueError(f"a key is listed in both {first} and {second}; each key "
+                                     "has exactly one scope")
+        return self
+
     @field_validator("consent_policy", mode="before")
     @classmethod
     def _normalise_policy(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("as_of", mode="after")
+    @field_validator("as_of", "timestamp_floor", mode="after")
     @classmethod
     def _naive_utc(cls, value: datetime | None) -> datetime | None:
         return to_naive_utc(value) if value is not None else None
@@ -115,8 +245,12 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if value is None:
                 continue
-            if isinstance(value, frozenset | set):
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, frozenset | set):
                 value = ",".join(sorted(value))
+            elif isinstance(value, tuple):
+                value = ",".join(value)
             elif isinstance(value, datetime):
                 value = value.isoformat(sep=" ")
             env[ENV_PREFIX + name.upper()] = str(value)
@@ -127,9 +261,20 @@ def _environment_key() -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIX)))
 
 
+class SettingsError(ValueError):
+    """Invalid EWH_* settings, said without the values given: they may be keys."""
+
+
 @lru_cache(maxsize=8)
 def _settings_for(_key: tuple[tuple[str, str], ...], _cwd: str) -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
+            if e["loc"] else e["msg"]
+            for e in exc.errors(include_input=False, include_url=False))
+        raise SettingsError(f"invalid settings: {problems}") from None
 
 
 def get_settings() -> Settings:

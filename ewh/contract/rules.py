@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -22,18 +23,22 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 MESSAGE_TYPE_FILES = MESSAGE_TYPES  # one schema file per message type
 
 # Every rejection reason either validator can give, in the order the checks run.
-REJECTION_REASONS = ("oversize", "invalid_json", "not_an_object", "unknown_message_type",
-                     "missing_field", "wrong_type", "invalid_timestamp", "future_timestamp")
+REJECTION_REASONS = ("oversize", "too_deep", "invalid_json", "not_an_object",
+                     "unknown_message_type", "missing_field", "wrong_type", "invalid_id",
+                     "invalid_timestamp", "timestamp_before_floor", "future_timestamp")
 
 RuleKind = Literal["required_string", "identity", "optional_string", "object", "datetime",
                    "identity_group"]
+# The earliest time accepted unless EWH_TIMESTAMP_FLOOR says otherwise: before it, a device
+# clock was not set (1970 is the usual culprit).
+DEFAULT_TIMESTAMP_FLOOR = datetime(2000, 1, 1)
 TIMESTAMP_EXPECTATION = ("expected an ISO-8601 date-time with a timezone, "
                          "e.g. 2026-10-01T12:00:00Z.")
 
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "x-ewh-column"}
 _FIELD_KEYWORDS = {"type", "minLength", "pattern", "format", "const", "$ref"} | _ANNOTATIONS
 _ROOT_KEYWORDS = {"type", "required", "properties", "anyOf", "x-ewh-max-bytes",
-                  "x-ewh-max-future"} | _ANNOTATIONS
+                  "x-ewh-max-depth", "x-ewh-time-range"} | _ANNOTATIONS
 
 
 class ContractSchemaError(ValueError):
@@ -47,15 +52,21 @@ class FieldRule:
     kind: RuleKind
     field: str  # for identity_group: "userId/anonymousId"
     column: str | None = None  # the raw.events column the value goes to (x-ewh-column)
-    pattern: str | None = None  # datetime: the shape regex; identity and group: non-blank
+    pattern: str | None = None  # datetime: the shape regex; identities and group: non-blank
     members: tuple[str, ...] = ()  # identity_group: the fields of which one must be present
 
 
 @dataclass(frozen=True, slots=True)
-class FutureRule:
-    """`field`, corrected for clock skew by sentAt, may be at most `hours` after receivedAt."""
+class TimeRule:
+    """The range of a message's times (x-ewh-time-range).
 
-    field: str
+    `received_at` may be at most `hours` after the intake time (when the message came in, or
+    was loaded); `timestamp` and `sent_at` at most `hours` after `received_at`, and so may
+    `timestamp` once corrected for clock skew by `sent_at`. None of the three may be before the
+    floor, a setting (EWH_TIMESTAMP_FLOOR) passed to both validators at run time.
+    """
+
+    timestamp: str
     sent_at: str
     received_at: str
     hours: int
@@ -66,7 +77,8 @@ class TypeContract:
     message_type: str
     rules: tuple[FieldRule, ...]
     max_bytes: int
-    future: FutureRule
+    max_depth: int
+    times: TimeRule
 
     def column_field(self, column: str) -> str | None:
         """The field that feeds a raw.events column for this type (e.g. event_name: event)."""
@@ -78,6 +90,8 @@ class Contract:
     version: str
     types: dict[str, TypeContract]
     max_bytes: int
+    max_depth: int
+    max_ahead_hours: int
 
     @property
     def message_types(self) -> tuple[str, ...]:
@@ -91,10 +105,12 @@ def load_contract(version: str = CONTRACT_VERSION) -> Contract:
     defs = _read(folder / "common.json").get("$defs", {})
     types = {name: _compile_type(_read(folder / f"{name}.json"), defs)
              for name in MESSAGE_TYPE_FILES}
-    sizes = {t.max_bytes for t in types.values()}
-    if len(sizes) != 1:
-        raise ContractSchemaError("every message type must declare the same x-ewh-max-bytes")
-    return Contract(version, types, sizes.pop())
+    limits = {(t.max_bytes, t.max_depth, t.times.hours) for t in types.values()}
+    if len(limits) != 1:
+        raise ContractSchemaError("every message type must declare the same x-ewh-max-bytes, "
+                                  "x-ewh-max-depth and maxAheadHours")
+    max_bytes, max_depth, hours = limits.pop()
+    return Contract(version, types, max_bytes, max_depth, hours)
 
 
 def schema_documents(version: str = CONTRACT_VERSION) -> dict[str, dict[str, Any]]:
@@ -121,15 +137,16 @@ def _compile_type(schema: dict[str, Any], defs: dict[str, Any]) -> TypeContract:
     for position, (name, spec) in enumerate(properties.items()):
         if name != "type":
             rule = _field_rule(name, spec, defs, name in required)
-            if name in group.members:  # blank ids count as absent: one definition of blank
+            if rule.kind == "identity":  # blank ids count as absent: one definition of blank
                 rule = replace(rule, pattern=group.pattern)
             rules.append(rule)
         if position == last_member:
             rules.append(group)
-    future = schema["x-ewh-max-future"]
+    times = schema["x-ewh-time-range"]
     return TypeContract(
-        message_type, tuple(rules), int(schema["x-ewh-max-bytes"]),
-        FutureRule(future["field"], future["sentAt"], future["receivedAt"], int(future["hours"])),
+        message_type, tuple(rules), int(schema["x-ewh-max-bytes"]), int(schema["x-ewh-max-depth"]),
+        TimeRule(times["timestamp"], times["sentAt"], times["receivedAt"],
+                 int(times["maxAheadHours"])),
     )
 
 

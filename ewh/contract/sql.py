@@ -5,14 +5,20 @@ The loader runs this query over raw records so parsing and validation happen ins
 field and detail as ewh.contract.validator, because both are built from the same compiled
 schema rules and the same sentence templates; tests/unit/test_contract_differential.py proves it.
 
+Two rules are read from the text, not from parsed fields: the size without the collector's
+additions and the nesting depth. The query settles them for almost every record with a cheap
+bound (the byte count; the count of `{` and `[`), and flags the rare rest `needs_python`: the
+loader gives those to ewh.contract.validator, the collector's own validator, whose verdict
+replaces the row's. Duplicate keys need nothing: DuckDB keeps the first, as the contract does.
+
 Two entry points share one verdict query:
 - `check_query(relation)`: input `record_number BIGINT, line BLOB, n_bytes INT, suspect BOOL`
   (ewh.ingest.readers); output OUTPUT_COLUMNS. Parameters: `$source_prefix` (the record's source
-  is `<prefix>:<record_number>`) and `$received_default`.
+  is `<prefix>:<record_number>`), `$received_default` and `$timestamp_floor`.
 - `verdict_query(lines)`: input `txt VARCHAR, raw, n_bytes INT, suspect BOOL` and passthrough,
   in file order; output VERDICT_COLUMNS, without source or detail, so it can stream straight from
   a file scan before line numbers exist. `detail_sql` adds the detail once the source is known.
-  Parameter: `$received_default`.
+  Parameters: `$received_default` (the intake time: the load's start) and `$timestamp_floor`.
 The connection must have TimeZone set to UTC.
 """
 
@@ -28,14 +34,15 @@ from ewh.contract.rules import (
     TypeContract,
     load_contract,
 )
-from ewh.contract.validator import SHOWN_CHARS
+from ewh.contract.validator import GROWTH, ID_NUMBER_EXPECTATION, SHOWN_CHARS
 
 _VALUE_COLUMNS = ("rejected_message_id", "message_id", "message_type", "event_name", "user_id",
                   "anonymous_id", "occurred_at", "sent_at", "received_at", "payload")
 OUTPUT_COLUMNS = ("record_number", "source", "raw_text", "reason", "field", "detail",
-                  *_VALUE_COLUMNS)
+                  *_VALUE_COLUMNS, "needs_python")
 # detail_tail: the detail after "Record <source> (messageId <id>): ", see detail_sql.
-VERDICT_COLUMNS = ("raw_text", "reason", "field", "detail_tail", *_VALUE_COLUMNS)
+VERDICT_COLUMNS = ("raw_text", "reason", "field", "detail_tail", *_VALUE_COLUMNS,
+                   "needs_python")
 _EVENT_COLUMNS = ("message_id", "event_name", "user_id", "anonymous_id", "occurred_at",
                   "sent_at", "received_at")
 _NUMBER_TYPES = ("BIGINT", "UBIGINT", "HUGEINT")
@@ -44,8 +51,6 @@ _NUMBER_TYPES = ("BIGINT", "UBIGINT", "HUGEINT")
 # DuckDB's json_valid also accepts trailing commas and NaN/Infinity, which RFC 8259 and the
 # Python validator refuse. Such a token outside strings marks the record invalid. The regex is
 # string-aware and slow, so it only runs on records the reader flagged as `suspect`.
-# Known gap: numbers beyond the double range (1e400) are read as infinity by DuckDB but refused
-# by the Python parser; the collector never writes them (it re-serializes what it parsed).
 _STRICT_JSON_VIOLATION = r'^(?:[^"]|"(?:[^"\\]|\\.)*")*(?:,[ \t\n\r]*[\]}]|(?i:nan|inf))'
 _STRICT_JSON_LITERAL = sql_literal(_STRICT_JSON_VIOLATION)
 
@@ -69,7 +74,9 @@ class _Fields:
 
     Both come from one list-valued call each (one JSON parse per call, not one per field).
     Object fields need only their type; the JSON text of a value is only built inside the
-    detail of a rejection, so accepted records never pay for it.
+    detail of a rejection, so accepted records never pay for it. A field that is only checked
+    (no column) and only in some message types (previousId, groupId) is looked up apart, only
+    in messages of those types: g_t_k and g_s_k, so the common record pays nothing for it.
     """
 
     def __init__(self, contract: Contract) -> None:
@@ -77,10 +84,13 @@ class _Fields:
         objects: set[str] = set()
         self.datetimes: list[str] = []
         self.matches: dict[tuple[str, str], str] = {}
+        self.guarded: dict[str, list[str]] = {}  # field -> the message types that have it
+        for name, types in _checked_only(contract).items():
+            self.guarded[name] = types
         for tc in contract.types.values():
             for rule in tc.rules:
                 for name in (rule.members or (rule.field,)):
-                    if name not in names:
+                    if name not in names and name not in self.guarded:
                         names.append(name)
                 if rule.kind == "object":
                     objects.add(rule.field)
@@ -90,10 +100,24 @@ class _Fields:
         self.scalars = [n for n in names if n not in objects]
 
     def t(self, name: str) -> str:
+        if name in self.guarded:
+            return f"g_t_{list(self.guarded).index(name)}"
         return f"t_{self.names.index(name)}"
 
     def s(self, name: str) -> str:
+        if name in self.guarded:
+            return f"g_s_{list(self.guarded).index(name)}"
         return f"s_{self.names.index(name)}"
+
+    def guarded_projections(self) -> str:
+        parts = []
+        for name, types in self.guarded.items():
+            when = _one_of("s_0", types)
+            path = self.path(name)
+            parts += [f"case when {when} then json_type(j, {path}) end as {self.t(name)}",
+                      f"case when {when} then json_extract_string(j, {path}) end "
+                      f"as {self.s(name)}"]
+        return ",\n    ".join(parts) if parts else "null as g_none"
 
     @staticmethod
     def path(name: str) -> str:
@@ -134,6 +158,18 @@ class _Fields:
         return ",\n    ".join(stamps + matches)
 
 
+def _checked_only(contract: Contract) -> dict[str, list[str]]:
+    """Identity fields no column is made of and not every message type has, with their types."""
+    found: dict[str, list[str]] = {}
+    stored = {r.field for tc in contract.types.values() for r in tc.rules
+              if r.column is not None or r.kind != "identity"}
+    for name, tc in contract.types.items():
+        for rule in tc.rules:
+            if rule.kind == "identity" and rule.column is None and rule.field not in stored:
+                found.setdefault(rule.field, []).append(name)
+    return {f: types for f, types in found.items() if len(types) < len(contract.types)}
+
+
 def _kind(t: str) -> str:
     """The JSON kind name of a json_type, as ewh.contract.json_kind says it."""
     return (f"(case {t} when 'VARCHAR' then 'string' when 'BOOLEAN' then 'boolean' "
@@ -158,9 +194,8 @@ def _missing(t: str) -> str:
     return f"({t} is null or {t} = 'NULL')"
 
 
-def _integral_double(t: str, s: str) -> str:
-    return (f"coalesce({t} = 'DOUBLE' and try_cast({s} as double) = floor(try_cast({s} as double)),"
-            " false)")
+# An integer literal, as DuckDB keeps a number it reads as a double (beyond 64 bits).
+_INTEGER_LITERAL = "-?[1-9][0-9]*"
 
 
 def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
@@ -183,9 +218,13 @@ def _conditions(rule: FieldRule, f: _Fields) -> list[tuple[str, str]]:
              _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'")),
         ]
     if rule.kind == "identity":
-        allowed = _one_of(t, ("NULL", "VARCHAR", *_NUMBER_TYPES))
-        return [(f"{t} is not null and not ({allowed} or {_integral_double(t, s)})",
-                 _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'"))]
+        allowed = _one_of(t, ("NULL", "VARCHAR", "DOUBLE", *_NUMBER_TYPES))
+        return [
+            (f"{t} is not null and not {allowed}",
+             _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'")),
+            (f"{t} = 'DOUBLE' and not regexp_full_match({s}, {sql_literal(_INTEGER_LITERAL)})",
+             _refuse("invalid_id", rule.field, sql_literal(ID_NUMBER_EXPECTATION))),
+        ]
     if rule.kind == "optional_string":
         return [(f"{t} is not null and {t} <> 'NULL' and {t} <> 'VARCHAR'",
                  _refuse("wrong_type", rule.field, f"{wrong} || ', expected a string.'"))]
@@ -228,9 +267,8 @@ def _plainly_valid(contract: Contract, f: _Fields) -> str:
     CASE proper only runs on the few others."""
     types_of: dict[str, list[str]] = {}
     for name, tc in contract.types.items():
-        limit = tc.future.hours * 3600 * 1_000_000
-        for test in [*(_passes(rule, f) for rule in tc.rules),
-                     f"coalesce(ahead_us <= {limit}, true)"]:
+        times = [f"not coalesce({condition}, false)" for condition, _ in _time_clauses(tc, f)]
+        for test in [*(_passes(rule, f) for rule in tc.rules), *times]:
             types_of.setdefault(test, []).append(name)
     tests = [f"n_bytes <= {contract.max_bytes}", "j is not null", "root_kind = 'OBJECT'",
              "t_0 = 'VARCHAR'", _one_of("s_0", contract.message_types)]
@@ -245,11 +283,10 @@ def _column_value(rule: FieldRule, f: _Fields) -> str:
     if rule.kind == "datetime":
         return f.ts(rule.field)
     if rule.kind == "identity":
+        # A number is stored as its digits: an accepted double is an integer literal.
         return (f"(case when {t} = 'VARCHAR' then (case when "
                 f"{f.match(rule.field, rule.pattern or '')} then {s} end) "
-                f"when {_one_of(t, _NUMBER_TYPES)} then {s} "
-                f"when {t} = 'DOUBLE' then try_cast(try_cast({s} as double) as hugeint)::varchar "
-                f"end)")
+                f"when {_one_of(t, (*_NUMBER_TYPES, 'DOUBLE'))} then {s} end)")
     return f"(case when {t} = 'VARCHAR' then {s} end)"
 
 
@@ -297,13 +334,42 @@ def _type_clauses(tc: TypeContract, f: _Fields) -> list[tuple[str, str]]:
     # A NULL condition would silently skip a check: every condition is coalesced to false.
     clauses = [(f"coalesce({cond}, false)", then) for rule in tc.rules
                for cond, then in _conditions(rule, f)]
-    future = tc.future
-    clauses.append((
-        f"coalesce(ahead_us > {future.hours * 3600 * 1_000_000}, false)", _refuse(
-            "future_timestamp", future.field,
-            f"'is ' || format('{{:.1f}}', ahead_us / 1000000 / 3600) || "
-            f"{sql_literal(f' h after {future.received_at} once corrected for clock skew, ')} || "
-            f"{sql_literal(f'expected at most {future.hours} h.')}")))
+    clauses += [(f"coalesce({cond}, false)", then) for cond, then in _time_clauses(tc, f)]
+    return clauses
+
+
+def _time_clauses(tc: TypeContract, f: _Fields) -> list[tuple[str, str]]:
+    """The time range (ewh.contract.rules.TimeRule), in the validator's order: the floor of
+    timestamp, sentAt and receivedAt, then receivedAt against the intake time, timestamp,
+    the skew-corrected timestamp and sentAt against receivedAt."""
+    rule = tc.times
+    limit = rule.hours * 3600 * 1_000_000
+    ahead = sql_literal(f" h after {rule.received_at}, expected at most {rule.hours} h.")
+
+    def hours(us: str) -> str:
+        return f"'is ' || format('{{:.1f}}', {us} / 1000000 / 3600)"
+
+    floor = ("', ' || " + "'expected ' || strftime($timestamp_floor::timestamp, "
+             "'%Y-%m-%dT%H:%M:%SZ') || ' or later (EWH_TIMESTAMP_FLOOR).'")
+    clauses = [
+        (f"{column} < $timestamp_floor::timestamp", _refuse(
+            "timestamp_before_floor", field,
+            f"'is ' || {_show(f.t(field), f.q(field))} || {floor}"))
+        for field, column in ((rule.timestamp, "c_occurred_at"), (rule.sent_at, "c_sent_at"),
+                              (rule.received_at, "c_message_received_at"))]
+    clauses += [
+        (f"received_ahead_us > {limit}", _refuse(
+            "future_timestamp", rule.received_at, f"{hours('received_ahead_us')} || " + sql_literal(
+                f" h after the time it was taken in, expected at most {rule.hours} h."))),
+        (f"occurred_ahead_us > {limit}", _refuse(
+            "future_timestamp", rule.timestamp, f"{hours('occurred_ahead_us')} || {ahead}")),
+        (f"skew_ahead_us > {limit}", _refuse(
+            "future_timestamp", rule.timestamp, f"{hours('skew_ahead_us')} || " + sql_literal(
+                f" h after {rule.received_at} once corrected for clock skew, "
+                f"expected at most {rule.hours} h."))),
+        (f"sent_ahead_us > {limit}", _refuse(
+            "future_timestamp", rule.sent_at, f"{hours('sent_ahead_us')} || {ahead}")),
+    ]
     return clauses
 
 
@@ -333,7 +399,8 @@ def check_query(relation: str, version: str = "v1") -> str:
              f"coalesce(suspect, true) as suspect from {relation}")
     values = ", ".join(_VALUE_COLUMNS)
     return f"""
-select record_number, source, raw_text, reason, field, {detail_sql("source")} as detail, {values}
+select record_number, source, raw_text, reason, field, {detail_sql("source")} as detail, {values},
+       needs_python
 from (select $source_prefix || ':' || record_number as source, *
       from ({verdict_query(lines, ("record_number",), version)}))
 """
@@ -378,10 +445,15 @@ fields as (
     {f.projections()}
   from extracted
 ),
+guarded as (
+  select *,
+    {f.guarded_projections()}
+  from fields
+),
 stamped as (
   select *,
     {f.timestamps()}
-  from fields
+  from guarded
 ),
 labelled as (
   select *,
@@ -393,16 +465,19 @@ labelled as (
     {columns['anonymous_id']} as c_anonymous_id,
     {columns['occurred_at']} as c_occurred_at,
     {columns['sent_at']} as c_sent_at,
+    {columns['received_at']} as c_message_received_at,
     coalesce({columns['received_at']}, $received_default::timestamp) as c_received_at
   from stamped
 ),
-skew as (
+timed as (
+  -- How far each time is ahead of the one it is checked against, in microseconds. The
+  -- skew-corrected timestamp, received - (sent - occurred), is ahead of received by
+  -- occurred - sent.
   select *,
-    case when c_occurred_at is null then null
-         when c_sent_at is null then epoch_us(c_occurred_at) - epoch_us(c_received_at)
-         -- corrected = received - (sent - occurred); ahead = corrected - received
-         else epoch_us(c_occurred_at) - epoch_us(c_sent_at)
-    end as ahead_us
+    epoch_us(c_received_at) - epoch_us($received_default::timestamp) as received_ahead_us,
+    epoch_us(c_occurred_at) - epoch_us(c_received_at) as occurred_ahead_us,
+    epoch_us(c_occurred_at) - epoch_us(c_sent_at) as skew_ahead_us,
+    epoch_us(c_sent_at) - epoch_us(c_received_at) as sent_ahead_us
   from labelled
 ),
 checked as (
@@ -422,7 +497,7 @@ checked as (
                 || ', expected one of {type_list}.'}}
       {merged_checks}
     end as rejection
-  from skew
+  from timed
 )
 select {kept}
        -- Text is kept once: as raw_text when rejected, as payload when accepted.
@@ -432,6 +507,17 @@ select {kept}
        c_message_id as message_id, s_0 as message_type, c_event_name as event_name,
        c_user_id as user_id, c_anonymous_id as anonymous_id, c_occurred_at as occurred_at,
        c_sent_at as sent_at, c_received_at as received_at,
-       case when rejection is null then txt end as payload
+       case when rejection is null then txt end as payload,
+       -- The records ewh.contract.validator decides (the loader asks it for each): the size
+       -- and depth of the message as parsed, where the text does not bound them (see
+       -- ewh.contract.validator.validate_text): over the limit (the compact JSON may be
+       -- under it), long with an exponent (it may grow), more brackets than the depth limit.
+       case when txt is null then false
+            when n_bytes > {contract.max_bytes} then true
+            when n_bytes > {contract.max_bytes // GROWTH}
+                 and regexp_matches(txt, '[0-9][eE]') then true
+            else strlen(txt) - strlen(replace(replace(txt, '{{', ''), '[', ''))
+                 > {contract.max_depth}
+       end as needs_python
 from checked
 """

@@ -4,6 +4,11 @@ The checks are not written here: they are compiled from the JSON Schemas in sche
 ewh.contract.rules, the same rules ewh.contract.sql turns into SQL for the loader. The collector
 validates each message through this module; a differential test proves both agree on reason,
 field and detail. Rejection details are built with the same templates on both sides.
+
+Besides the schemas: text is read by ewh.contract.json_text (first key wins, numbers as
+written); the size (compact JSON without the collector's additions) and the depth are those of
+the message as parsed, which this module alone computes: the loader's SQL hands it the records
+whose text does not settle them. The time range's floor is a setting, passed in by the callers.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from typing import Any
 
 import orjson
 
+from ewh.contract import json_text
 from ewh.contract.rules import (
+    DEFAULT_TIMESTAMP_FLOOR,
     TIMESTAMP_EXPECTATION,
     FieldRule,
+    TimeRule,
     TypeContract,
     load_contract,
 )
@@ -26,10 +34,12 @@ from ewh.contract.rules import (
 CONTRACT = load_contract()
 MESSAGE_TYPES = frozenset(CONTRACT.message_types)
 MAX_MESSAGE_BYTES = CONTRACT.max_bytes  # Segment's per-message limit
-FUTURE_TOLERANCE = timedelta(hours=CONTRACT.types["track"].future.hours)
+MAX_DEPTH = CONTRACT.max_depth  # levels of objects and arrays, the message itself being 1
+TIME_TOLERANCE = timedelta(hours=CONTRACT.max_ahead_hours)
 SHOWN_CHARS = 80  # values quoted in a detail are cut to this many characters
 _TYPE_LIST = ", ".join(CONTRACT.message_types)
 _PATTERNS: dict[str, re.Pattern[str]] = {}
+_INTEGER_LITERAL = re.compile(r"-?[1-9][0-9]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +63,9 @@ class Rejection:
 
     reason: str  # one of ewh.contract.rules.REJECTION_REASONS
     field: str | None
-    detail: str
+    detail: str  # "Record <source> (messageId <id>): <tail>"
     message_id: str | None = None
+    tail: str = ""  # the detail after its "Record ...: " label (the loader adds its own)
 
 
 ValidationResult = AcceptedEvent | Rejection
@@ -68,45 +79,171 @@ class _Refused(Exception):
         self.reason, self.field, self.expectation = reason, field, expectation
 
 
-def validate_text(text: str | bytes, source: str,
-                  received_at_default: datetime) -> ValidationResult:
-    """Parse one JSON record and validate it. `payload` keeps the text exactly as given."""
-    size = len(text.encode() if isinstance(text, str) else text)
-    if size > MAX_MESSAGE_BYTES:
-        return Rejection("oversize", None, f"Record {source}: is {size} bytes, expected at most "
-                                           f"{MAX_MESSAGE_BYTES} bytes per message.")
+def validate_text(text: str | bytes, source: str, received_at_default: datetime, *,
+                  floor: datetime = DEFAULT_TIMESTAMP_FLOOR) -> ValidationResult:
+    """Parse one JSON record and validate it. `payload` keeps the text exactly as given.
+
+    Size and depth are those of the message as parsed (the first of duplicate keys wins): its
+    compact JSON without the collector's additions (see message_size), and its nesting. So the
+    collector, which lands the compact JSON of what it parsed, and the loader, which reads the
+    text, measure the same message alike. Text that does not parse is measured as text.
+    """
+    raw = text.encode() if isinstance(text, str) else text
+    value = _parse(raw)
+    if value is _INVALID:
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return _oversize(source, len(raw))
+        brackets = raw.count(b"{") + raw.count(b"[")  # a bound on the depth, and cheap
+        depth, field = json_text.text_depth(raw) if brackets > MAX_DEPTH else (0, None)
+        if depth > MAX_DEPTH:
+            return _too_deep(source, depth, field)
+        return _whole("invalid_json", source, "is not valid JSON, expected one JSON object.")
+    return validate_parsed(value, raw, source, received_at_default, floor=floor)
+
+
+def validate_parsed(value: Any, raw: bytes, source: str, received_at_default: datetime, *,
+                    floor: datetime = DEFAULT_TIMESTAMP_FLOOR) -> ValidationResult:
+    """Validate a message already parsed by ewh.contract.json_text.loads, whose text is `raw`:
+    what validate_text does after parsing. The collector calls it with the message it parsed
+    and the compact JSON it lands (json_text.dumps), and saves a second parse."""
+    if len(raw) > MAX_MESSAGE_BYTES // GROWTH:
+        size = message_size(value, raw)
+        if size > MAX_MESSAGE_BYTES:
+            return _oversize(source, size)
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:  # a bound on the depth, and cheap
+        depth, field = value_depth(value)
+        if depth > MAX_DEPTH:
+            return _too_deep(source, depth, field)
+    return validate_message(value, source, received_at_default, raw.decode(), floor=floor)
+
+
+def _oversize(source: str, size: int) -> Rejection:
+    return _whole("oversize", source,
+                  f"is {size} bytes, expected at most {MAX_MESSAGE_BYTES} bytes per message.")
+
+
+def _too_deep(source: str, depth: int, field: str | None) -> Rejection:
+    where = f"field `{field}`" if field else "the record"
+    return _whole("too_deep", source, f"{where} nests {depth} levels of objects and arrays, "
+                                      f"expected at most {MAX_DEPTH}.", field)
+
+
+# Compact JSON is never longer than the text it was read from, but for numbers written with an
+# exponent, which orjson may write out in full: 1e15 (4 bytes) is 1000000000000000.0 (18).
+# Text shorter than the limit / GROWTH cannot be over it once compact.
+GROWTH = 5
+_EXPONENT = re.compile(rb"[0-9][eE]")
+
+
+def message_size(value: Any, raw: bytes) -> int:
+    """The size the limit applies to: the compact JSON of the parsed message, less what the
+    collector adds (server_bytes). Skips the writing when the text bounds it already."""
+    if len(raw) <= MAX_MESSAGE_BYTES and not _EXPONENT.search(raw):
+        return len(raw)  # the compact JSON is no longer: under the limit either way
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return Rejection("invalid_json", None,
-                         f"Record {source}: is not valid JSON, expected one JSON object.")
-    payload = text if isinstance(text, str) else text.decode()
-    return validate_message(value, source, received_at_default, payload)
+        return len(json_text.dumps(value)) - server_bytes(value)
+    except orjson.JSONEncodeError:  # nested past what orjson writes: too deep anyway
+        return len(raw)
+
+
+def _whole(reason: str, source: str, tail: str, field: str | None = None) -> Rejection:
+    """A rejection of the record as a whole: its messageId is not read."""
+    return Rejection(reason, field, f"Record {source}: {tail}", None, tail)
+
+
+_UNPARSED, _INVALID = object(), object()
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json_text.loads(raw)
+    except ValueError:  # orjson.JSONDecodeError is one
+        return _INVALID
+
+
+# What the collector adds to a message: `receivedAt`, its notes under `context.ewh` (e.g. the
+# consent flag) and a messageId it generated, marked `context.ewh.messageId = "generated"`.
+# They are not counted in its size, on either path, so a message of 32 KB stays acceptable
+# once they are added. Each is only discounted while it is as small as the server writes it.
+_SERVER_STRING_CHARS = 64
+_SERVER_NOTES_BYTES = 128
+
+
+def server_bytes(value: Any) -> int:
+    """How many bytes of the compact JSON of `value` the collector's additions account for."""
+    if not isinstance(value, dict):
+        return 0
+    stripped = dict(value)
+    context = value.get("context")
+    notes = context.get("ewh") if isinstance(context, dict) else None
+    if isinstance(notes, dict) and len(json_text.dumps(notes)) <= _SERVER_NOTES_BYTES:
+        rest = {k: v for k, v in context.items() if k != "ewh"}  # type: ignore[union-attr]
+        if rest:
+            stripped["context"] = rest
+        else:
+            del stripped["context"]  # the collector made the context to hold its notes
+        if notes.get("messageId") == "generated" and _short_string(value.get("messageId")):
+            del stripped["messageId"]
+    if _short_string(value.get("receivedAt")):
+        del stripped["receivedAt"]
+    if len(stripped) == len(value) and stripped.get("context") is context:
+        return 0
+    return len(json_text.dumps(value)) - len(json_text.dumps(stripped))
+
+
+def _short_string(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= _SERVER_STRING_CHARS
+
+
+def value_depth(value: Any) -> tuple[int, str | None]:
+    """The deepest nesting of objects and arrays in a parsed value (the value itself is level 1)
+    and the top-level field holding it, the first in document order; read without recursion."""
+    deepest, field = 0, None
+    stack: list[tuple[Any, int, str | None]] = [(value, 1, None)]
+    while stack:
+        item, depth, top = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > deepest:
+                deepest, field = depth, top
+            children = list(item.items()) if isinstance(item, dict) else [(top, v) for v in item]
+            for key, child in reversed(children):  # popped in document order, as text_depth
+                stack.append((child, depth + 1, key if depth == 1 else top))
+    return deepest, field
+
+
+def unwritable(value: Any, source: str) -> Rejection:
+    """The rejection of a parsed message a JSON writer refused (orjson stops at 254 levels):
+    too_deep, with its depth and field."""
+    return _too_deep(source, *value_depth(value))
 
 
 def validate_message(value: Any, source: str, received_at_default: datetime,
-                     payload: str | None = None) -> ValidationResult:
+                     payload: str | None = None, *,
+                     floor: datetime = DEFAULT_TIMESTAMP_FLOOR) -> ValidationResult:
     """Validate a parsed message against the contract.
 
-    `received_at_default` (naive UTC) stands in when the message has no `receivedAt`; the loader
-    passes its load time, the collector the request time. `payload` defaults to re-serialized JSON.
+    `received_at_default` (naive UTC) is the intake time: it stands in when the message has no
+    `receivedAt`, and bounds the one it has; the loader passes its load time, the collector the
+    request time. `floor` is the earliest time accepted (EWH_TIMESTAMP_FLOOR). `payload`
+    defaults to re-serialized JSON. Size and depth are checked on text, by validate_text.
     """
     if not isinstance(value, dict):
-        return Rejection("not_an_object", None,
-                         f"Record {source}: is a JSON {json_kind(value)}, expected a JSON object.")
+        return _whole("not_an_object", source,
+                      f"is a JSON {json_kind(value)}, expected a JSON object.")
     raw_id = value.get("messageId")
     message_id = raw_id if isinstance(raw_id, str) and raw_id else None
     try:
-        event = _check(value, received_at_default, payload)
+        event = _check(value, received_at_default, payload, floor)
     except _Refused as refused:
         label = f"Record {source}" + (f" (messageId {message_id})" if message_id else "")
         where = f"field `{refused.field}`" if refused.field else "the record"
-        return Rejection(refused.reason, refused.field, f"{label}: {where} {refused.expectation}",
-                         message_id)
+        tail = f"{where} {refused.expectation}"
+        return Rejection(refused.reason, refused.field, f"{label}: {tail}", message_id, tail)
     return event
 
 
-def _check(m: dict[str, Any], received_default: datetime, payload: str | None) -> AcceptedEvent:
+def _check(m: dict[str, Any], received_default: datetime, payload: str | None,
+           floor: datetime) -> AcceptedEvent:
     message_type = m.get("type")
     compiled = _COMPILED.get(message_type) if type(message_type) is str else None
     if compiled is None:
@@ -119,11 +256,11 @@ def _check(m: dict[str, Any], received_default: datetime, payload: str | None) -
         if column is not None:
             columns[column] = value
     received_at = columns.get("received_at") or received_default
-    _check_not_future(contract, columns.get("occurred_at"), columns.get("sent_at"), received_at)
+    _check_times(contract.times, m, columns, received_at, received_default, floor)
     return AcceptedEvent(columns["message_id"], message_type, columns.get("event_name"),
                          columns.get("user_id"), columns.get("anonymous_id"),
                          columns.get("occurred_at"), columns.get("sent_at"), received_at,
-                         payload if payload is not None else orjson.dumps(m).decode())
+                         payload if payload is not None else json_text.dumps(m).decode())
 
 
 Check = Callable[[dict[str, Any]], Any]
@@ -175,13 +312,19 @@ def _compile_rule(rule: FieldRule) -> Check:
     return checks[kind]
 
 
+ID_NUMBER_EXPECTATION = ("is a number written with a fraction or an exponent, expected a "
+                         "string or an integer.")
+
+
 def _identity(name: str, value: Any, non_blank: re.Pattern[str]) -> str | None:
     if value is None or isinstance(value, str):
         return value if value and non_blank.search(value) else None  # blank means absent
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # numeric ids are common in backends; stored as text
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # JSON Schema counts 7.0 as an integer
+    if type(value) is int:
+        return str(value)  # numeric ids are common in backends; stored as their digits
+    if isinstance(value, json_text.Literal) and _INTEGER_LITERAL.fullmatch(value.text):
+        return value.text  # beyond 64 bits: the digits as written, never rounded
+    if isinstance(value, float | json_text.Literal):
+        raise _Refused("invalid_id", name, ID_NUMBER_EXPECTATION)
     raise _Refused("wrong_type", name, f"is a {json_kind(value)}, expected a string.")
 
 
@@ -219,18 +362,42 @@ def parse_timestamp(value: str, pattern: re.Pattern[str] | None = None) -> datet
     return None if offset is None else parsed.replace(tzinfo=None) - offset
 
 
-def _check_not_future(contract: TypeContract, occurred: datetime | None, sent: datetime | None,
-                      received: datetime) -> None:
-    if occurred is None:
-        return
-    # Segment's skew correction: the device clock is trusted only for the interval it measured.
-    corrected = received - (sent - occurred) if sent is not None else occurred
-    rule = contract.future
-    if corrected - received > timedelta(hours=rule.hours):
-        ahead = (corrected - received).total_seconds() / 3600
-        raise _Refused("future_timestamp", rule.field,
-                       f"is {ahead:.1f} h after {rule.received_at} once corrected for clock "
-                       f"skew, expected at most {rule.hours} h.")
+def _check_times(rule: TimeRule, m: dict[str, Any], columns: dict[str, Any],
+                 received: datetime, intake: datetime, floor: datetime) -> None:
+    """The range of the message's times (ewh.contract.rules.TimeRule), in a fixed order: the
+    floor of each, then how far ahead each may be."""
+    occurred, sent = columns.get("occurred_at"), columns.get("sent_at")
+    for field, moment in ((rule.timestamp, occurred), (rule.sent_at, sent),
+                          (rule.received_at, columns.get("received_at"))):
+        if moment is not None and moment < floor:
+            raise _Refused("timestamp_before_floor", field,
+                           f"is {show(m.get(field))}, {floor_expectation(floor)}")
+    limit = timedelta(hours=rule.hours)
+    ahead = f"expected at most {rule.hours} h."
+    if received - intake > limit:
+        raise _Refused("future_timestamp", rule.received_at,
+                       f"is {_hours(received - intake)} h after the time it was taken in, {ahead}")
+    if occurred is not None:
+        if occurred - received > limit:
+            raise _Refused("future_timestamp", rule.timestamp,
+                           f"is {_hours(occurred - received)} h after {rule.received_at}, {ahead}")
+        # Segment's skew correction, receivedAt - (sentAt - timestamp), may not move it later
+        # than that either: the device clock is trusted only for the interval it measured.
+        if sent is not None and occurred - sent > limit:
+            raise _Refused("future_timestamp", rule.timestamp,
+                           f"is {_hours(occurred - sent)} h after {rule.received_at} once "
+                           f"corrected for clock skew, {ahead}")
+    if sent is not None and sent - received > limit:
+        raise _Refused("future_timestamp", rule.sent_at,
+                       f"is {_hours(sent - received)} h after {rule.received_at}, {ahead}")
+
+
+def floor_expectation(floor: datetime) -> str:
+    return f"expected {floor:%Y-%m-%dT%H:%M:%SZ} or later (EWH_TIMESTAMP_FLOOR)."
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f}"
 
 
 _COMPILED: dict[str, tuple[TypeContract, tuple[tuple[str | None, Check], ...]]] = {}
@@ -254,7 +421,7 @@ def json_kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | json_text.Literal | orjson.Fragment):
         return "number"
     if isinstance(value, str):
         return "string"

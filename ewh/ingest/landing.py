@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ewh.privacy.files import private_dir
+
 OPEN_SUFFIX = ".open"
 CLOSED_SUFFIX = ".ndjson"
 
@@ -132,7 +134,7 @@ class LandingWriter:
         return self._file.path if self._file else None
 
     async def start(self) -> list[Recovered]:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         recovered = await self._run(recover_open_files, self.folder)
         self._task = asyncio.create_task(self._flush_loop(), name="ewh-landing-flush")
         return recovered
@@ -154,6 +156,10 @@ class LandingWriter:
             await self._task
         await self._run(self._close_file)
         self._io.shutdown(wait=True)
+
+    async def rotate(self) -> None:
+        """Close the open file now (erasure rewrites closed files only, ewh.privacy.erasure)."""
+        await self._run(self._close_file)
 
     async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
@@ -212,7 +218,8 @@ class LandingWriter:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         path = self.folder / f"events-{stamp}-{self.instance}-{self._seq:06d}" \
                              f"{CLOSED_SUFFIX}{OPEN_SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        # 0600: a landing file holds personal data (docs/privacy.md)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         _fsync_dir(self.folder)  # the new name itself must survive a crash
         self._file = _OpenFile(path, fd, time.monotonic())
@@ -233,8 +240,10 @@ class LandingWriter:
 
 def closed_landing_files(folder: Path) -> list[Path]:
     """The loadable files of a landing folder, oldest first. A file still being written ends
-    in `.open` and is not among them until its writer closes (renames) it."""
+    in `.open` and is not among them until its writer closes (renames) it. Symbolic links are
+    listed as links, by their own time: the loader decides whether to follow them."""
     from ewh.ingest.readers import LOADABLE_PATTERNS
 
-    found = {p for pattern in LOADABLE_PATTERNS for p in folder.glob(pattern) if p.is_file()}
-    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+    found = {p for pattern in LOADABLE_PATTERNS for p in folder.glob(pattern)
+             if p.is_file() or p.is_symlink()}
+    return sorted(found, key=lambda p: (p.lstat().st_mtime, p.name))

@@ -6,7 +6,10 @@ Memory stays bounded by the block size whatever the file size.
 
 - NDJSON (.ndjson, .jsonl, plain or .gz; .json/.json.gz that do not start with `[`): split on
   newlines with numpy, no per-line Python work. record_number is the physical line number;
-  blank lines are skipped, a trailing CR is dropped.
+  blank lines are skipped, a trailing CR is dropped. A plain file can be read from a byte
+  offset to another (the part of a file that grew since it was loaded).
+
+Text may start with a UTF-8 byte-order mark, which is not part of the first record.
 - JSON arrays (.json, .json.gz starting with `[`): streamed element by element; record_number
   is the element's 1-based position. Text that cannot be parsed ends the file as one
   invalid_json record (a parser cannot resynchronize inside a broken array).
@@ -46,6 +49,7 @@ MAX_ELEMENT_CHARS = 4 << 20  # a JSON array element still incomplete past this i
 SHOWN_BROKEN_CHARS = 1_000  # how much of an unparseable tail is kept as its raw text
 _OBJECT_FIELDS = frozenset({"properties", "traits", "context", "integrations"})
 _NEWLINE, _CR = 10, 13
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def detect_format(path: Path) -> Format:
@@ -63,11 +67,15 @@ def detect_format(path: Path) -> Format:
                      ".parquet (optionally .gz)")
 
 
-def read_records(path: Path, chunk_records: int) -> Iterator[pa.Table]:
-    """Tables of at most `chunk_records` records, in file order."""
+def read_records(path: Path, chunk_records: int, *, start: int = 0, end: int | None = None,
+                 first_line: int = 1) -> Iterator[pa.Table]:
+    """Tables of at most `chunk_records` records, in file order.
+
+    Plain NDJSON only: `start`/`end` bound the bytes read (`end` None: to the end of the file)
+    and `first_line` is the physical line number of the line at `start`."""
     fmt = detect_format(path)
     if fmt == "ndjson":
-        for table in _ndjson_tables(path):
+        for table in _ndjson_tables(path, start, end, first_line):
             for start in range(0, table.num_rows, chunk_records):
                 yield table.slice(start, chunk_records)
         return
@@ -82,7 +90,11 @@ def open_binary(path: Path) -> IO[bytes]:
 
 def _first_byte(path: Path) -> bytes:
     with open_binary(path) as f:
+        first = True
         while block := f.read(4096):
+            if first and block.startswith(UTF8_BOM):
+                block = block[len(UTF8_BOM):]
+            first = False
             stripped = block.lstrip()
             if stripped:
                 return stripped[:1]
@@ -93,14 +105,23 @@ def _first_byte(path: Path) -> bytes:
 # NDJSON: vectorized line splitting
 
 
-def _ndjson_tables(path: Path) -> Iterator[pa.Table]:
+def _ndjson_tables(path: Path, start: int = 0, end: int | None = None,
+                   first_line: int = 1) -> Iterator[pa.Table]:
     carry = b""
-    line_offset = 0  # physical lines before the current block
+    line_offset = first_line - 1  # physical lines before the current block
+    left = end - start if end is not None else None
+    at_start = start == 0  # where a byte-order mark may be
     with open_binary(path) as f:
+        if start:
+            f.seek(start)
         while True:
-            block = f.read(BLOCK_BYTES)
+            block = f.read(BLOCK_BYTES if left is None else min(BLOCK_BYTES, left))
             if not block:
                 break
+            if left is not None:
+                left -= len(block)
+            if at_start:
+                block, at_start = block.removeprefix(UTF8_BOM), False
             data = carry + block
             cut = data.rfind(b"\n") + 1
             if cut == 0:
@@ -218,7 +239,7 @@ def _record_table(numbers: list[int], lines: list[bytes]) -> pa.Table:
 
 def _json_array_records(path: Path) -> Iterator[tuple[int, bytes]]:
     decoder = json.JSONDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    utf8 = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
     with open_binary(path) as f:
         text, pos, eof = "", 0, False
 
@@ -275,7 +296,7 @@ def _json_array_records(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, bytes]]:
-    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace",
+    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace",
                                                     newline="") as text:
         reader = csv.DictReader(text)
         for row in reader:

@@ -96,9 +96,10 @@ def gx_suite(spec: SuiteSpec) -> gx.ExpectationSuite:
 
 
 def strip_ids(value: Any) -> Any:
-    """A suite's JSON without the ids GX assigns on save (to compare content only)."""
+    """A suite's JSON without the ids GX assigns on save (to compare content only; the notes
+    count: they carry the severity into Data Docs)."""
     if isinstance(value, Mapping):
-        return {k: strip_ids(v) for k, v in value.items() if k not in ("id", "notes")}
+        return {k: strip_ids(v) for k, v in value.items() if k != "id"}
     if isinstance(value, list):
         return [strip_ids(v) for v in value]
     return value
@@ -228,18 +229,34 @@ def write_project(specs: Iterable[SuiteSpec], project_dir: Path = PROJECT_DIR) -
 
 
 def dispose_engines(datasource: object) -> None:
-    """Close both SQLAlchemy engines GX keeps, so the DuckDB file is released in-process."""
+    """Close both SQLAlchemy engines GX keeps, so the DuckDB file is released in-process.
+
+    Also forget the dialect's result-type memos: SQLAlchemy keys them by the DB-API column
+    types of every result, here duckdb's DuckDBPyType objects, and keeps them as long as the
+    engine lives (GX caches it until the interpreter exits), so nothing of DuckDB's outlives
+    the validation through them (see ewh/cli/quality.py for the teardown report)."""
     get_engine = getattr(datasource, "get_engine", None)
     get_execution_engine = getattr(datasource, "get_execution_engine", None)
+    engines = []
     if get_execution_engine is not None:
-        get_execution_engine().engine.dispose()
+        engines.append(get_execution_engine().engine)
     if get_engine is not None:
-        get_engine().dispose()
+        engines.append(get_engine())
+    for engine in engines:
+        engine.dispose()
+        memos = getattr(engine.dialect, "_type_memos", None)
+        if memos is not None:
+            memos.clear()
 
 
 def data_docs_dir(project_dir: Path = PROJECT_DIR) -> Path:
     """Where Data Docs are built (gitignored: gx/uncommitted/)."""
     return project_dir / "gx" / "uncommitted" / "data_docs" / DOCS_SITE
+
+
+def validations_dir(project_dir: Path = PROJECT_DIR) -> Path:
+    """GX's stored validation results (gx/uncommitted/validations/<suite>/...)."""
+    return project_dir / "gx" / "uncommitted" / "validations"
 
 
 def data_docs_index(project_dir: Path = PROJECT_DIR) -> Path:

@@ -21,6 +21,7 @@ import great_expectations.expectations as gxe
 from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column
 
+from ewh.contract.rules import load_contract
 from ewh.quality import columns as cols
 from ewh.quality.catalog import (
     FRESH_SINCE,
@@ -34,6 +35,8 @@ from ewh.quality.catalog import (
 from ewh.quality.segment_tables import SegmentTable
 from ewh.quality.volume import VOLUME_MAX, VOLUME_MIN
 
+# How far a client time may be ahead of receivedAt: the event contract's bound.
+MAX_AHEAD_HOURS = load_contract().max_ahead_hours
 # Share of staged events whose name maps to a canonical type; below it, the seed lags.
 MAPPED_EVENTS_MOSTLY = 0.95
 
@@ -47,7 +50,12 @@ _GX_SEVERITY = {"error": FailureSeverity.CRITICAL, "warn": FailureSeverity.WARNI
 
 def _tag(severity: Severity, why: str, **meta: str) -> dict[str, Any]:
     """Our severity in ``meta`` (the contract) and mirrored in GX's own field (Data Docs)."""
-    return {"meta": {"severity": severity, "why": why, **meta}, "severity": _GX_SEVERITY[severity]}
+    return {"meta": {"severity": severity, "why": why, **meta}, "severity": _GX_SEVERITY[severity],
+            # Data Docs render notes under each expectation: the severity where it is read.
+            "notes": f"**severity: {severity}** ({_BLOCKS[severity]}). {why}"}
+
+
+_BLOCKS = {"error": "a failure blocks what follows", "warn": "reported, blocks nothing"}
 
 
 def _rows(severity: Severity, column: str, what: str, query: str) -> gxe.Expectation:
@@ -110,6 +118,13 @@ def _raw_events() -> list[gxe.Expectation]:
         _one_id_required("one of userId or anonymousId is required"),
         _not_future("received_at", "error", "received_at is the collector clock: never future"),
         _not_ancient("received_at", "a stale backfill or a bad collector clock"),
+        # The contract refuses a client time more than MAX_AHEAD_HOURS after receivedAt: such a
+        # row was planted or loaded around the contract, and would sit in every time window.
+        *(_rows("error", column, f"rows with {column} more than {MAX_AHEAD_HOURS} h after "
+                                 "received_at",
+                f"select * from batch where {column} > received_at "
+                f"+ interval {MAX_AHEAD_HOURS} hour")
+          for column in ("occurred_at", "sent_at")),
         _not_future("occurred_at", "warn", "client clock skew; staging corrects it from sent_at"),
         _not_ancient("occurred_at", "a client clock far in the past"),
         gxe.ExpectColumnMaxToBeBetween(

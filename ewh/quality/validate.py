@@ -15,6 +15,9 @@ from typing import Any, cast
 import sqlalchemy as sa
 from great_expectations.core import ExpectationValidationResult
 from great_expectations.data_context import FileDataContext
+from great_expectations.data_context.types.resource_identifiers import (
+    ExpectationSuiteIdentifier,
+)
 
 from ewh.common.clock import resolve_as_of
 from ewh.common.settings import get_settings
@@ -27,6 +30,7 @@ from ewh.quality.catalog import (
     all_suites,
     suite_parameters,
 )
+from ewh.quality.docs_assets import bundle_offline
 from ewh.quality.results import (
     ExpectationOutcome,
     SuiteResult,
@@ -161,9 +165,12 @@ def _record_sizes(path: Path, specs: Sequence[SuiteSpec], results: Sequence[Suit
 def _build_docs(context: FileDataContext, folder: Path, run_ids: Mapping[str, Any],
                 results: list[SuiteResult]) -> list[SuiteResult]:
     project.prune_runs(folder)
-    # Only this run's results are rendered; the index lists every stored run.
+    # This run's results and its suites' pages are rendered (the index links both); the
+    # index lists every stored run. Then the pages are made to work offline.
+    suites = [ExpectationSuiteIdentifier(name=name) for name in run_ids]
     context.build_data_docs(site_names=[project.DOCS_SITE],
-                            resource_identifiers=list(run_ids.values()))
+                            resource_identifiers=[*run_ids.values(), *suites])
+    bundle_offline(project.data_docs_dir(folder))
     linked = []
     for result in results:
         url = None

@@ -4,20 +4,42 @@ Same seed + end + sizes give byte-identical files. Everything random comes from 
 `random.Random(seed)`; internal times are integer milliseconds since the epoch (UTC) so that
 arithmetic is exact and fast. Files are split by the UTC day of `receivedAt`, like a collector's
 landing zone. `dataset.json` records what was planted so tests and checks can reconcile.
+
+Behaviour drives buying and churning (docs/predictions.md#the-sample-datas-behavioural-model).
+No outcome is written in directly: each user carries hidden state that the simulation moves
+with what happens, and every decision is a coin flip whose odds that state sets, so what a
+user did recently is evidence (never proof) of what they do next.
+
+- `affinity` (hidden, fixed, lognormal around 1): how often a shopping need arises.
+- `intent` (hidden, moving): rises when a need arises (at a session's start, with chance
+  0.2 x affinity, by an exponential amount), decays with a half-life of INTENT_HALF_LIFE_DAYS
+  between sessions and drops to a quarter after an order. It lengthens sessions and raises
+  the odds of entering the funnel, adding to the cart, checking out and buying (logistic in
+  intent), and after a session that leaves a full cart it may bring the user back within
+  six hours to four days.
+- `satisfaction` (hidden, moving): after each session it moves towards that session's
+  quality (its depth, and an order); the chance of churning right after a session, i.e.
+  never coming back, is logistic in satisfaction plus a fixed, hidden `fickleness`.
+- E-mail opens and clicks follow satisfaction at the send time; a churned user rarely opens.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 import random
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from ewh.privacy.files import private_dir, write_private
 
 SECOND = 1_000
 MINUTE = 60 * SECOND
@@ -43,6 +65,19 @@ MALFORMED_REASON = {
     "track_without_event": "missing_field",
 }
 EXPERIMENT_ID = "checkout_redesign"
+# The behavioural model (module docstring). Odds are logistic: sigmoid(bias + weight * state).
+INTENT_HALF_LIFE_DAYS = 10.0
+SATISFACTION_START = 1.0
+SATISFACTION_MEMORY = 0.6  # weight of the old satisfaction when a session updates it
+NEED_CHANCE_PER_AFFINITY = 0.25
+NEED_MEAN_INTENT = 1.5
+RETURN_PER_INTENT = 2.5
+FUNNEL_PER_INTENT = 2.0
+INTENT_AFTER_ORDER = 0.25
+NEED_THRESHOLD = 0.5  # intent from which a user researches a purchase
+CONSIDERATION_VISITS = 3
+GIVE_UP_AFTER_FAILED_CHECKOUT = 0.85  # share of intent left once a need is met
+CHURN_BIAS, CHURN_PER_SATISFACTION, CHURN_PER_FICKLENESS = -1.6, -1.8, 0.9
 SHOP_URL = "https://shop.example.com"
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +194,20 @@ class User:
     cart: list[Product] = field(default_factory=list)
     exposed: bool = False
     converted: bool = False
+    # the behavioural model (module docstring): hidden traits and moving state
+    affinity: float = 1.0
+    fickleness: float = 0.0
+    intent: float = 0.0
+    satisfaction: float = SATISFACTION_START
+    state_at: int | None = None  # ms of the last state update
+    churned_at: int | None = None
+    moods: list[tuple[int, float]] = field(default_factory=list)  # (ms, satisfaction)
+    considering: int = 0  # visits since the current need arose (research before buying)
+
+    @property
+    def readiness(self) -> float:
+        """Intent that has been researched: buying waits until a need has had visits."""
+        return self.intent * min(1.0, self.considering / CONSIDERATION_VISITS)
 
     def allows_analytics(self, t: int) -> bool:
         if self.consent == "denied":
@@ -277,6 +326,8 @@ def _make_user(w: _World, index: int) -> User:
         variant=rng.choice(("control", "treatment")),
         pricing_fan=rng.random() < 0.1,
         big_spender=rng.random() < 0.08,
+        affinity=rng.lognormvariate(0, 0.35),
+        fickleness=rng.gauss(0, 1),
         traits={"email": f"{first}.{last}{index}@example.com", "first_name": first.title(),
                 "last_name": last.title(), "plan": rng.choice(("free", "free", "plus"))},
     )
@@ -304,6 +355,7 @@ class _Session:
         self.campaign = campaign
         self.referrer = w.rng.choice(_REFERRERS)
         self.flush_at: int | None = None
+        self.ordered = False
         # Apps sometimes queue a whole session offline and flush it hours or days later.
         if device.late_prone and w.rng.random() < 0.15:
             delay = w.rng.randint(1, 20) * HOUR if w.rng.random() < 0.5 else w.rng.randint(
@@ -397,6 +449,12 @@ class _Session:
         return ok
 
 
+def _odds(base: float, weight: float, state: float) -> float:
+    """A probability that moves with a hidden state: logistic, equal to `base` at state 0."""
+    logit = math.log(base / (1 - base)) + weight * state
+    return 1 / (1 + math.exp(-logit))
+
+
 def _carries_consent(rng: random.Random, user: User) -> bool:
     # Most messages carry consent; users who said no always do (their tooling enforces it).
     return user.consent != "granted" or rng.random() < 0.93
@@ -433,7 +491,8 @@ def _product_view(s: _Session, p: Product) -> bool:
 
 def _browse_step(s: _Session) -> None:
     w, rng = s.w, s.w.rng
-    roll = rng.random()
+    # a need shifts browsing towards products
+    roll = rng.random() - 0.25 * min(s.user.intent, 1.5) / 1.5
     if roll < 0.35:
         _product_view(s, _pick_product(w, s.user))
     elif roll < 0.55:
@@ -499,7 +558,7 @@ def _funnel(s: _Session, first: Product) -> None:
     if not _product_view(s, first):
         return
     s.think(5, 60)
-    if rng.random() > (0.6 if user.big_spender else 0.4):
+    if rng.random() > _odds(0.6 if user.big_spender else 0.4, 1.5, user.readiness - 0.5):
         return
     if s.track("Product Added", _product_props(first, 1)):
         user.cart.append(first)
@@ -515,7 +574,7 @@ def _funnel(s: _Session, first: Product) -> None:
         removed = user.cart.pop()
         s.track("Product Removed", _product_props(removed, 1))
     s.think(10, 120)
-    if rng.random() > 0.55:
+    if rng.random() > _odds(0.55, 1.2, user.readiness - 0.5):
         return  # abandoned with a full cart
     _checkout(s)
 
@@ -542,11 +601,18 @@ def _checkout(s: _Session) -> None:
                                  "currency": "USD", "products": products})
     s.think(30, 240)
     p_buy = 0.5 if not in_experiment else (0.42 if user.variant == "control" else 0.66)
-    if rng.random() > p_buy:
+    if rng.random() > p_buy:  # the checkout itself decides here, not the user's intent
+        if rng.random() < GIVE_UP_AFTER_FAILED_CHECKOUT:  # bought elsewhere, or lost interest
+            user.cart.clear()
+            user.intent *= INTENT_AFTER_ORDER
+            user.considering = 0
         return
     if s.track("Order Completed", {"order_id": order_id, "revenue": revenue, "currency": "USD",
                                    "products": products}):
         user.cart.clear()
+        user.intent *= INTENT_AFTER_ORDER  # the need is met
+        user.considering = 0
+        s.ordered = True
         w.stats["orders"] += 1
         if in_experiment and user.exposed:
             user.converted = True
@@ -582,7 +648,9 @@ def _session(w: _World, user: User, device: Device, t0: int, index: int,
                 _browse_step(s)
             _login(s)
             _maybe_group(s)
-    _session_body(s, rng.choices((0, 1, 2, 3, 4, 6, 9, 14), (4, 14, 18, 18, 16, 14, 10, 6))[0])
+    steps = rng.choices((0, 1, 2, 3, 4, 6, 9, 14), (4, 14, 18, 18, 16, 14, 10, 6))[0]
+    # intent lengthens the visit: a user with a need browses more
+    _session_body(s, steps + int(rng.random() * 3 * min(user.intent, 3.0)))
     if t0 // DAY != s.last_t // DAY:
         w.stats["cross_midnight_sessions"] += 1
     w.stats["sessions"] += 1
@@ -599,12 +667,13 @@ def _session_body(s: _Session, steps: int) -> None:
         if not s.alive:
             return
         _browse_step(s)
-    if user.cart and rng.random() < 0.25:  # came back for the cart
+    if user.cart and rng.random() < _odds(0.25, 0.8, user.readiness - 0.5):  # back for the cart
         s.view("Cart", "/cart", "Your cart - Example Shop", droppable=False)
         s.think(5, 60)
         if rng.random() < 0.6:
             _checkout(s)
-    elif rng.random() < (0.55 if user.big_spender else 0.35):
+    elif rng.random() < _odds(0.55 if user.big_spender else 0.3, FUNNEL_PER_INTENT,
+                              user.readiness - 0.5):
         _funnel(s, _pick_product(w, user))
 
 
@@ -623,9 +692,7 @@ def _session_times(w: _World, user: User, n_sessions: int) -> list[int]:
     rng = w.rng
     first = w.start if user.existing or rng.random() < 0.3 else w.start + int(
         rng.random() ** 1.5 * (w.end - w.start - 2 * DAY))
-    last = w.end - 10 * MINUTE
-    if rng.random() < 0.2:  # churned: stopped coming somewhere in the window
-        last = first + int((last - first) * rng.uniform(0.2, 0.9))
+    last = w.end - 10 * MINUTE  # churn is the behavioural model's (_churns), not planned here
     times: list[int] = []
     tz = user.devices[0].tz_offset_min * MINUTE
     while len(times) < n_sessions:
@@ -654,14 +721,54 @@ def _simulate_user(w: _World, user: User, n_sessions: int) -> None:
     if user.consent == "revokes":
         user.revoke_session = int(len(times) * rng.uniform(0.3, 0.8))
     last_end = -DAY
-    for i, t in enumerate(times):
-        t = max(t, last_end + 32 * MINUTE)  # keep sessions apart by more than the 30-minute gap
+    i = 0
+    while i < len(times):
+        # keep sessions apart by more than the 30-minute gap
+        t = max(times[i], last_end + 32 * MINUTE)
         if t >= w.end - 10 * MINUTE:
             break
+        _evolve(user, t, rng)
         device = _choose_device(rng, user, i)
         s = _session(w, user, device, t, i)
         last_end = s.last_t
+        user.considering = user.considering + 1 if user.intent >= NEED_THRESHOLD else 0
+        if _churns(user, s, rng):
+            user.churned_at = s.last_t
+            w.stats["churned_users"] += 1
+            break
+        if rng.random() < _odds(0.3 if user.cart else 0.1, RETURN_PER_INTENT, user.intent - 0.5):
+            # a need (and a full cart) brings the user back within hours or days
+            bisect.insort(times, last_end + rng.randint(6 * HOUR, 3 * DAY))
+            w.stats["return_visits"] += 1
+        i += 1
     _emails(w, user)
+
+
+def _evolve(user: User, t: int, rng: random.Random) -> None:
+    """Move the hidden state to time t: intent decays, and a new need may arise."""
+    if user.state_at is not None:
+        days = (t - user.state_at) / DAY
+        user.intent *= 0.5 ** (days / INTENT_HALF_LIFE_DAYS)
+    user.state_at = t
+    if rng.random() < min(0.9, NEED_CHANCE_PER_AFFINITY * user.affinity):
+        user.intent += rng.expovariate(1 / NEED_MEAN_INTENT)
+
+
+def _churns(user: User, s: _Session, rng: random.Random) -> bool:
+    """Satisfaction follows the visit's quality; low satisfaction makes leaving likely."""
+    quality = min(s.count, 12) / 6 + (1.0 if s.ordered else 0.0)
+    user.satisfaction = (SATISFACTION_MEMORY * user.satisfaction
+                         + (1 - SATISFACTION_MEMORY) * quality)
+    user.moods.append((s.last_t, user.satisfaction))
+    hazard = 1 / (1 + math.exp(-(CHURN_BIAS + CHURN_PER_SATISFACTION * user.satisfaction
+                                 + CHURN_PER_FICKLENESS * user.fickleness)))
+    return rng.random() < hazard
+
+
+def _satisfaction_at(user: User, t: int) -> float:
+    """The user's satisfaction as of time t (after their last visit before it)."""
+    at = bisect.bisect_right(user.moods, (t, math.inf))
+    return user.moods[at - 1][1] if at else SATISFACTION_START
 
 
 def _choose_device(rng: random.Random, user: User, index: int) -> Device:
@@ -679,13 +786,15 @@ def _emails(w: _World, user: User) -> None:
         if user.signed_up_at is None or user.signed_up_at > send_at or rng.random() > 0.7:
             continue
         t = send_at + rng.randint(0, 40 * MINUTE)
+        gone = user.churned_at is not None and user.churned_at < t
+        p_open = 0.1 if gone else _odds(0.35, 0.8, _satisfaction_at(user, t) - SATISFACTION_START)
         props = {"campaign_id": campaign_id, "campaign_name": campaign_name,
                  "email_subject": f"{campaign_name} at Example Shop"}
         stats = w.campaign_stats[campaign_id]
         if not _server_track(w, user, "Email Delivered", props, t):
             continue
         stats["delivered"] += 1
-        if rng.random() > 0.4:
+        if rng.random() > p_open:
             continue
         t += rng.randint(5 * MINUTE, 36 * HOUR)
         if not _server_track(w, user, "Email Opened", props, t):
@@ -724,11 +833,14 @@ def _server_track(w: _World, user: User, event: str, props: dict[str, Any], t: i
 def _fit_to_size(w: _World, users: list[User], target: int) -> None:
     """Pad with extra visits, then drop optional page views/clicks, to hit exactly `target`."""
     rng = w.rng
-    known = [u for u in users if u.user_id is not None and u.devices[0].identified_at is not None]
+    # padding visits only come from users who have not churned: churn means never coming back
+    known = [u for u in users if u.user_id is not None and u.devices[0].identified_at is not None
+             and u.churned_at is None]
     while len(w.events) < target and known:
         user = rng.choice(known)
         t = rng.randint(max(w.start, w.end - 30 * DAY), w.end - HOUR)
         s = _Session(w, user, user.devices[0], t)
+        w.stats["padding_sessions"] += 1
         s.view("Home", "/", "Example Shop", droppable=False)
         for _ in range(rng.randint(1, 6)):
             s.think()
@@ -808,10 +920,12 @@ def planted_counts(events: int) -> tuple[int, int]:
 
 
 def generate(out_dir: Path, events: int = 200_000, seed: int = 0, users: int | None = None,
-             days: int = 90, end: datetime | None = None) -> dict[str, Any]:
+             days: int = 90, end: datetime | None = None,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Write `events-YYYY-MM-DD.ndjson` files (exactly `events` lines) and dataset.json.
 
     Returns the dataset.json content. `end` is naive UTC or aware; default: now to the hour.
+    `progress(done, total)` is called as users are simulated (it changes nothing generated).
     """
     if events < 1 or days < 1:
         raise ValueError("events and days must be positive")
@@ -822,17 +936,18 @@ def generate(out_dir: Path, events: int = 200_000, seed: int = 0, users: int | N
     n_users = users if users is not None else max(1, round(events / 50))
     n_dup, n_bad = planted_counts(events)
     target = events - n_dup - n_bad
-    people = _simulate_population(w, n_users, target)
+    people = _simulate_population(w, n_users, target, progress)
     _fit_to_size(w, people, target)
     duplicates = _plant_duplicates(w, min(n_dup, len(w.events)))
     malformed, kinds = _plant_malformed(w, n_bad) if w.events else ([], Counter())
     files = _write_files(Path(out_dir), w.events + duplicates, malformed)
     summary = _summary(w, people, seed, days, files, len(duplicates), kinds, start_ms, end_ms)
-    (Path(out_dir) / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_private(Path(out_dir) / "dataset.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 
 
-def _simulate_population(w: _World, n_users: int, target: int) -> list[User]:
+def _simulate_population(w: _World, n_users: int, target: int,
+                         progress: Callable[[int, int], None] | None = None) -> list[User]:
     rng = w.rng
     people = [_make_user(w, i) for i in range(n_users)]
     # Heavy-tailed activity: a few power users, many occasional visitors.
@@ -841,7 +956,9 @@ def _simulate_population(w: _World, n_users: int, target: int) -> list[User]:
     planned = 0.0
     per_session = 7.0  # running estimate of events per session, corrected as we go
     sessions_done = 0
-    for user, weight in zip(people, weights, strict=True):
+    for done, (user, weight) in enumerate(zip(people, weights, strict=True), start=1):
+        if progress is not None and (done % 100 == 0 or done == n_users):
+            progress(done, n_users)
         planned += target * weight / total_weight
         deficit = planned - len(w.events)
         n_sessions = max(1, round(deficit / per_session))
@@ -856,7 +973,7 @@ def _simulate_population(w: _World, n_users: int, target: int) -> list[User]:
 
 def _write_files(out: Path, events: list[_Event],
                  malformed: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)  # generated people's emails, names and IPs: 0700 / 0600
     for stale in out.glob("events-*.ndjson"):
         stale.unlink()  # a previous dataset in the same folder would mix with this one
     rows = [(e.received, e.seq, e.line) for e in events] + malformed
@@ -867,7 +984,7 @@ def _write_files(out: Path, events: list[_Event],
     files = []
     for day, lines in sorted(by_day.items()):
         name = f"events-{_EPOCH + timedelta(days=day):%Y-%m-%d}.ndjson"
-        (out / name).write_bytes(b"\n".join(lines) + b"\n")
+        write_private(out / name, b"\n".join(lines) + b"\n")
         files.append({"name": name, "lines": len(lines)})
     return files
 
@@ -908,6 +1025,11 @@ def _summary(w: _World, people: list[User], seed: int, days: int, files: list[di
         "late_arrivals": w.stats["late_arrivals"],
         "orders": w.stats["orders"],
         "signups": w.stats["signups"],
+        "behaviour": {
+            "churned_users": w.stats["churned_users"],
+            "return_visits": w.stats["return_visits"],
+            "padding_sessions": w.stats["padding_sessions"],
+        },
         "skewed_clock_devices": skewed,
         "consent": {
             "denied_from_start": sorted(_user_key(u) for u in people if u.consent == "denied"),

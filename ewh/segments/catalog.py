@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,22 @@ def segments_from_manifest(manifest: dict[str, Any]) -> list[SegmentSpec]:
             description=node.get("description", ""), unique_id=unique_id,
         ))
     return sorted(found, key=lambda s: s.name)
+
+
+class UnknownSegment(LookupError):
+    pass
+
+
+def resolve_segment_name(name: str, known: Iterable[str]) -> str:
+    """The model name of a segment given either way: `cart_abandoners` or
+    `seg_cart_abandoners` (the CLI, the API and the exports accept both)."""
+    names = set(known)
+    for candidate in (name, f"seg_{name}"):
+        if candidate in names:
+            return candidate
+    raise UnknownSegment(f"unknown segment {name!r}; known: "
+                         f"{', '.join(sorted(n.removeprefix('seg_') for n in names))} "
+                         "(with or without seg_)")
 
 
 def load_segments(manifest_path: Path) -> list[SegmentSpec]:

@@ -14,13 +14,14 @@ from typing import Any
 
 import duckdb
 
+from ewh.common.duckdb_tables import has_table
 from ewh.common.sql_text import quote_ident
+from ewh.segments.catalog import UnknownSegment, resolve_segment_name
+
+__all__ = ["MembersPage", "ServingCopyMissing", "UnknownSegment", "list_segments",
+           "segment_members", "user_segments"]
 
 MAX_PAGE = 1000
-
-
-class UnknownSegment(LookupError):
-    pass
 
 
 class ServingCopyMissing(FileNotFoundError):
@@ -60,11 +61,13 @@ def list_segments(serving: Path) -> list[dict[str, Any]]:
 def _resolve_segment(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """Accept `cart_abandoners` or `seg_cart_abandoners`; only catalogued segments."""
     catalog = con.execute("select segment from segments.segment_catalog").fetchall()
-    known = {row[0] for row in catalog}
-    for candidate in (name, f"seg_{name}"):
-        if candidate in known:
-            return candidate
-    raise UnknownSegment(f"unknown segment {name!r}; known: {sorted(known)}")
+    return resolve_segment_name(name, (row[0] for row in catalog))
+
+
+def resolve_segment(serving: Path, name: str) -> str:
+    """The catalogued segment a name stands for (`x` or `seg_x`); UnknownSegment if none."""
+    with _connect(serving) as con:
+        return _resolve_segment(con, name)
 
 
 def encode_cursor(user_key: str) -> str:
@@ -103,7 +106,7 @@ def segment_members(serving: Path, name: str, limit: int = 100,
 
 
 def user_segments(serving: Path, user_id: str) -> dict[str, Any]:
-    """Segments of a known userId (or of a user_key, for anonymous users)."""
+    """Segments and tags of a known userId (or of a user_key, for anonymous users)."""
     with _connect(serving) as con:
         keys = [r[0] for r in con.execute(
             "select user_key from marts.dim_users where user_id = ? or user_key = ?",
@@ -114,4 +117,12 @@ def user_segments(serving: Path, user_id: str) -> dict[str, Any]:
             "where m.user_key in (select unnest(?::varchar[])) order by m.segment",
             [keys],
         ) if keys else []
-    return {"user_id": user_id, "known": bool(keys), "user_keys": keys, "segments": segments}
+        # manual tags and the predictions' (likely_buyer, churn_risk), marts.user_tags
+        tags = _rows(
+            con,
+            "select t.tag, t.tags_source as source, t.tagged_at from marts.user_tags t "
+            "where t.user_key in (select unnest(?::varchar[])) order by t.tag, t.tags_source",
+            [keys],
+        ) if keys and has_table(con, "marts", "user_tags") else []
+    return {"user_id": user_id, "known": bool(keys), "user_keys": keys, "segments": segments,
+            "tags": tags}

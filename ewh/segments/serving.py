@@ -22,6 +22,20 @@ from ewh.segments.catalog import SegmentSpec
 
 PUBLISHED_SCHEMAS = ("marts", "segments")
 
+# Who was in a segment at the end of a UTC day (named with or without seg_): entered by
+# then and not exited by then. `select * from segments.segment_members_at('cart_abandoners',
+# date '2026-11-01')`; analyses/segment_members_at.sql is the same query for the warehouse.
+MEMBERS_AT_MACRO = """
+create or replace macro segments.segment_members_at(segment_name, on_date) as table
+select history.user_key, users.user_id, history.segment, history.entered_at, history.exited_at
+from segments.segment_membership_history as history
+left join marts.dim_users as users on history.user_key = users.user_key
+where history.segment in (segment_name, 'seg_' || segment_name)
+  and history.entered_at < cast(on_date as date) + interval 1 day
+  and (history.exited_at is null
+       or history.exited_at >= cast(on_date as date) + interval 1 day)
+"""
+
 
 @dataclass(frozen=True)
 class PublishResult:
@@ -58,6 +72,8 @@ def publish_serving_copy(
                 counts[f"{schema}.{table}"] = con.execute(
                     f"select count(*) from {target}").fetchone()[0]
             _write_catalog(con, segments, counts, published_at, run_id)
+            if "segments.segment_membership_history" in counts:
+                con.execute(MEMBERS_AT_MACRO)
             con.execute("detach warehouse")
             con.execute("checkpoint")
         os.replace(staging, serving)

@@ -107,3 +107,21 @@
             * coalesce(try_cast(json_extract_string(product, '$.quantity') as double), 1)
     ))
 {%- endmacro %}
+
+
+{#-
+  One row per string of a JSON array held as text, as a select-list expression (a table
+  function: the other columns repeat for each element). Text that is not an array of
+  strings gives no rows, never an error.
+-#}
+{% macro json_array_strings(column) -%}
+    {{ return(adapter.dispatch('json_array_strings', 'engagement_warehouse')(column)) }}
+{%- endmacro %}
+
+{% macro default__json_array_strings(column) -%}
+    explode(coalesce(from_json({{ column }}, 'array<string>'), array()))
+{%- endmacro %}
+
+{% macro duckdb__json_array_strings(column) -%}
+    unnest(coalesce(try(from_json({{ column }}, '["VARCHAR"]')), []))
+{%- endmacro %}

@@ -13,7 +13,7 @@
   stitched_at marks the rows (re)written by a run; int_sessionized_events reads it to find the
   device identities to re-sessionize. The pre-hook removes rows beyond a lowered as_of.
 -#}
-{%- set stitched_columns = ['message_id', 'message_type', 'event_name', 'event_type', 'user_key', 'user_id', 'is_identified', 'device_id', 'anonymous_id', 'occurred_at', 'received_at', 'page_path', 'page_url', 'page_referrer', 'page_title', 'page_name', 'utm_source', 'utm_medium', 'utm_campaign', 'device_type', 'channel', 'product_id', 'category', 'price', 'order_id', 'revenue', 'currency', 'campaign_id', 'campaign_name', 'experiment_id', 'variation', 'has_analytics_consent', 'is_user_initiated', 'loaded_at', 'stitched_at'] -%}
+{%- set stitched_columns = ['message_id', 'message_type', 'event_name', 'event_type', 'user_key', 'user_id', 'is_identified', 'device_id', 'anonymous_id', 'occurred_at', 'received_at', 'page_path', 'page_url', 'page_referrer', 'page_title', 'page_name', 'utm_source', 'utm_medium', 'utm_campaign', 'device_type', 'channel', 'product_id', 'category', 'price', 'order_id', 'revenue', 'currency', 'campaign_id', 'campaign_name', 'experiment_id', 'variation', 'is_forced_exposure', 'has_analytics_consent', 'is_user_initiated', 'loaded_at', 'stitched_at'] -%}
 {%- set stitched_at -%}
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
 {%- endset -%}
@@ -114,6 +114,7 @@ stitched as (
         events.campaign_name,
         events.experiment_id,
         events.variation,
+        events.is_forced_exposure,
         events.has_analytics_consent,
         events.is_user_initiated,
         events.loaded_at,

@@ -82,7 +82,8 @@ stitched as (
         events.message_id,
         events.occurred_at,
         events.received_at,
-        events.has_analytics_consent
+        events.has_analytics_consent,
+        events.consent_categories
     from events
     inner join keyed
         on events.message_id = keyed.message_id
@@ -106,6 +107,7 @@ final as (
     select
         user_key,
         has_analytics_consent,
+        consent_categories,
         occurred_at as consent_stated_at,
         message_id as consent_message_id
     from ranked

@@ -48,6 +48,12 @@ consent as (
 
 ),
 
+predictions as (
+
+    select * from {{ ref('user_predictions') }}
+
+),
+
 cart_add_events as (
 
     select * from {{ ref('int_events_stitched') }}
@@ -194,6 +200,7 @@ joined as (
         rfm.monetary_score,
         rfm.rfm_cell,
         consent.has_analytics_consent as stated_analytics_consent,
+        consent.consent_categories,
         consent.consent_stated_at,
         coalesce(order_features.counted_orders, 0) as counted_orders,
         coalesce(order_features.known_currency_orders, 0) as known_currency_orders,
@@ -204,7 +211,14 @@ joined as (
         order_features.last_counted_order_at,
         coalesce(order_features.counted_orders_365d, 0) as counted_orders_365d,
         coalesce(order_features.net_revenue_365d, 0) as net_revenue_365d,
-        {{ seconds_between('order_features.last_counted_order_at', 'as_of.as_of') }} as seconds_since_last_order
+        {{ seconds_between('order_features.last_counted_order_at', 'as_of.as_of') }} as seconds_since_last_order,
+        purchase_prediction.score as purchase_propensity,
+        purchase_prediction.percentile as purchase_propensity_percentile,
+        purchase_prediction.top_features as purchase_top_features,
+        churn_prediction.score as churn_risk,
+        churn_prediction.percentile as churn_risk_percentile,
+        churn_prediction.top_features as churn_top_features,
+        coalesce(purchase_prediction.as_of, churn_prediction.as_of) as predictions_as_of
     from activity
     cross join as_of
     left join session_features
@@ -231,6 +245,14 @@ joined as (
         on activity.user_key = consent.user_key
     left join order_features
         on activity.user_key = order_features.user_key
+    left join predictions as purchase_prediction
+        on
+            activity.user_key = purchase_prediction.user_key
+            and purchase_prediction.model_name = 'purchase'
+    left join predictions as churn_prediction
+        on
+            activity.user_key = churn_prediction.user_key
+            and churn_prediction.model_name = 'churn'
 
 ),
 
@@ -329,7 +351,16 @@ final as (
         engagement_points_recent,
         engagement_points_baseline,
         coalesce(stated_analytics_consent, true) as has_analytics_consent,
+        consent_categories,
         consent_stated_at,
+        -- predictions (user_predictions; null while no model is published or unscored)
+        purchase_propensity,
+        purchase_propensity_percentile,
+        purchase_top_features,
+        churn_risk,
+        churn_risk_percentile,
+        churn_top_features,
+        predictions_as_of,
         as_of
     from joined
 

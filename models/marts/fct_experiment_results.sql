@@ -3,6 +3,7 @@
 {%- set splits = var('experiment_splits', {}) or {} -%}
 {%- set window_days = var('experiment_conversion_window_days', none) -%}
 {%- set max_variants = var('experiment_max_variants') -%}
+{%- set lookback_days = var('experiment_cuped_lookback_days') -%}
 {%- if window_days is not none -%}
     {%- set window_end = dbt.dateadd('day', window_days, 'first_exposed_at') -%}
 {%- else -%}
@@ -18,13 +19,28 @@ exposures as (
         event_type = 'experiment_exposure'
         and experiment_id is not null
         and variation is not null
+        -- a variant forced for QA (?variant=) says nothing about the experiment
+        and not coalesce(is_forced_exposure, false)
+
+),
+
+all_orders as (
+
+    select * from {{ ref('int_orders') }}
 
 ),
 
 orders as (
 
-    select * from {{ ref('int_orders') }}
+    select * from all_orders
     where not is_cancelled
+
+),
+
+cancelled_orders as (
+
+    select * from all_orders
+    where is_cancelled
 
 ),
 
@@ -85,23 +101,131 @@ analysed_users as (
 
 ),
 
-user_outcomes as (
+in_window as (
 
     -- orders in the conversion window: from the first exposure (inclusive), before
     -- var experiment_conversion_window_days after it when set, up to as_of; each order once
     select
         analysed_users.experiment_id,
-        analysed_users.variant,
         analysed_users.user_key,
         count(orders.order_id) as orders_in_window,
         sum(case when orders.has_known_currency then orders.net_revenue_reporting end) as revenue_in_window
     from analysed_users
-    left join orders
+    inner join orders
         on
             analysed_users.user_key = orders.user_key
             and analysed_users.first_exposed_at <= orders.ordered_at
             and (analysed_users.window_ends_at is null or analysed_users.window_ends_at > orders.ordered_at)
-    group by analysed_users.experiment_id, analysed_users.variant, analysed_users.user_key
+    group by analysed_users.experiment_id, analysed_users.user_key
+
+),
+
+cancelled_in_window as (
+
+    -- guardrail: users with a cancelled order in the same window
+    select distinct
+        analysed_users.experiment_id,
+        analysed_users.user_key
+    from analysed_users
+    inner join cancelled_orders
+        on
+            analysed_users.user_key = cancelled_orders.user_key
+            and analysed_users.first_exposed_at <= cancelled_orders.ordered_at
+            and (
+                analysed_users.window_ends_at is null
+                or analysed_users.window_ends_at > cancelled_orders.ordered_at
+            )
+
+),
+
+pre_exposure as (
+
+    -- the CUPED covariate: orders in the var experiment_cuped_lookback_days days before the
+    -- first exposure (unaffected by the variant, correlated with buying again)
+    select
+        analysed_users.experiment_id,
+        analysed_users.user_key,
+        count(orders.order_id) as pre_exposure_orders
+    from analysed_users
+    inner join orders
+        on
+            analysed_users.user_key = orders.user_key
+            and analysed_users.first_exposed_at > orders.ordered_at
+            and {{ dbt.dateadd('day', -lookback_days, 'analysed_users.first_exposed_at') }} <= orders.ordered_at
+    group by analysed_users.experiment_id, analysed_users.user_key
+
+),
+
+user_outcomes as (
+
+    select
+        analysed_users.experiment_id,
+        analysed_users.variant,
+        analysed_users.user_key,
+        coalesce(in_window.orders_in_window, 0) as orders_in_window,
+        in_window.revenue_in_window,
+        case when coalesce(in_window.orders_in_window, 0) > 0 then 1.0 else 0.0 end as converted,
+        coalesce(in_window.revenue_in_window, 0.0) as revenue,
+        case when cancelled_in_window.user_key is not null then 1.0 else 0.0 end as cancelled,
+        cast(coalesce(pre_exposure.pre_exposure_orders, 0) as double) as covariate
+    from analysed_users
+    left join in_window
+        on
+            analysed_users.experiment_id = in_window.experiment_id
+            and analysed_users.user_key = in_window.user_key
+    left join cancelled_in_window
+        on
+            analysed_users.experiment_id = cancelled_in_window.experiment_id
+            and analysed_users.user_key = cancelled_in_window.user_key
+    left join pre_exposure
+        on
+            analysed_users.experiment_id = pre_exposure.experiment_id
+            and analysed_users.user_key = pre_exposure.user_key
+
+),
+
+cuped_theta as (
+
+    -- CUPED: theta = cov(converted, covariate) / var(covariate) over the experiment's
+    -- analysed users (0 when the covariate does not vary)
+    select
+        experiment_id,
+        avg(covariate) as covariate_mean,
+        coalesce(covar_samp(converted, covariate) / nullif(var_samp(covariate), 0), 0.0) as theta
+    from user_outcomes
+    group by experiment_id
+
+),
+
+adjusted as (
+
+    select
+        user_outcomes.*,
+        cuped_theta.theta,
+        user_outcomes.converted
+        - cuped_theta.theta * (user_outcomes.covariate - cuped_theta.covariate_mean) as converted_cuped
+    from user_outcomes
+    inner join cuped_theta
+        on user_outcomes.experiment_id = cuped_theta.experiment_id
+
+),
+
+variant_moments as (
+
+    -- per variant: means and sample variances of the CUPED-adjusted conversion and the
+    -- guardrails (population variance for a single user: 0)
+    select
+        experiment_id,
+        variant,
+        max(theta) as cuped_theta,
+        avg(converted_cuped) as cuped_mean,
+        coalesce(var_samp(converted_cuped), 0.0) as cuped_variance,
+        avg(revenue) as revenue_per_user,
+        coalesce(var_samp(revenue), 0.0) as revenue_variance,
+        avg(cancelled) as cancelled_order_rate,
+        coalesce(var_samp(cancelled), 0.0) as cancelled_variance
+    from adjusted
+    group by experiment_id, variant
 
 ),
 
@@ -226,8 +350,19 @@ with_rates as (
             when variants.converted_users > 0
                 then 1.0 / variants.converted_users - 1.0 / variants.exposed_users
         end as log_rate_variance,
-        arm_expectations.expected_share
+        arm_expectations.expected_share,
+        variant_moments.cuped_theta,
+        variant_moments.cuped_mean,
+        variant_moments.cuped_variance,
+        variant_moments.revenue_per_user,
+        variant_moments.revenue_variance,
+        variant_moments.cancelled_order_rate,
+        variant_moments.cancelled_variance
     from variants
+    left join variant_moments
+        on
+            variants.experiment_id = variant_moments.experiment_id
+            and variants.variant = variant_moments.variant
     left join arm_expectations
         on
             variants.experiment_id = arm_expectations.experiment_id
@@ -243,6 +378,22 @@ compared as (
         control.converted_users as control_converted_users,
         control.conversion_rate as control_conversion_rate,
         control.log_rate_variance as control_log_rate_variance,
+        with_rates.cuped_mean - control.cuped_mean as cuped_difference,
+        sqrt(
+            with_rates.cuped_variance / with_rates.exposed_users
+            + control.cuped_variance / control.exposed_users
+        ) as cuped_standard_error,
+        with_rates.revenue_per_user - control.revenue_per_user as revenue_difference,
+        sqrt(
+            with_rates.revenue_variance / with_rates.exposed_users
+            + control.revenue_variance / control.exposed_users
+        ) as revenue_standard_error,
+        with_rates.cancelled_order_rate - control.cancelled_order_rate as cancelled_difference,
+        sqrt(
+            with_rates.cancelled_variance / with_rates.exposed_users
+            + control.cancelled_variance / control.exposed_users
+        ) as cancelled_standard_error,
+        with_rates.exposed_users + control.exposed_users as compared_users,
         cast(with_rates.converted_users + control.converted_users as double)
         / (with_rates.exposed_users + control.exposed_users) as pooled_rate
     from with_rates
@@ -287,7 +438,12 @@ bounded as (
         rate_difference + {{ ci_z }} * difference_standard_error as ci_upper,
         exp(ln(rate_ratio) - {{ ci_z }} * log_ratio_standard_error) - 1 as lift_lower,
         exp(ln(rate_ratio) + {{ ci_z }} * log_ratio_standard_error) - 1 as lift_upper,
-        {{ two_sided_p_value('z_score') }} as test_p_value
+        {{ two_sided_p_value('z_score') }} as test_p_value,
+        {{ sequential_half_width('cuped_standard_error', 'compared_users') }} as cuped_half_width,
+        {{ sequential_p_value('cuped_difference / nullif(cuped_standard_error, 0)', 'compared_users') }}
+            as cuped_sequential_p_value,
+        {{ sequential_half_width('revenue_standard_error', 'compared_users') }} as revenue_half_width,
+        {{ sequential_half_width('cancelled_standard_error', 'compared_users') }} as cancelled_half_width
     from tested
 
 ),
@@ -326,7 +482,53 @@ final as (
         srm_tested.srm_chi_square,
         cast(srm_tested.srm_degrees_of_freedom as {{ dbt.type_int() }}) as srm_degrees_of_freedom,
         srm_tested.srm_p_value,
-        coalesce(srm_tested.srm_p_value < {{ var('experiment_srm_alpha') }}, false) as has_sample_ratio_mismatch
+        coalesce(srm_tested.srm_p_value < {{ var('experiment_srm_alpha') }}, false) as has_sample_ratio_mismatch,
+        bounded.cuped_theta,
+        case when bounded.variant <> '{{ control }}' then bounded.cuped_difference end as cuped_rate_difference,
+        case when bounded.variant <> '{{ control }}' then bounded.cuped_standard_error end as cuped_standard_error,
+        case
+            when bounded.variant <> '{{ control }}' then bounded.cuped_difference - bounded.cuped_half_width
+        end as sequential_ci_lower,
+        case
+            when bounded.variant <> '{{ control }}' then bounded.cuped_difference + bounded.cuped_half_width
+        end as sequential_ci_upper,
+        case
+            when bounded.variant <> '{{ control }}' and bounded.cuped_standard_error > 0
+                then bounded.cuped_sequential_p_value
+        end as sequential_p_value,
+        coalesce(
+            bounded.variant <> '{{ control }}'
+            and bounded.cuped_standard_error > 0
+            and bounded.cuped_sequential_p_value < {{ var('experiment_significance_alpha') }},
+            false
+        ) as is_sequential_winner,
+        -- money in whole cents, as everywhere; the interval rounded outwards
+        round(bounded.revenue_per_user, 2) as revenue_per_user,
+        case
+            when bounded.variant <> '{{ control }}'
+                then floor((bounded.revenue_difference - bounded.revenue_half_width) * 100) / 100.0
+        end as revenue_difference_ci_lower,
+        case
+            when bounded.variant <> '{{ control }}'
+                then ceil((bounded.revenue_difference + bounded.revenue_half_width) * 100) / 100.0
+        end as revenue_difference_ci_upper,
+        bounded.cancelled_order_rate,
+        case
+            when bounded.variant <> '{{ control }}' then bounded.cancelled_difference - bounded.cancelled_half_width
+        end as cancelled_difference_ci_lower,
+        case
+            when bounded.variant <> '{{ control }}' then bounded.cancelled_difference + bounded.cancelled_half_width
+        end as cancelled_difference_ci_upper,
+        -- a guardrail is breached when the always-valid interval shows harm for sure:
+        -- revenue per user lower, or the cancelled-order rate higher, than the control's
+        coalesce(
+            bounded.variant <> '{{ control }}'
+            and (
+                bounded.revenue_difference + bounded.revenue_half_width < 0
+                or bounded.cancelled_difference - bounded.cancelled_half_width > 0
+            ),
+            false
+        ) as is_guardrail_breached
     from bounded
     left join srm_tested
         on bounded.experiment_id = srm_tested.experiment_id

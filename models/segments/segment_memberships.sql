@@ -6,14 +6,23 @@ history as (
 
 ),
 
+users as (
+
+    select * from {{ ref('dim_users') }}
+
+),
+
 final as (
 
     select
-        user_key,
-        segment,
-        entered_at
+        history.user_key,
+        users.user_id,
+        history.segment,
+        history.entered_at
     from history
-    where is_current
+    left join users
+        on history.user_key = users.user_key
+    where history.is_current
 
 )
 

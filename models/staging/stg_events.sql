@@ -3,8 +3,10 @@
     'previous_id': '$.previousId',
     'properties': '$.properties',
     'consent_preferences': '$.context.consent.categoryPreferences',
-    'traits_email': '$.traits.email',
-    'context_traits_email': '$.context.traits.email',
+    'traits_email_hmac': '$.traits.email_hmac',
+    'context_traits_email_hmac': '$.context.traits.email_hmac',
+    'traits_email_encrypted': '$.traits.email_encrypted',
+    'context_traits_email_encrypted': '$.context.traits.email_encrypted',
     'properties_path': '$.properties.path',
     'context_page_path': '$.context.page.path',
     'properties_url': '$.properties.url',
@@ -29,6 +31,9 @@
     'campaign_name': '$.properties.campaign_name',
     'experiment_id': '$.properties.experiment_id',
     'variation': '$.properties.variation_name',
+    'forced_variant_text': '$.properties.forced_variant',
+    'tags': '$.traits.tags',
+    'tags_source': '$.traits.tags_source',
 } -%}
 
 {{
@@ -222,11 +227,20 @@ typed as (
         extracted.campaign_name,
         extracted.experiment_id,
         extracted.variation,
+        -- a variant forced for QA (the promotion API's ?variant=): not an analysable exposure
+        coalesce(lower(extracted.forced_variant_text) = 'true', false) as is_forced_exposure,
+        case when extracted.message_type = 'identify' then extracted.tags end as tags,
+        case when extracted.message_type = 'identify' then extracted.tags_source end as tags_source,
         {{ analytics_consent('extracted.consent_preferences') }} as has_analytics_consent,
+        -- every category the message states (the consent API answers them back)
+        extracted.consent_preferences as consent_categories,
+        -- the loader pseudonymised the email (ewh/privacy/policy.py): a keyed HMAC, and the
+        -- address encrypted under the user's data key for exports; never the address itself
+        coalesce(extracted.traits_email_hmac, extracted.context_traits_email_hmac) as email_hash,
         case
-            when coalesce(extracted.traits_email, extracted.context_traits_email) is not null
-                then {{ dbt.hash('lower(trim(coalesce(extracted.traits_email, extracted.context_traits_email)))') }}
-        end as email_hash,
+            when extracted.traits_email_hmac is not null then extracted.traits_email_encrypted
+            else extracted.context_traits_email_encrypted
+        end as email_encrypted,
         extracted.products_amount
     from extracted
     left join event_type_map as by_name

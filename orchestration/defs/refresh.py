@@ -2,21 +2,30 @@
 
 import dagster as dg
 
-REFRESH_JOB = "refresh_warehouse"
+from orchestration.defs.history import HISTORY_BY_DAY
+from orchestration.defs.predictions import TRAINING_GROUP
+from orchestration.defs.transform import DBT_STEPS
 
-# Everything: load new landing files, build dbt, run the checks, publish, export.
+REFRESH_JOB = "refresh_warehouse"
+# Every asset but the day-partitioned history backfill (a job runs one partitioning) and model
+# training (its own weekly job, orchestration/defs/predictions.py).
+REFRESHED = (dg.AssetSelection.all() - dg.AssetSelection.assets(HISTORY_BY_DAY)
+             - dg.AssetSelection.groups(TRAINING_GROUP))
+
+# Load new landing files, build dbt, score, run the checks, publish, export, tag.
 refresh_job = dg.define_asset_job(
     REFRESH_JOB,
-    selection=dg.AssetSelection.all(),
+    selection=REFRESHED,
     description="Load new landing files, build every dbt model (incrementally where the "
-    "model is incremental), validate, publish the serving copy, export segments.",
+    "model is incremental), score the published prediction models, validate, publish the "
+    "serving copy, export segments, write prediction tags.",
 )
 
 # The same graph rebuilt from scratch; membership history is kept (full_refresh: false).
 full_refresh_job = dg.define_asset_job(
     "full_refresh_warehouse",
-    selection=dg.AssetSelection.all(),
-    config={"ops": {"warehouse_dbt_models": {"config": {"full_refresh": True}}}},
+    selection=REFRESHED,
+    config={"ops": {step: {"config": {"full_refresh": True}} for step in DBT_STEPS}},
     description="Rebuild every dbt model from raw (late arrivals beyond the lookback are "
     "taken in here); segment membership history is preserved.",
 )

@@ -1,5 +1,6 @@
 """Per segment, discovered from `meta.segment` in the dbt models: an export asset (when
-exported), a job that refreshes just that segment, and a schedule at its declared cadence.
+exported) and a job that refreshes just that segment (on demand; its cadence is a freshness
+policy on the segment asset).
 
 Exports read the serving copy, so they see exactly what analysts and the API see.
 """
@@ -11,11 +12,7 @@ from ewh.segments.exports import export_segment
 from orchestration.defs.serving import SERVING_COPY
 from orchestration.project import warehouse_project
 from orchestration.resources import WarehouseSettings
-from orchestration.translator import asset_key_for
-
-
-def _owner(spec: SegmentSpec) -> str:
-    return spec.owner if "@" in spec.owner else f"team:{spec.owner}"
+from orchestration.translator import asset_key_for, team_owner
 
 
 def build_export_asset(spec: SegmentSpec) -> dg.AssetsDefinition:
@@ -24,9 +21,9 @@ def build_export_asset(spec: SegmentSpec) -> dg.AssetsDefinition:
         deps=[asset_key_for("segments", spec.name), SERVING_COPY],
         group_name="exports",
         kinds={"parquet", "csv"},
-        owners=[_owner(spec)],
-        description=f"Members of {spec.name}, and who entered and exited since the last "
-        f"export, for email and ad tools. Rule: {spec.rule}",
+        owners=[team_owner(spec.owner)],
+        description=f"{spec.rule}\n\nMembers of {spec.name}, and who entered and exited "
+        "since the last export, for email and ad tools.",
         metadata={"rule": spec.rule, "owner": spec.owner, "refresh": spec.refresh},
     )
     def _export(context: dg.AssetExecutionContext,
@@ -63,21 +60,13 @@ def segment_job(spec: SegmentSpec):
                                description=f"Refresh {spec.name} ({spec.refresh}): {spec.rule}")
 
 
-def segment_schedule(spec: SegmentSpec, job) -> dg.ScheduleDefinition:
-    return dg.ScheduleDefinition(
-        name=f"{spec.name}_{spec.refresh}", job=job, cron_schedule=spec.refresh_cron,
-        execution_timezone="UTC",
-        # Off by default: the hourly refresh already covers every segment; turn one on to
-        # give a segment its own cadence.
-        default_status=dg.DefaultScheduleStatus.STOPPED)
-
-
 @dg.definitions
 def defs() -> dg.Definitions:
     segments = warehouse_project().segments
-    jobs = [segment_job(spec) for spec in segments]
+    # Cadences are freshness policies on the segment assets (orchestration/translator.py),
+    # not schedules: the hourly refresh keeps every segment fresh, and a job per segment
+    # refreshes one on demand.
     return dg.Definitions(
         assets=[build_export_asset(spec) for spec in segments if spec.exported],
-        jobs=jobs,
-        schedules=[segment_schedule(spec, job) for spec, job in zip(segments, jobs, strict=True)],
+        jobs=[segment_job(spec) for spec in segments],
     )

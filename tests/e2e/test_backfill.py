@@ -23,6 +23,7 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name, value in {
         "EWH_WAREHOUSE": tmp_path / "warehouse.duckdb", "EWH_LANDING_DIR": tmp_path / "landing",
         "EWH_EXPORTS_DIR": tmp_path / "exports", "EWH_SERVING": tmp_path / "serving.duckdb",
+        "EWH_MODELS_DIR": tmp_path / "models",
         "EWH_AS_OF": str(AS_OF),
     }.items():
         monkeypatch.setenv(name, str(value))

@@ -1,4 +1,6 @@
-"""`make dev` serves the Dagster UI; a person opening it sees every segment as an asset.
+"""`make dev` serves the Dagster UI; a person opening it sees every segment as an asset, and a
+segment's page shows its owner and its rule first. A fresh instance starts no run by itself,
+even with landing files waiting (the landing sensor's first tick only records them).
 
 The UI is opened in Debian's headless chromium (installed by `make test`) through
 Playwright, and screenshots are kept in test-artifacts/ for review.
@@ -81,13 +83,53 @@ def _look_at_the_segments_group(port: int, segments: list[str]) -> list[str]:
     return [name for name in segments if f"segments / {name}" not in shown]
 
 
+SENSOR_TICKS = """{ sensorOrError(sensorSelector: {repositoryLocationName:
+  "orchestration.definitions", repositoryName: "__repository__",
+  sensorName: "landing_zone_sensor"}) { ... on Sensor { sensorState {
+  ticks(limit: 5) { status skipReason } } } } }"""
+RUNS = "{ runsOrError { ... on Runs { results { runId jobName } } } }"
+
+
+def _first_sensor_tick(port: int, deadline: float) -> dict:
+    while time.monotonic() < deadline:
+        try:
+            data = _graphql(port, SENSOR_TICKS)["data"]["sensorOrError"]
+            ticks = data["sensorState"]["ticks"]
+            if ticks:
+                return ticks[-1]
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(2)
+    raise TimeoutError("the landing sensor never ticked")
+
+
+def _look_at_a_segment_page(port: int, segment, path: Path) -> str:
+    """A segment asset's page as a marketer opens it: what the first screen says."""
+    url = f"http://127.0.0.1:{port}/assets/segments/{segment.name}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(url, wait_until="networkidle")
+        _dismiss_welcome(page)
+        page.get_by_text(segment.rule[:40]).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(path))
+        shown = page.inner_text("body")
+        browser.close()
+    return shown
+
+
 def test_dev_serves_the_ui_showing_every_segment_asset_and_stops_on_sigterm(tmp_path: Path):
     from orchestration.project import dbt_project
 
-    segments = [s.name for s in load_segments(dbt_project.manifest_path)]
+    specs = load_segments(dbt_project.manifest_path)
+    segments = [s.name for s in specs]
     port = _free_port()
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "events-2026-06-01.ndjson").write_text("{}\n")  # waiting to be loaded
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-           "EWH_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}
+           "EWH_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+           "EWH_LANDING_DIR": str(landing)}
     log = (tmp_path / "dev.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "ewh.cli", "dev", "--host", "127.0.0.1", "--port", str(port)],
@@ -100,6 +142,15 @@ def test_dev_serves_the_ui_showing_every_segment_asset_and_stops_on_sigterm(tmp_
         assert "raw/events" in keys and "serving/serving_copy" in keys
         assert _look_at_the_segments_group(port, segments) == []
         assert (ARTIFACTS / "dagster-ui-segments-lineage.png").stat().st_size > 10_000
+        cart = next(s for s in specs if s.name == "seg_cart_abandoners")
+        shown = _look_at_a_segment_page(port, cart, ARTIFACTS / "dagster-ui-segment-page.png")
+        assert cart.owner in shown and cart.rule[:60] in shown
+        # The rule comes before dagster-dbt's own metadata on the page.
+        assert "dagster_dbt/" not in shown or shown.index(cart.rule[:60]) < shown.index(
+            "dagster_dbt/")
+        tick = _first_sensor_tick(port, time.monotonic() + 180)
+        assert tick["status"] == "SKIPPED" and "first tick" in tick["skipReason"]
+        assert _graphql(port, RUNS)["data"]["runsOrError"]["results"] == []
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) is not None
     finally:

@@ -82,6 +82,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.setenv("EWH_LANDING_DIR", str(landing))
     mp.setenv("EWH_EXPORTS_DIR", str(root / "exports"))
     mp.setenv("EWH_SERVING", str(root / "serving.duckdb"))
+    mp.setenv("EWH_MODELS_DIR", str(root / "models"))
     mp.setenv("EWH_AS_OF", str(AS_OF))  # dbt and the data-quality windows alike
     generate(landing, events=5_000, seed=7, end=AS_OF)
     (landing / "planted.ndjson").write_text("\n".join(planted_lines()) + "\n")
@@ -218,15 +219,23 @@ def test_segment_assets_record_their_size_for_the_ui(pipeline: dict) -> None:
 
 def test_erasing_a_user_removes_them_from_every_layer(pipeline: dict, tmp_path: Path) -> None:
     import hashlib
+    import hmac
+    import os
     import shutil
 
+    from ewh.common.settings import Settings
     from ewh.privacy.erasure import erase_user
 
     copy = tmp_path / "warehouse.duckdb"
     shutil.copyfile(pipeline["root"] / "warehouse.duckdb", copy)
-    result = erase_user(copy, "planted-buyer")
-    assert result.anonymous_ids == ["anon-planted-buyer"]
-    assert result.raw_events == 2  # the cart add and the order
+    # A copy of the warehouse alone: the module's landing zone and exports stay as they are.
+    settings = Settings(warehouse=copy, landing_dir=tmp_path / "landing",
+                        serving=tmp_path / "serving.duckdb", exports_dir=tmp_path / "exports",
+                        erasure_receipts=tmp_path / "erasures")
+    result = erase_user("planted-buyer", settings, dagster_home=tmp_path / "no-dagster")
+    assert result.identity.anonymous_ids == {"anon-planted-buyer"}
+    assert result.receipt["tables"]["warehouse"]["raw.events"] == 2  # the cart add, the order
+    assert result.receipt["verification"]["clean"]
     with duckdb.connect(str(copy), read_only=True) as con:
         leftovers = []
         for schema, table, column in con.execute(
@@ -238,9 +247,13 @@ def test_erasing_a_user_removes_them_from_every_layer(pipeline: dict, tmp_path: 
                 "('planted-buyer', 'anon-planted-buyer')").fetchone()[0]
             if hits:
                 leftovers.append((schema, table, column, hits))
-        recorded = con.execute("select user_id_sha256, raw_events from raw.erasures").fetchall()
+        recorded = con.execute("select subject_hash, ids_erased from raw.erasures").fetchall()
     assert leftovers == []
-    assert recorded == [(hashlib.sha256(b"planted-buyer").hexdigest(), 2)]
+    # Only a keyed hash (HMAC-SHA256 under the settings' key, purpose "suppressed").
+    keyed = hmac.new(os.environ["EWH_PSEUDONYM_KEY"].encode(), b"suppressed\x00planted-buyer",
+                     hashlib.sha256).hexdigest()
+    assert recorded == [(keyed, 2)]
+    assert keyed != hashlib.sha256(b"planted-buyer").hexdigest()
 
 
 def test_segments_command_lists_and_exports_from_the_serving_copy(pipeline: dict,

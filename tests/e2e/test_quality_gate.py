@@ -25,6 +25,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ewh.common.settings import PROJECT_ROOT
 from ewh.quality.project import PROJECT_DIR
 from ewh.sample.generator import generate
 
@@ -38,6 +39,7 @@ def _environment(mp: pytest.MonkeyPatch, root: Path) -> None:
     mp.setenv("EWH_LANDING_DIR", str(root / "landing"))
     mp.setenv("EWH_EXPORTS_DIR", str(root / "exports"))
     mp.setenv("EWH_SERVING", str(root / "serving.duckdb"))
+    mp.setenv("EWH_MODELS_DIR", str(root / "models"))
     mp.setenv("EWH_GX_PROJECT_DIR", str(root / "gx_project"))
     mp.setenv("EWH_AS_OF", str(AS_OF))
 
@@ -123,6 +125,10 @@ def _failures_text(evaluation) -> str:
     return str(evaluation.metadata["failures"].value)
 
 
+def _seed_assets() -> set[str]:
+    return {f"staging/{csv.stem}" for csv in (PROJECT_ROOT / "seeds").glob("*.csv")}
+
+
 def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
@@ -134,8 +140,11 @@ def _assert_blocked(result: dg.ExecuteInProcessResult, check: str, text: str, co
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
     # 2. nothing downstream refreshed: no dbt model, serving copy or export materialized,
-    #    and the last good serving copy and exports are byte-identical
-    refreshed = {k for k in _materialized(result) if not k.startswith("raw/")}
+    #    and the last good serving copy and exports are byte-identical. The seeds (lookup
+    #    tables from CSV files) read nothing from raw: Dagster may load them in a step of their
+    #    own that does not wait for the raw check.
+    refreshed = {k for k in _materialized(result)
+                 if not k.startswith("raw/") and k not in _seed_assets()}
     assert refreshed == set()
     assert not result.success
     assert _downstream_files(root) == before
@@ -174,6 +183,22 @@ def test_future_timestamps_in_raw_stop_the_refresh(state: Path) -> None:
     _assert_blocked(result, "gx_raw_events",
                     "raw.events.received_at: 2 values above 2026-11-02 00:00:00",
                     2, "received_at", before, state)
+
+
+def test_a_client_timestamp_planted_90_days_ahead_stops_the_refresh_before_dbt(
+        state: Path) -> None:
+    # received_at is an ordinary time; only occurred_at is in the future (it used to warn).
+    before = _downstream_files(state)
+    _sql(state, "insert into raw.events select 'ahead-' || i, 'track', 'Product Viewed', 'u1',"
+                " 'a1', timestamp '2026-10-31 10:00:00' + interval 90 day, null,"
+                " timestamp '2026-10-31 10:00:00', '{}', 'sql:test', null, 'bad-load',"
+                " timestamp '2026-10-31 11:00:00' from range(3) r(i)")
+    result = _full_run()
+    _assert_blocked(result, "gx_raw_events",
+                    "raw.events.occurred_at: 3 rows with occurred_at more than 24 h after "
+                    "received_at", 3, "occurred_at", before, state)
+    steps = {e.step_key for e in result.get_step_success_events()}
+    assert "raw_load" in steps and "warehouse_dbt_models" not in steps
 
 
 def test_duplicates_surviving_dedupe_keep_the_last_good_serving_copy(state: Path) -> None:

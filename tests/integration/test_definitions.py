@@ -33,8 +33,12 @@ def render_snapshot(defs) -> str:
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
         parents = ",".join(sorted(p.to_user_string() for p in node.parent_keys))
+        policy = node.freshness_policy
+        fresh = f" fresh=cron({policy.deadline_cron})" if policy is not None else ""
+        partitioned = " partitioned" if node.partitions_def is not None else ""
         lines.append(f"asset {key.to_user_string()} group={node.group_name} "
-                     f"owners={','.join(sorted(node.owners))} parents={parents}")
+                     f"owners={','.join(sorted(node.owners))}{fresh}{partitioned} "
+                     f"parents={parents}")
     for check in sorted(graph.asset_check_keys,
                         key=lambda k: (k.asset_key.to_user_string(), k.name)):
         lines.append(f"check {check.asset_key.to_user_string()}:{check.name}")
@@ -65,6 +69,59 @@ def test_every_declared_segment_is_an_asset_and_every_exported_one_has_an_export
     for spec in segments:
         assert f"segments/{spec.name}" in keys
         assert (f"exports/{spec.name}" in keys) == spec.exported
+
+
+def test_a_segment_asset_shows_owner_rule_and_cadence_first():
+    """What a marketer looks for on a segment's page: its team, its rule as the first line,
+    its refresh cadence as a freshness policy; dagster-dbt's own metadata comes last."""
+    from dagster import AssetKey
+
+    from orchestration.project import dbt_project
+
+    graph = _defs().resolve_asset_graph()
+    for spec in load_segments(dbt_project.manifest_path):
+        node = graph.get(AssetKey(["segments", spec.name]))
+        assert node.owners == [f"team:{spec.owner}"]
+        assert node.description.splitlines()[0] == spec.rule
+        assert node.freshness_policy.deadline_cron == spec.refresh_cron
+        keys = list(node.metadata)
+        assert keys[:4] == ["rule", "owner", "refresh", "exported"]
+        internal = [i for i, k in enumerate(keys) if k.startswith(("dagster_dbt/", "dagster-dbt/"))]
+        assert internal and min(internal) > max(
+            i for i, k in enumerate(keys) if not k.startswith(("dagster_dbt/", "dagster-dbt/")))
+    for key in graph.get_all_asset_keys():
+        if key.path[0] in ("marts", "segments") and graph.get(key).is_materializable:
+            assert graph.get(key).owners, key
+
+
+def test_the_landing_sensor_starts_at_the_files_present_and_then_sees_new_ones(tmp_path):
+    """A fresh instance (a first `make dev`) requests no run for files already there."""
+    import os
+    import time
+
+    import dagster as dg
+
+    from orchestration.defs.ingest import landing_zone_sensor
+    from orchestration.resources import WarehouseSettings
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "events-1.ndjson").write_text("{}\n")
+    settings = WarehouseSettings(warehouse=str(tmp_path / "w.duckdb"), landing_dir=str(landing),
+                                 serving=str(tmp_path / "s.duckdb"), exports_dir=str(tmp_path),
+                                 report=str(tmp_path / "r.html"), ops_db=str(tmp_path / "o.db"),
+                                 models_dir=str(tmp_path / "models"))
+    first = dg.build_sensor_context(cursor=None, resources={"settings": settings})
+    assert isinstance(landing_zone_sensor(first), dg.SkipReason)
+    assert first.cursor is not None
+    again = dg.build_sensor_context(cursor=first.cursor, resources={"settings": settings})
+    assert isinstance(landing_zone_sensor(again), dg.SkipReason)
+    newer = landing / "events-2.ndjson"
+    newer.write_text("{}\n")
+    later = time.time() + 5
+    os.utime(newer, (later, later))
+    third = dg.build_sensor_context(cursor=first.cursor, resources={"settings": settings})
+    assert isinstance(landing_zone_sensor(third), dg.RunRequest)
 
 
 def test_the_graph_has_the_raw_load_upstream_of_staging():

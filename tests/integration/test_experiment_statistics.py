@@ -17,6 +17,15 @@ The mart's statistics are compared, on the same counts, with the libraries:
   (delta method on the log of the rate ratio: the control rate's uncertainty counts);
 - srm_chi_square, srm_p_value: scipy.stats.chisquare against the configured split.
 
+- `cuped`, control and treatment of 21 users each: user i made i % 3 orders in the 30 days
+  before its exposure (the CUPED covariate; user 0 also one 31 days before: outside it) and
+  converts by a rule that follows the covariate; treatment user 1's order in the window is
+  cancelled (the cancelled-order guardrail). Four more users saw treatment only as a forced
+  QA view (properties.forced_variant) and bought: left out entirely; user c-0 also had a
+  forced treatment view, and stays a control user, not a multi-variant one.
+  CUPED's theta is checked against statsmodels' OLS slope of conversion on the covariate,
+  the adjusted difference and its always-valid interval against the formulas worked out here.
+
 Tolerance: 1e-6 absolute. The SQL normal CDF (Abramowitz & Stegun 7.1.26) is within 1.5e-7,
 the chi-square p-value within 3e-7 (exact for even degrees of freedom), and the mart's z
 quantile (var experiment_ci_z, 1.959964) differs from the exact one by 1.6e-8.
@@ -48,6 +57,14 @@ TOLERANCE = 1e-6
 # variant -> (exposed users, converted users), single-variant users only
 PRICING = {"control": (40, 10), "a": (25, 11), "b": (15, 2)}
 BANNER = {"control": (32, 0), "treatment": (8, 0)}
+CUPED_USERS = 21
+
+
+def cuped_design(arm: str, i: int) -> tuple[int, bool]:
+    """(pre-exposure orders in the lookback, converts after exposure) of user i of an arm."""
+    pre = i % 3
+    converts = pre == 2 or i == 0 if arm == "control" else pre >= 1
+    return pre, converts
 
 
 class Raw:
@@ -86,6 +103,35 @@ def planted() -> Raw:
     # the same order sent twice (client, then server a day later): one order
     raw.track("p-dup", "pricing-a-0", "Order Completed", START + timedelta(days=1),
               {"order_id": "o-pricing-a-0", "revenue": 10.0, "currency": "USD"})  # fmt: skip
+    for arm in ("control", "treatment"):
+        for i in range(CUPED_USERS):
+            user = f"cuped-{arm}-{i}"
+            pre, converts = cuped_design(arm, i)
+            raw.track(f"x-{user}", user, "Experiment Viewed", START,
+                      {"experiment_id": "cuped", "variation_name": arm})  # fmt: skip
+            for k in range(pre):
+                raw.track(f"pre-{user}-{k}", user, "Order Completed",
+                          START - timedelta(days=k + 1), {"order_id": f"pre-{user}-{k}",
+                                                          "revenue": 5.0, "currency": "USD"})
+            if i == 0:  # 31 days before: outside the 30-day lookback
+                raw.track(f"old-{user}", user, "Order Completed", START - timedelta(days=31),
+                          {"order_id": f"old-{user}", "revenue": 5.0, "currency": "USD"})
+            if converts:
+                raw.track(f"p-{user}", user, "Order Completed", START + timedelta(hours=2),
+                          {"order_id": f"o-{user}", "revenue": 20.0, "currency": "USD"})
+    raw.track("cancel-t1", "cuped-treatment-1", "Order Cancelled", START + timedelta(hours=3),
+              {"order_id": "o-cuped-treatment-1"})
+    for i in range(4):  # forced QA views only: not in the analysis at all
+        user = f"cuped-forced-{i}"
+        raw.track(f"x-{user}", user, "Experiment Viewed", START,
+                  {"experiment_id": "cuped", "variation_name": "treatment",
+                   "forced_variant": True})  # fmt: skip
+        raw.track(f"p-{user}", user, "Order Completed", START + timedelta(hours=1),
+                  {"order_id": f"o-{user}", "revenue": 20.0, "currency": "USD"})
+    raw.track("xf-cuped-control-0", "cuped-control-0", "Experiment Viewed",
+              START + timedelta(minutes=5), {"experiment_id": "cuped",
+                                             "variation_name": "treatment",
+                                             "forced_variant": True})
     # exposed to two variants: left out of the analysis, counted apart
     for i in range(2):
         user = f"pricing-both-{i}"
@@ -221,3 +267,72 @@ def test_chi_square_p_value_matches_scipy_for_1_to_19_degrees_of_freedom(tmp_pat
     assert len(rows) == len(grid)
     for x, df, actual in rows:
         assert actual == pytest.approx(stats.chi2.sf(float(x), int(df)), abs=3e-7), (x, df)
+
+
+def _cuped_users() -> tuple[list[float], list[float], list[str]]:
+    outcome, covariate, arms = [], [], []
+    for arm in ("control", "treatment"):
+        for i in range(CUPED_USERS):
+            pre, converts = cuped_design(arm, i)
+            cancelled = arm == "treatment" and i == 1  # its order was cancelled: no order
+            outcome.append(1.0 if converts and not cancelled else 0.0)
+            covariate.append(float(pre))
+            arms.append(arm)
+    return outcome, covariate, arms
+
+
+def test_forced_views_are_left_out(results: dict[Any, dict[str, Any]]) -> None:
+    control, treatment = results[("cuped", "control")], results[("cuped", "treatment")]
+    assert (control["exposed_users"], treatment["exposed_users"]) == (21, 21)
+    assert control["multi_variant_users"] == 0
+    # control converts for i % 3 == 2 (7 users) and i == 0; treatment for i % 3 >= 1 (14),
+    # but treatment user 1's order was cancelled: 13
+    assert (control["converted_users"], treatment["converted_users"]) == (8, 13)
+
+
+def test_cuped_and_the_always_valid_interval(results: dict[Any, dict[str, Any]]) -> None:
+    import numpy as np
+    regression = pytest.importorskip("statsmodels.api")
+    outcome, covariate, arms = _cuped_users()
+    y, x = np.array(outcome), np.array(covariate)
+    slope = regression.OLS(y, regression.add_constant(x)).fit().params[1]
+    row = results[("cuped", "treatment")]
+    assert row["cuped_theta"] == pytest.approx(slope, abs=TOLERANCE)
+    adjusted = y - slope * (x - x.mean())
+    treated = np.array(arms) == "treatment"
+    a_t, a_c = adjusted[treated], adjusted[~treated]
+    difference = a_t.mean() - a_c.mean()
+    se = np.sqrt(a_t.var(ddof=1) / a_t.size + a_c.var(ddof=1) / a_c.size)
+    assert row["cuped_rate_difference"] == pytest.approx(difference, abs=TOLERANCE)
+    assert row["cuped_standard_error"] == pytest.approx(se, abs=TOLERANCE)
+    # the covariate predicts conversion: CUPED's standard error is below the plain one
+    y_t, y_c = y[treated], y[~treated]
+    assert se < np.sqrt(y_t.var(ddof=1) / y_t.size + y_c.var(ddof=1) / y_c.size)
+    # normal mixture, alpha 0.05, tuned to 10,000 users, n = 42
+    alpha, n = 0.05, 42
+    rho2 = (-2 * np.log(alpha) + np.log(1 - 2 * np.log(alpha))) / 10_000
+    v = n * rho2
+    half = se * np.sqrt((v + 1) / v * (np.log(v + 1) + 2 * np.log(1 / alpha)))
+    assert row["sequential_ci_lower"] == pytest.approx(difference - half, abs=TOLERANCE)
+    assert row["sequential_ci_upper"] == pytest.approx(difference + half, abs=TOLERANCE)
+    z = difference / se
+    p = min(1.0, np.sqrt(n * rho2 + 1) * np.exp(-z * z * n * rho2 / (2 * (n * rho2 + 1))))
+    assert row["sequential_p_value"] == pytest.approx(p, abs=TOLERANCE)
+    assert row["is_sequential_winner"] == (p < alpha)
+    # always valid costs width: wider than the fixed-horizon 95 % interval of the same se
+    assert half > 1.959964 * se
+    control = results[("cuped", "control")]
+    assert control["sequential_p_value"] is None or np.isnan(control["sequential_p_value"])
+
+
+def test_guardrails(results: dict[Any, dict[str, Any]]) -> None:
+    control, treatment = results[("cuped", "control")], results[("cuped", "treatment")]
+    # 20.0 per converted user, pre-exposure orders not counted, in cents: 160 / 21, 260 / 21
+    assert control["revenue_per_user"] == pytest.approx(7.62, abs=1e-9)
+    assert treatment["revenue_per_user"] == pytest.approx(12.38, abs=1e-9)
+    assert control["cancelled_order_rate"] == 0.0
+    assert treatment["cancelled_order_rate"] == pytest.approx(1 / 21, abs=TOLERANCE)
+    # one cancellation in 21 is no proof of harm; more revenue is not harm either
+    assert bool(treatment["is_guardrail_breached"]) is False
+    low = treatment["cancelled_difference_ci_lower"]
+    assert low < 0 < treatment["cancelled_difference_ci_upper"]

@@ -105,21 +105,22 @@ def test_kill_9_of_the_collector_mid_stream_loses_no_acknowledged_event(tmp_path
 _LOADER_CHILD = """
 import sys, time
 import ewh.ingest.loader as loader
+import ewh.ingest.record_checks as checks
 if sys.argv[3] == "records":
-    original = loader.read_records
-    def traced(path, size):
-        for number, chunk in enumerate(original(path, size)):
+    original = checks.read_records
+    def traced(path, size, **where):
+        for number, chunk in enumerate(original(path, size, **where)):
             if number == 3:
                 print("mid-file", flush=True)
             yield chunk
-    loader.read_records = traced
+    checks.read_records = traced
 else:
-    inserted = loader._insert_checked
+    inserted = checks._insert_checked
     def traced(*args):
         inserted(*args)
         print("mid-file", flush=True)
         time.sleep(60)
-    loader._insert_checked = traced
+    checks._insert_checked = traced
 loader.load_files([sys.argv[1]], sys.argv[2], chunk_lines=2_000,
                   sql_reader=sys.argv[3] == "duckdb")
 print("finished", flush=True)

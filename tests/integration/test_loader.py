@@ -206,14 +206,20 @@ def test_gzip_files_load_like_plain_ones(tmp_path: Path, warehouse: Path) -> Non
     assert (result.path, result.rows_loaded) == (path, 2)
 
 
-def test_a_file_that_fails_midway_leaves_no_trace(tmp_path: Path, warehouse: Path) -> None:
-    # A truncated upload: gzip data cut short after the first records.
+def test_a_truncated_gzip_leaves_no_rows_and_the_files_after_it_still_load(
+        tmp_path: Path, warehouse: Path) -> None:
+    # A truncated upload: gzip data cut short after the first records. It used to abort the
+    # whole load with an EOFError naming no file.
     data = gzip.compress("".join(_line(f"m-{i}") + "\n" for i in range(200)).encode())
     path = tmp_path / "torn.ndjson.gz"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(EOFError):
-        load_files([path], warehouse, chunk_lines=1)
-    assert _table_counts(warehouse) == (0, 0, 0)
+    after = _write(tmp_path / "z.ndjson", _line("after-1"))
+    results = load_files([path, after], warehouse, chunk_lines=1, landing_dir=tmp_path)
+    assert [r.status for r in results] == ["quarantined", "loaded"]
+    assert results[0].error == (f"{path}: is truncated gzip: the compressed data ends before "
+                                "its end marker (a copy cut short?)")
+    assert _query(warehouse, "select message_id from raw.events") == [("after-1",)]
+    assert _query(warehouse, "select count(*) from raw.events_rejected") == [(0,)]
 
 
 def test_expand_paths_sorts_globs_and_rejects_a_missing_file(tmp_path: Path) -> None:

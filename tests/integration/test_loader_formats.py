@@ -114,11 +114,14 @@ def test_a_last_line_without_newline_and_crlf_endings_are_read(tmp_path: Path) -
                                         "where payload like '%' || chr(13) || '%'") == [(0,)]
 
 
-def test_an_unknown_extension_is_an_error_naming_the_formats(tmp_path: Path) -> None:
+def test_an_unknown_extension_is_quarantined_naming_the_formats(tmp_path: Path) -> None:
     path = tmp_path / "events.xml"
     path.write_text("<a/>")
-    with pytest.raises(ValueError, match="unknown format"):
-        load_files([path], tmp_path / "w.duckdb")
+    [result] = load_files([path], tmp_path / "w.duckdb", landing_dir=tmp_path)
+    assert result.status == "quarantined"
+    assert result.error == (f"{path}: unknown format; expected .ndjson, .jsonl, .json, .csv or "
+                            ".parquet (optionally .gz)")
+    assert result.quarantined_to == tmp_path / "quarantine" / "events.xml"
 
 
 def test_cli_dry_run_validates_and_prints_counts_without_loading(

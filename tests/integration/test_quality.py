@@ -76,6 +76,18 @@ ERRORS = [
     pytest.param(["update raw.events set received_at = '2027-06-01' where message_id = 'm4'"],
                  "raw_events", "expect_column_values_to_be_between", "received_at", 1,
                  "raw.events.received_at: 1 values above 2026-11-02 12:00:00", id="raw future"),
+    # 90 days ahead of receipt: the finding that only warned. The contract refuses it, so
+    # such a row was planted around it; it must stop the refresh.
+    pytest.param(["update raw.events set occurred_at = timestamp '2026-11-01 10:00:00' "
+                  "+ interval 90 day where message_id in ('m1', 'm3')"],
+                 "raw_events", "unexpected_rows_expectation", "occurred_at", 2,
+                 "raw.events.occurred_at: 2 rows with occurred_at more than 24 h after "
+                 "received_at", id="raw occurred_at ahead of receipt"),
+    pytest.param(["update raw.events set sent_at = timestamp '2026-11-02 10:00:01' "
+                  "where message_id = 'm2'"],
+                 "raw_events", "unexpected_rows_expectation", "sent_at", 1,
+                 "raw.events.sent_at: 1 rows with sent_at more than 24 h after received_at",
+                 id="raw sent_at a second past 24 h ahead"),
     pytest.param(["update raw.events set user_id = null, anonymous_id = null "
                   "where message_id = 'm5'"],
                  "raw_events", "expect_column_values_to_not_be_null", "anonymous_id", 1,
@@ -171,10 +183,13 @@ def test_samples_name_the_offending_rows(warehouse: Path, project: Path) -> None
 
 
 WARNINGS = [
-    pytest.param(["update raw.events set received_at = '2024-01-01' where message_id = 'm1'"],
+    pytest.param(["update raw.events set received_at = '2024-01-01', occurred_at = null, "
+                  "sent_at = null where message_id = 'm1'"],
                  "raw_events", "received_at", "raw.events.received_at: 1 values below "
                  "2025-09-27 12:00:00", id="event older than 400 days"),
-    pytest.param(["update raw.events set received_at = '2026-10-30 12:00:00'"],
+    # (client times moved along: ahead of receipt by two days they would be an error)
+    pytest.param(["update raw.events set received_at = '2026-10-30 12:00:00', "
+                  "occurred_at = '2026-10-30 12:00:00', sent_at = '2026-10-30 12:00:00'"],
                  "raw_events", "received_at", "raw.events.received_at: latest value "
                  "2026-10-30 12:00:00 is older than 2026-10-31 12:00:00", id="raw not fresh"),
     pytest.param(["update staging.stg_events set event_type = 'other' where message_id = 'm0'"],
@@ -262,6 +277,34 @@ def test_data_docs_are_built_and_each_result_links_its_page(
     for result in results.values():
         assert result.docs_url and result.docs_url.startswith("file://")
         assert Path(result.docs_url.removeprefix("file://")).exists()
+
+
+def test_data_docs_open_offline_with_suite_pages_and_severity(
+    warehouse: Path, project: Path
+) -> None:
+    """Every page loads only local files (GX's CDN links point at the site's static/vendor
+    copies, installed from npm), the index's suite links resolve, and each expectation shows
+    its severity."""
+    from ewh.quality.docs_assets import remote_loads
+    from ewh.quality.project import data_docs_dir
+
+    _run(warehouse, project, build_docs=True)
+    site = data_docs_dir(project)
+    pages = list(site.rglob("*.html"))
+    assert len(pages) >= 2 * len(SUITE_NAMES) + 1
+    assert {str(p): remote_loads(p) for p in pages if remote_loads(p)} == {}
+    index = (site / "index.html").read_text()
+    for name in SUITE_NAMES:
+        assert f'href="expectations/{name}.html"' in index
+        assert (site / "expectations" / f"{name}.html").exists()
+    referenced = set()
+    for page in pages:
+        for link in re.findall(r'(?:src|href)="([^"#?]+)"', page.read_text()):
+            if not link.startswith(("http", "mailto:", "javascript:", "data:")):
+                referenced.add((page.parent / link).resolve())
+    assert [str(p) for p in referenced if not p.exists()] == []
+    suite_page = (site / "expectations" / "raw_events.html").read_text()
+    assert "severity: error" in suite_page and "severity: warn" in suite_page
 
 
 def test_old_results_are_pruned_to_the_newest_runs(tmp_path: Path) -> None:

@@ -8,14 +8,14 @@ from pathlib import Path
 import duckdb
 import pytest
 import requests
-from collector_process import WRITE_KEY, Collector, running_collector
+from collector_process import READ_KEY, WRITE_KEY, Collector, running_collector
 
 from ewh.segments.catalog import SegmentSpec
 from ewh.segments.serving import publish_serving_copy
 
 SPEC = SegmentSpec(name="seg_demo", rule="Members of the demo.", owner="growth-team",
                    refresh="hourly", exported=True, description="", unique_id="model.x.seg_demo")
-AUTH = (WRITE_KEY, "")
+AUTH = (READ_KEY, "")  # reads need a read key
 
 
 def _warehouse(path: Path, members: int) -> None:
@@ -41,13 +41,15 @@ def api(tmp_path: Path) -> Iterator[tuple[Collector, Path, Path]]:
         yield collector, warehouse, serving
 
 
-def test_requests_without_a_valid_write_key_are_refused(api) -> None:
+def test_requests_without_a_valid_read_key_are_refused(api) -> None:
     collector, _, _ = api
     assert requests.get(f"{collector.url}/v1/segments", timeout=5).status_code == 401
     wrong = requests.get(f"{collector.url}/v1/segments", auth=("nope", ""), timeout=5)
     assert wrong.status_code == 401
-    by_query = requests.get(f"{collector.url}/v1/segments?writeKey={WRITE_KEY}", timeout=5)
-    assert by_query.status_code == 200
+    write = requests.get(f"{collector.url}/v1/segments", auth=(WRITE_KEY, ""), timeout=5)
+    assert write.status_code == 403  # the key apps embed never reads
+    by_query = requests.get(f"{collector.url}/v1/segments?writeKey={READ_KEY}", timeout=5)
+    assert by_query.status_code == 401  # keys are never taken from a URL
 
 
 def test_segments_list_name_rule_size_and_refresh_time(api) -> None:

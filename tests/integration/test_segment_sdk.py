@@ -3,6 +3,8 @@ key only, sends a few thousand events; after `ewh load` every one is in raw.even
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +67,23 @@ def test_a_stock_segment_sdk_delivers_every_event_exactly_once(tmp_path: Path) -
     assert types == [("alias", 500), ("group", 500), ("identify", 500), ("page", 500),
                      ("screen", 500), ("track", 500)]
     assert rejected == (0,)
+
+
+def test_the_stock_sdk_honours_429_retry_after_and_still_delivers_everything(
+        tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    errors: list[Any] = []
+    with running_collector(landing, EWH_RATE_LIMIT="2/second") as collector:
+        client = Client(WRITE_KEY, host=collector.url, upload_size=20, max_queue_size=1000,
+                        on_error=lambda e, b: errors.append(e), max_retries=10)
+        started = time.monotonic()
+        ids = [client.track(user_id="u-limited", event="Signed Up",
+                            properties={"n": i})[1]["messageId"] for i in range(200)]
+        client.flush()
+        client.join()
+        elapsed = time.monotonic() - started
+    assert errors == []
+    assert elapsed >= 3  # at least 10 requests at 2 a second: the SDK waited as told
+    landed = {json.loads(line)["messageId"] for path in landing.glob("*.ndjson*")
+              for line in path.read_bytes().splitlines()}
+    assert set(ids) <= landed  # 10 batches at 2 requests/s: some were told to wait, none lost

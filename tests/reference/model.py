@@ -647,6 +647,9 @@ def compute(messages: list[dict], as_of: datetime) -> Reference:
     exposures: dict[tuple, list[Event]] = defaultdict(list)
     for e in stitched:
         if e.event_type == "experiment_exposure" and e.properties.get("experiment_id"):
+            # a view of a variant forced for QA (properties.forced_variant true) is no exposure
+            if str(e.properties.get("forced_variant")).lower() == "true":
+                continue
             exposures[(e.person, str(e.properties["experiment_id"]))].append(e)
     experiments: dict[tuple[str, str], dict] = {}
     for (person, experiment), person_exposures in exposures.items():

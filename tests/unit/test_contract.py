@@ -117,7 +117,90 @@ def test_an_empty_user_id_counts_as_absent() -> None:
 
 def test_a_numeric_user_id_is_coerced_to_a_string() -> None:
     assert _accept(_message(userId=123)).user_id == "123"
-    assert _accept(_message(anonymousId=7.0)).anonymous_id == "7"
+    assert _accept(_message(userId=-0)).user_id == "0"
+
+
+def _text(**fields: str) -> bytes:
+    """A track message as text, each given field written as the raw JSON in its value (an
+    identity besides it, so the one under test decides)."""
+    other = "anonymousId" if "userId" in fields else "userId"
+    base = f'{{"type":"track","messageId":"m-1","event":"E","{other}":"x-1"'
+    return (base + "".join(f',"{k}":{v}' for k, v in fields.items()) + "}").encode()
+
+
+@pytest.mark.parametrize(("literal", "stored"), [
+    ("18446744073709551617", "18446744073709551617"),  # 2^64 + 1: beyond 64 bits, kept exact
+    ("18446744073709551615", "18446744073709551615"),  # 2^64 - 1
+    ("-9223372036854775809", "-9223372036854775809"),  # -2^63 - 1
+    ("1" + "0" * 60, "1" + "0" * 60),
+])
+def test_a_numeric_id_of_any_size_is_stored_as_its_exact_digits(literal: str,
+                                                                 stored: str) -> None:
+    event = validate_text(_text(userId=literal), SOURCE, LOAD_TIME)
+    assert isinstance(event, AcceptedEvent), event
+    assert event.user_id == stored
+
+
+@pytest.mark.parametrize("field", ["userId", "anonymousId"])
+@pytest.mark.parametrize("literal", ["1e300", "7.0", "7.5", "1E3", "-0.0", "1e400",
+                                     "9.3e18", "18446744073709551617.0"])
+def test_a_numeric_id_with_a_fraction_or_exponent_is_refused_never_rounded(
+        field: str, literal: str) -> None:
+    rejection = validate_text(_text(**{field: literal}), SOURCE, LOAD_TIME)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == ("invalid_id", field)
+    assert rejection.detail.endswith(f"field `{field}` is a number written with a fraction or "
+                                     "an exponent, expected a string or an integer.")
+
+
+def test_previous_id_and_group_id_follow_the_same_rule() -> None:
+    alias = b'{"type":"alias","messageId":"m","userId":"u","previousId":1e300}'
+    group = b'{"type":"group","messageId":"m","userId":"u","groupId":true}'
+    assert (validate_text(alias, SOURCE, LOAD_TIME).reason,  # type: ignore[union-attr]
+            validate_text(group, SOURCE, LOAD_TIME).reason) == (  # type: ignore[union-attr]
+        "invalid_id", "wrong_type")
+    big = b'{"type":"alias","messageId":"m","userId":"u","previousId":18446744073709551617}'
+    assert isinstance(validate_text(big, SOURCE, LOAD_TIME), AcceptedEvent)
+
+
+def test_duplicate_keys_keep_the_first_value_at_every_depth() -> None:
+    text = (b'{"type":"track","messageId":"m","userId":"first","userId":"second","event":"E",'
+            b'"properties":{"a":1,"a":2}}')
+    event = validate_text(text, SOURCE, LOAD_TIME)
+    assert isinstance(event, AcceptedEvent)
+    assert event.user_id == "first"
+    assert event.payload == text.decode()  # stored as sent
+    second_wrong = b'{"type":"track","messageId":"m","userId":"u","event":"E","event":5}'
+    assert isinstance(validate_text(second_wrong, SOURCE, LOAD_TIME), AcceptedEvent)
+    first_wrong = b'{"type":"track","messageId":"m","userId":"u","event":5,"event":"E"}'
+    assert validate_text(first_wrong, SOURCE, LOAD_TIME).reason == "wrong_type"  # type: ignore[union-attr]
+
+
+def _nested(levels: int, where: str = "properties") -> bytes:
+    """A valid message whose `where` object brings the nesting to `levels` (the message is 1):
+    objects down to an array of arrays, so both kinds count."""
+    objects = (levels - 1) // 2
+    arrays = levels - 1 - objects
+    inner = '{"a":' * objects + "[" * arrays + "]" * arrays + "}" * objects
+    return (f'{{"type":"track","messageId":"m","userId":"u","event":"E","{where}":{inner}}}'
+            ).encode()
+
+
+def test_nesting_is_limited_to_64_levels_naming_the_field() -> None:
+    assert isinstance(validate_text(_nested(64), SOURCE, LOAD_TIME), AcceptedEvent)
+    deep = validate_text(_nested(65), SOURCE, LOAD_TIME)
+    assert isinstance(deep, Rejection)
+    assert (deep.reason, deep.field) == ("too_deep", "properties")
+    assert deep.detail == (f"Record {SOURCE}: field `properties` nests 65 levels of objects and "
+                           "arrays, expected at most 64.")
+    # far deeper than any parser takes: still too_deep, not a crash
+    assert validate_text(_nested(5000, "context"), SOURCE, LOAD_TIME).reason == "too_deep"  # type: ignore[union-attr]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = (b'{"type":"track","messageId":"m","userId":"u","event":"E","properties":{"s":"'
+            + b"[{" * 500 + b'"}}')
+    assert isinstance(validate_text(text, SOURCE, LOAD_TIME), AcceptedEvent)
 
 
 @pytest.mark.parametrize("value", [True, {"id": 1}, [1]])
@@ -165,12 +248,61 @@ def test_a_timestamp_exactly_24h_after_received_at_is_accepted() -> None:
                      receivedAt="2026-10-01T12:00:00Z"))
 
 
-def test_a_fast_device_clock_is_forgiven_when_sent_at_shows_the_skew() -> None:
-    # The device is 3 days ahead, but timestamp -> sentAt is 5 s: corrected time is 5 s before
-    # receivedAt, so nothing is in the future.
-    event = _accept(_message(timestamp="2026-10-04T12:00:00Z", sentAt="2026-10-04T12:00:05Z",
+def test_a_device_clock_a_few_hours_fast_is_forgiven() -> None:
+    # 5 h ahead: timestamp and sentAt both, well within the 24 h a clock may be ahead.
+    event = _accept(_message(timestamp="2026-10-01T17:00:00Z", sentAt="2026-10-01T17:00:05Z",
                              receivedAt="2026-10-01T12:00:00Z"))
-    assert event.occurred_at == datetime(2026, 10, 4, 12, 0, 0)  # stored as sent, not corrected
+    assert event.occurred_at == datetime(2026, 10, 1, 17, 0, 0)  # stored as sent, not corrected
+
+
+def test_a_device_clock_days_fast_is_refused_even_when_sent_at_shows_the_skew() -> None:
+    # 3 days ahead: staging could correct it, but raw.occurred_at would sit in the future and
+    # fail the raw check; the contract refuses what a check would refuse.
+    rejection = _reject(_message(timestamp="2026-10-04T12:00:00Z", sentAt="2026-10-04T12:00:05Z",
+                                 receivedAt="2026-10-01T12:00:00Z"))
+    assert (rejection.reason, rejection.field) == ("future_timestamp", "timestamp")
+    assert rejection.tail == "field `timestamp` is 72.0 h after receivedAt, expected at most 24 h."
+
+
+def test_the_year_9999_is_refused_even_with_a_matching_sent_at() -> None:
+    rejection = _reject(_message(timestamp="9999-12-31T23:59:59Z", sentAt="9999-12-31T23:59:59Z",
+                                 receivedAt=_DROP))
+    assert (rejection.reason, rejection.field) == ("future_timestamp", "timestamp")
+
+
+def test_sent_at_more_than_24h_after_received_at_is_refused() -> None:
+    rejection = _reject(_message(timestamp="2026-10-01T12:00:00Z", sentAt="2026-10-03T12:00:00Z",
+                                 receivedAt="2026-10-01T12:00:00Z"))
+    assert (rejection.reason, rejection.field) == ("future_timestamp", "sentAt")
+
+
+def test_received_at_more_than_24h_after_the_intake_time_is_refused() -> None:
+    # LOAD_TIME is 2026-10-01 12:30: a receivedAt a day and a minute later cannot be real.
+    late = _reject(_message(timestamp="2026-10-02T12:31:00Z", sentAt=_DROP,
+                            receivedAt="2026-10-02T12:31:00Z"))
+    assert (late.reason, late.field) == ("future_timestamp", "receivedAt")
+    assert late.tail == ("field `receivedAt` is 24.0 h after the time it was taken in, "
+                         "expected at most 24 h.")
+    assert _accept(_message(timestamp="2026-10-02T12:30:00Z", sentAt=_DROP,
+                            receivedAt="2026-10-02T12:30:00Z"))
+
+
+@pytest.mark.parametrize("field", ["timestamp", "sentAt", "receivedAt"])
+def test_a_time_before_the_floor_is_refused_naming_the_setting(field: str) -> None:
+    message = _message(**{field: "1970-01-01T00:00:00Z"})
+    rejection = validate_message(message, SOURCE, LOAD_TIME)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == ("timestamp_before_floor", field)
+    assert rejection.tail == (f'field `{field}` is "1970-01-01T00:00:00Z", expected '
+                              "2000-01-01T00:00:00Z or later (EWH_TIMESTAMP_FLOOR).")
+    # the floor is a setting: a later one refuses what the default accepts
+    floor = datetime(2026, 10, 1, 12, 0, 0, 500_000)
+    assert _accept(_message(**{field: "2026-10-01T12:00:00.5Z"}))
+    later = validate_message(_message(**{field: "2026-10-01T12:00:00.4Z"}), SOURCE, LOAD_TIME,
+                             floor=floor)
+    assert getattr(later, "reason", None) == "timestamp_before_floor"
+    assert isinstance(validate_message(_message(), SOURCE, LOAD_TIME, floor=datetime(2026, 10, 1)),
+                      AcceptedEvent)
 
 
 def test_skew_correction_still_reveals_a_timestamp_25h_after_sent_at() -> None:
@@ -206,6 +338,52 @@ def test_a_record_over_32_kib_is_rejected_as_oversize() -> None:
     result = validate_text(text, SOURCE, LOAD_TIME)
     assert isinstance(result, Rejection)
     assert result.reason == "oversize"
+
+
+def _sized(total: int, **extra: Any) -> dict[str, Any]:
+    """A message whose compact JSON is exactly `total` bytes before `extra` is added."""
+    message = _message(receivedAt=_DROP, properties={"blob": ""})
+    pad = total - len(json.dumps(message, separators=(",", ":")))
+    message["properties"]["blob"] = "x" * pad
+    assert len(json.dumps(message, separators=(",", ":"))) == total
+    return {**message, **extra}
+
+
+def _compact(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("size", [32_763, 32_768])
+def test_the_size_limit_does_not_count_what_the_collector_adds(size: int) -> None:
+    # The collector stamps receivedAt and notes context.ewh.consent: the line it lands is
+    # longer than the client's message, and both validators still accept it.
+    message = _sized(size)
+    message["receivedAt"] = "2026-10-01T12:00:01.250Z"
+    message["context"] = {**message["context"], "ewh": {"consent": "unknown"}}
+    landed = _compact(message)
+    assert len(landed) > 32_768
+    assert isinstance(validate_text(landed, SOURCE, LOAD_TIME), AcceptedEvent)
+
+
+def test_a_generated_message_id_is_not_counted_either() -> None:
+    message = _sized(32_768)
+    del message["messageId"]
+    message = {"messageId": "0" * 36, **message, "receivedAt": "2026-10-01T12:00:01.250Z",
+               "context": {**message["context"], "ewh": {"messageId": "generated"}}}
+    assert isinstance(validate_text(_compact(message), SOURCE, LOAD_TIME), AcceptedEvent)
+
+
+def test_one_byte_over_the_limit_is_oversize_with_or_without_additions() -> None:
+    plain = validate_text(_compact(_sized(32_769)), SOURCE, LOAD_TIME)
+    stamped = validate_text(_compact(_sized(32_769, receivedAt="2026-10-01T12:00:01.250Z")),
+                            SOURCE, LOAD_TIME)
+    for result in (plain, stamped):
+        assert isinstance(result, Rejection)
+        assert (result.reason, result.tail) == (
+            "oversize", "is 32769 bytes, expected at most 32768 bytes per message.")
+    # a long receivedAt is not one the server wrote: it counts
+    odd = _sized(32_700, receivedAt="x" * 100)
+    assert validate_text(_compact(odd), SOURCE, LOAD_TIME).reason == "oversize"  # type: ignore[union-attr]
 
 
 def test_the_payload_is_the_original_text_byte_for_byte() -> None:

@@ -305,3 +305,52 @@ def test_a_small_request_still_writes_exactly_that_many_lines(tmp_path: Path) ->
     assert written == summary["events_written"] == 300
     assert summary["duplicates_planted"] == 3  # 1% of 300
     assert summary["malformed_planted"]["total"] == 0  # too small to plant every kind
+
+
+def test_behaviour_drives_buying_and_churning(messages: list[dict[str, Any]],
+                                              summary: dict[str, Any]) -> None:
+    """The behavioural model (docs/predictions.md): what users did lately is evidence of what
+    they do next, not a label. Pooled over weekly dates: users with a cart add in the 7 days
+    before a date order in the next 14 days far more often than the others; active users who
+    ordered in the last 28 days are gone for the next 28 days less often than those who did
+    not. Computed from the messages alone."""
+    link = {m["anonymousId"]: m["userId"] for m in messages
+            if m.get("userId") and m.get("anonymousId")}
+    carts, orders, visits = defaultdict(list), defaultdict(list), defaultdict(list)
+    for m in messages:
+        user = m.get("userId") or link.get(m.get("anonymousId"))
+        if user is None:
+            continue
+        when = _corrected(m)
+        if m.get("event") == "Product Added":
+            carts[user].append(when)
+        elif m.get("event") == "Order Completed":
+            orders[user].append(when)
+        elif m["type"] in ("page", "screen"):
+            visits[user].append(when)
+
+    def within(times: list[datetime], after: datetime, days: int) -> bool:
+        return any(after < t <= after + timedelta(days=days) for t in times)
+
+    buy = {True: [0, 0], False: [0, 0]}  # carted recently -> [ordered next, users]
+    gone = {True: [0, 0], False: [0, 0]}  # ordered recently -> [no visit next, active users]
+    for weeks in range(3, 10):
+        date = END - timedelta(weeks=weeks)
+        for user, seen in visits.items():
+            if not any(t <= date for t in seen):
+                continue
+            carted = within(carts[user], date - timedelta(days=7), 7)
+            buy[carted][0] += within(orders[user], date, 14)
+            buy[carted][1] += 1
+            if weeks >= 4 and within(seen, date - timedelta(days=28), 28):
+                ordered = within(orders[user], date - timedelta(days=28), 28)
+                gone[ordered][0] += not within(seen, date, 28)
+                gone[ordered][1] += 1
+
+    def rate(counts: list[int]) -> float:
+        return counts[0] / counts[1]
+
+    assert min(buy[True][1], gone[True][1]) >= 30  # enough users on each side
+    assert rate(buy[True]) > 4 * rate(buy[False]) > 0
+    assert rate(gone[True]) < rate(gone[False]) - 0.1
+    assert summary["behaviour"]["churned_users"] > 0 and summary["behaviour"]["return_visits"] > 0

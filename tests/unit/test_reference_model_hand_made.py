@@ -296,6 +296,24 @@ def test_multi_variant_users_are_excluded_from_experiments():
     assert control["orders_in_window"] == 1 and control["revenue_in_window"] == 1.0
 
 
+def test_forced_qa_views_are_no_exposure():
+    """a saw control, then a forced treatment view (QA): still a control user, not
+    multi-variant; c saw only a forced view: not in the experiment at all."""
+    t = ago(days=3)
+    ref = model.compute([
+        msg("track", t, event="Experiment Viewed", anon="a",
+            props={"experiment_id": "x", "variation_name": "control"}, mid="f-1"),
+        msg("track", t + timedelta(hours=1), event="Experiment Viewed", anon="a",
+            props={"experiment_id": "x", "variation_name": "treatment",
+                   "forced_variant": True}, mid="f-2"),
+        msg("track", t, event="Experiment Viewed", anon="c",
+            props={"experiment_id": "x", "variation_name": "treatment",
+                   "forced_variant": True}, mid="f-3"),
+    ], AS_OF)
+    assert set(ref.experiments) == {("x", "control")}
+    assert ref.experiments[("x", "control")]["exposed_users"] == 1
+
+
 def test_lift_interval_uses_both_rates_uncertainty_and_matches_statsmodels():
     """Treatment 30/200 against control 20/200: the delta-method interval of the log rate
     ratio is statsmodels' 'log' interval of the risk ratio, minus 1."""
@@ -349,11 +367,14 @@ def test_generator_is_deterministic_and_its_messages_pass_the_contract():
 
     messages, invalid = generator.generate(7, 200, AS_OF)
     assert (messages, invalid) == generator.generate(7, 200, AS_OF)
+    # Loaded a while after as_of: late arrivals are received days after it, and the contract
+    # refuses a receivedAt more than 24 h after the time a message is taken in.
+    loaded = AS_OF + timedelta(days=30)
     for m in messages:
-        result = validate_message(m, "test", AS_OF)
+        result = validate_message(m, "test", loaded)
         assert not isinstance(result, Rejection), (result, json.dumps(m))
     for line in invalid:
-        assert isinstance(validate_text(line, "test", AS_OF), Rejection), line
+        assert isinstance(validate_text(line, "test", loaded), Rejection), line
     families = {generator.family_of(m["messageId"].rsplit("-", 1)[0]) for m in messages}
     assert families == set(generator.FAMILIES)
 

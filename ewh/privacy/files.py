@@ -1,0 +1,57 @@
+"""Files and folders that hold personal data: created 0600 / 0700, replaced atomically."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def private_dir(folder: Path) -> Path:
+    """Create `folder` (and missing parents) as 0700; an existing one is tightened to 0700."""
+    folder.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(folder, DIR_MODE)
+    return folder
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `path` as 0600 through a temporary file renamed into place."""
+    private_dir(path.parent)
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+
+
+def tighten(path: Path) -> None:
+    """0600 for a file, 0700 for a folder (and everything under it)."""
+    if path.is_dir():
+        os.chmod(path, DIR_MODE)
+        for root, dirs, files in os.walk(path):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), DIR_MODE)
+            for name in files:
+                full = os.path.join(root, name)
+                if not os.path.islink(full):
+                    os.chmod(full, FILE_MODE)
+    elif path.exists():
+        os.chmod(path, FILE_MODE)
+
+
+def overwrite_random(handle: BinaryIO, size: int) -> None:
+    """Overwrite `size` bytes from the handle's position with random bytes, 1 MiB at a time,
+    and sync them to disk (what shredding and compaction leave where personal data was)."""
+    left = size
+    while left > 0:
+        chunk = min(left, 1 << 20)
+        handle.write(secrets.token_bytes(chunk))
+        left -= chunk
+    handle.flush()
+    os.fsync(handle.fileno())
