@@ -7,10 +7,20 @@ CLI, the pytest-xdist workers), so no test creates a key in the repository's dat
 
 from __future__ import annotations
 
+import __main__
+import importlib.machinery
 import os
 import tempfile
 
 import pytest
+
+# A pytest-xdist worker's __main__ has neither a spec nor a file, which pyspark (installed for
+# the Spark target) takes for its own doctest run: importing pyspark.sql.connect, as Great
+# Expectations does, then calls sys.exit(0) (pyspark.sql.connect.utils.check_dependencies).
+# A spec named __main__ says otherwise and changes nothing else (multiprocessing's spawn skips
+# re-importing a main module of that name).
+if getattr(__main__, "__spec__", None) is None and not hasattr(__main__, "__file__"):
+    __main__.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
 
 os.environ.setdefault("EWH_PSEUDONYM_KEY", "test-only-pseudonym-key-0123456789abcdef")
 os.environ.setdefault("EWH_KEY_STORE", tempfile.mkdtemp(prefix="ewh-keystore-"))
