@@ -1,5 +1,5 @@
 {#-
-  The label propagation rounds of int_identity_map (see the model's header for the algorithm):
+  The label propagation rounds of int_identity_labels (see the model's header for the algorithm):
   CTEs labels_0 .. labels_<max_rounds> (node_id, label) over the model's CTEs user_nodes and
   user_edges, each followed by a comma.
 
@@ -180,11 +180,6 @@ labels_{{ round }} as (
         ) as label
     from jumps_{{ round }}
     group by node_id
-    {%- if round == max_rounds %}
-    -- always true, but not deterministic: Spark then keeps the last round as one shared CTE,
-    -- computed once, instead of inlining every round at each of the model's reads
-    having rand() >= 0
-    {%- endif %}
 
 ),
 

@@ -1,16 +1,9 @@
 {#-
   Every id of the identity graph mapped to its person (user_key).
 
-  Users: userIds are merged only by an explicit alias (user links). The connected components
-  of the user links are found by label propagation, a bounded Jinja loop of
-  var identity_graph_max_rounds rounds. Each round: every node proposes the smallest label
-  among itself and its neighbours; the smallest proposal of the nodes sharing a label goes to
-  the whole group and to the node that label names (hooking); each node then also takes the
-  label of the node its label names (shortcutting). Rounds grow with the log of the alias
-  chain length (measured: a chain of 1,024 links needs 10 rounds, of 4,096 links 12). When
-  the bound is too small, some user link still joins two labels: is_graph_converged is false
-  on every row and int_identity_conflicts lists those links (conflict_type
-  graph_not_converged).
+  Users: userIds are merged only by an explicit alias (user links); int_identity_labels finds
+  the connected components of the user links (its own table, so that each engine computes the
+  rounds once) and says whether its bound of rounds sufficed (is_graph_converged).
   user_key = the smallest userId of the component (string order) that some message carries as
   its userId: an alias's previousId alone never names the person (a server-side alias of an
   anonymous id sent without that anonymousId is read as a userId, but cannot become the key).
@@ -23,8 +16,6 @@
   who identifies on it. One row per period: from the identification where the person changes
   (inclusive) to the next one (exclusive).
 -#}
-{%- set max_rounds = var('identity_graph_max_rounds', 10) -%}
-
 with
 
 links as (
@@ -33,44 +24,17 @@ links as (
 
 ),
 
-user_edges as (
-
-    -- the user links, both ways
-    select previous_user_id as node_id, user_id as neighbour_id
-    from links
-    where link_type = 'user'
-    union
-    select user_id as node_id, previous_user_id as neighbour_id
-    from links
-    where link_type = 'user'
-
-),
-
-user_nodes as (
-
-    select user_id as node_id from links
-    union
-    select previous_user_id as node_id from links where previous_user_id is not null
-
-),
-
-{{ identity_label_rounds(max_rounds) -}}
 user_labels as (
 
-    select * from labels_{{ max_rounds }}
+    -- every userId of the graph with its component's label (the person search)
+    select * from {{ ref('int_identity_labels') }}
 
 ),
 
-unconverged_edges as (
+graph_convergence as (
 
-    -- a user link still joining two labels: the bound was too small
-    select count(*) as edge_count
-    from user_edges
-    inner join user_labels as node_labels
-        on user_edges.node_id = node_labels.node_id
-    inner join user_labels as neighbour_labels
-        on user_edges.neighbour_id = neighbour_labels.node_id
-    where node_labels.label <> neighbour_labels.label
+    select coalesce(min(case when is_graph_converged then 1 else 0 end), 1) = 1 as is_converged
+    from user_labels
 
 ),
 
@@ -80,8 +44,8 @@ message_user_ids as (
     -- alone does not make one)
     select distinct events.user_id
     from {{ ref('stg_events') }} as events
-    inner join user_nodes
-        on events.user_id = user_nodes.node_id
+    inner join user_labels
+        on events.user_id = user_labels.user_id
     where events.occurred_at <= {{ as_of() }}
 
 ),
@@ -93,7 +57,7 @@ user_rows as (
     select
         'user' as id_type,
         cast(null as {{ dbt.type_string() }}) as anonymous_id,
-        user_labels.node_id as user_id,
+        user_labels.user_id,
         coalesce(
             min(message_user_ids.user_id) over (partition by user_labels.label),
             user_labels.label
@@ -101,7 +65,7 @@ user_rows as (
         count(*) over (partition by user_labels.label) as linked_user_count
     from user_labels
     left join message_user_ids
-        on user_labels.node_id = message_user_ids.user_id
+        on user_labels.user_id = message_user_ids.user_id
 
 ),
 
@@ -282,17 +246,17 @@ final as (
         cast(null as {{ dbt.type_string() }}) as valid_to_message_id,
         user_rows.linked_user_count,
         false as has_conflicting_links,
-        unconverged_edges.edge_count = 0 as is_graph_converged
+        graph_convergence.is_converged as is_graph_converged
     from user_rows
-    cross join unconverged_edges
+    cross join graph_convergence
 
     union all
 
     select
         anonymous_rows.*,
-        unconverged_edges.edge_count = 0 as is_graph_converged
+        graph_convergence.is_converged as is_graph_converged
     from anonymous_rows
-    cross join unconverged_edges
+    cross join graph_convergence
 
 )
 

@@ -1,4 +1,4 @@
-"""The Spark form of int_identity_map's label propagation computes the same rounds as DuckDB's.
+"""The Spark form of int_identity_labels' label propagation computes the same rounds as DuckDB's.
 
 macros/rules/identity_graph.sql holds two forms of the rounds: DuckDB's (joins reading each
 round several times) and the default one Spark uses (each round read once, lookups by label
@@ -25,7 +25,6 @@ def rounds_sql(macro: str, max_rounds: int) -> str:
                      MACROS.read_text(), re.S)
     assert body, macro
     ctes = jinja2.Environment().from_string(body.group(1)).render(max_rounds=max_rounds)
-    ctes = ctes.replace("rand()", "random()")  # Spark's spelling of DuckDB's random()
     return (
         "with user_edges as (select a as node_id, b as neighbour_id from edges"
         " union select b, a from edges),"
