@@ -4,6 +4,7 @@
   Spark: raw.events is the Parquet lake the loader publishes (setting EWH_LAKE_DIR,
   ewh/ingest/lake.py), an external table partitioned by load_date whose new partitions and
   files are picked up here. Its timestamps are UTC instants, read as TIMESTAMP.
+  raw.prediction_scores: a Parquet table in the lake's raw/prediction_scores folder.
 -#}
 {% macro register_raw_layer() -%}
     {{ return(adapter.dispatch('register_raw_layer', 'engagement_warehouse')()) }}
@@ -28,6 +29,16 @@
         ) -%}
         {%- do run_query('alter table raw.events recover partitions') -%}
         {%- do run_query('refresh table raw.events') -%}
+        {#- the predictions' scores (ewh.predictions.scoring writes them to DuckDB only: on Spark
+            this table is empty unless Parquet files are put in its folder) -#}
+        {%- do run_query(
+            'create table if not exists raw.prediction_scores ('
+            ~ 'user_key string, user_id string, model_name string, model_version string, '
+            ~ 'score double, top_features string, as_of timestamp, feature_version string, '
+            ~ 'scored_at timestamp) '
+            ~ "using parquet location '" ~ lake ~ "/raw/prediction_scores'"
+        ) -%}
+        {%- do run_query('refresh table raw.prediction_scores') -%}
     {%- endif -%}
     select 1
 {%- endmacro %}

@@ -156,21 +156,21 @@ aggregated as (
             else 0
         end) as revenue_rfm_window,
         -- engagement points
-        sum(case
+        cast(sum(case
             when events.occurred_at > as_of.engagement_window_start then events.engagement_points
             else 0
-        end) as engagement_points_window,
-        sum(case
+        end) as {{ dbt.type_bigint() }}) as engagement_points_window,
+        cast(sum(case
             when events.occurred_at > as_of.churn_recent_start then events.engagement_points
             else 0
-        end) as engagement_points_recent,
-        sum(case
+        end) as {{ dbt.type_bigint() }}) as engagement_points_recent,
+        cast(sum(case
             when
                 events.occurred_at > as_of.churn_baseline_start
                 and events.occurred_at <= as_of.churn_recent_start
                 then events.engagement_points
             else 0
-        end) as engagement_points_baseline
+        end) as {{ dbt.type_bigint() }}) as engagement_points_baseline
     from scored as events
     cross join as_of
     group by events.user_key

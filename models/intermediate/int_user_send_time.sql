@@ -105,7 +105,7 @@ final as (
         by_hour.user_key,
         by_hour.engagement_hour as preferred_engagement_hour_utc,
         by_weekday.engagement_weekday as preferred_engagement_weekday,
-        by_hour.total_signals as engagement_signals
+        cast(by_hour.total_signals as {{ dbt.type_bigint() }}) as engagement_signals
     from by_hour
     inner join by_weekday
         on

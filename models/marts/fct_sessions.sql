@@ -67,7 +67,8 @@ session_totals as (
         min(occurred_at) as started_at,
         max(occurred_at) as ended_at,
         count(*) as event_count,
-        sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
+        cast(sum(case when event_type = 'page_view' then 1 else 0 end) as {{ dbt.type_bigint() }})
+            as page_views,
         sum(case when event_type in ('page_view', 'screen_view') then 1 else 0 end) as screen_or_page_views,
         sum(
             case when event_type in {{ sql_list(interaction_event_types()) }} then 1 else 0 end
