@@ -48,6 +48,23 @@
 {%- endmacro %}
 
 
+{% macro refresh_contract_enforced() -%}
+    {#- whether a contracted incremental model's contract is enforced on this engine -#}
+    {{ return(adapter.dispatch('refresh_contract_enforced', 'engagement_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__refresh_contract_enforced() -%}
+    {#- Spark adds its partition column refresh_partition, which the public contract does not
+        name; the columns and values are checked against DuckDB's by the parity suite
+        (tests/integration/test_spark_parity.py) -#}
+    {{ return(false) }}
+{%- endmacro %}
+
+{% macro duckdb__refresh_contract_enforced() -%}
+    {{ return(true) }}
+{%- endmacro %}
+
+
 {% macro refresh_bucket(key) -%}
     {#- the hash bucket of a key (Spark), 0 .. var refresh_buckets - 1 -#}
     cast(pmod(xxhash64({{ key }}), {{ var('refresh_buckets') }}) as int)

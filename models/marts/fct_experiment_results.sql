@@ -164,9 +164,11 @@ user_outcomes as (
         analysed_users.user_key,
         coalesce(in_window.orders_in_window, 0) as orders_in_window,
         in_window.revenue_in_window,
-        case when coalesce(in_window.orders_in_window, 0) > 0 then 1.0 else 0.0 end as converted,
+        cast(case when coalesce(in_window.orders_in_window, 0) > 0 then 1 else 0 end as double)
+            as converted,
         coalesce(in_window.revenue_in_window, 0.0) as revenue,
-        case when cancelled_in_window.user_key is not null then 1.0 else 0.0 end as cancelled,
+        cast(case when cancelled_in_window.user_key is not null then 1 else 0 end as double)
+            as cancelled,
         cast(coalesce(pre_exposure.pre_exposure_orders, 0) as double) as covariate
     from analysed_users
     left join in_window
@@ -506,11 +508,13 @@ final as (
         round(bounded.revenue_per_user, 2) as revenue_per_user,
         case
             when bounded.variant <> '{{ control }}'
-                then floor((bounded.revenue_difference - bounded.revenue_half_width) * 100) / 100.0
+                then cast(floor((bounded.revenue_difference - bounded.revenue_half_width) * 100) as double)
+                    / 100
         end as revenue_difference_ci_lower,
         case
             when bounded.variant <> '{{ control }}'
-                then ceil((bounded.revenue_difference + bounded.revenue_half_width) * 100) / 100.0
+                then cast(ceil((bounded.revenue_difference + bounded.revenue_half_width) * 100) as double)
+                    / 100
         end as revenue_difference_ci_upper,
         bounded.cancelled_order_rate,
         case

@@ -17,6 +17,7 @@
         materialized='incremental',
         incremental_strategy=refresh_strategy('append'),
         partition_by=refresh_partition_by(),
+        contract={'enforced': refresh_contract_enforced()},
         pre_hook="{{ session_refresh_pre_hook() }}",
         post_hook=changed_keys_post_hooks()
     )

@@ -57,9 +57,9 @@ final as (
         cast(score as double) as score,
         -- 100 x the share at or below, as 100 x count / total (exact at 90: the top decile
         -- boundary; 100 x cume_dist() would give 90.00000000000001)
-        100.0 * count(*) over (
+        100 * cast(count(*) over (
             partition by model_name order by score range between unbounded preceding and current row
-        ) / count(*) over (partition by model_name) as percentile,
+        ) as double) / count(*) over (partition by model_name) as percentile,
         top_features,
         as_of,
         scored_at
