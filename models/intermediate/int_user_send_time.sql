@@ -64,8 +64,8 @@ with_parts as (
 
     select
         user_key,
-        {{ hour_of_day('occurred_at') }} as engagement_hour,
-        {{ iso_day_of_week('occurred_at') }} as engagement_weekday
+        cast({{ hour_of_day('occurred_at') }} as {{ dbt.type_bigint() }}) as engagement_hour,
+        cast({{ iso_day_of_week('occurred_at') }} as {{ dbt.type_bigint() }}) as engagement_weekday
     from signals
 
 ),
