@@ -32,9 +32,11 @@ class CommandResult:
     nodes: int
 
 
-def spark_environment(spark_warehouse: Path, lake_dir: Path) -> dict[str, str]:
+def spark_environment(spark_warehouse: Path, lake_dir: Path,
+                      small_data: bool = False) -> dict[str, str]:
     """The variables profiles.yml's spark target reads (see docs/spark.md)."""
     return {
+        "EWH_SPARK_SMALL_DATA": "1" if small_data else "",
         "EWH_DBT_TARGET": "spark",
         "EWH_SPARK_WAREHOUSE": str(spark_warehouse),
         "EWH_LAKE_DIR": str(lake_dir),
@@ -48,10 +50,10 @@ class SparkDbtSession:
     """A worker process running dbt commands on one Spark session; use as a context manager."""
 
     def __init__(self, spark_warehouse: Path, lake_dir: Path, log_path: Path,
-                 project_dir: Path = PROJECT_ROOT) -> None:
+                 project_dir: Path = PROJECT_ROOT, *, small_data: bool = False) -> None:
         self.project_dir = project_dir
         self.log_path = log_path
-        self.env = {**os.environ, **spark_environment(spark_warehouse, lake_dir)}
+        self.env = {**os.environ, **spark_environment(spark_warehouse, lake_dir, small_data)}
         self._process: subprocess.Popen[str] | None = None
         self._answers: IO[str] | None = None
 

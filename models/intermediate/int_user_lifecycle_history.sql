@@ -110,6 +110,9 @@ per_instant as (
         max(case when new_orders > 0 then milestone_at end) as ordered_at,
         max(is_lapse) as is_lapse
     from milestones
+    -- a user seen only through messages they did not initiate (emails) has no first_seen_at:
+    -- no milestone without an instant (engines order a null instant differently)
+    where milestone_at is not null
     group by user_key, milestone_at
 
 ),

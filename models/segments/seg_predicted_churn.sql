@@ -16,9 +16,9 @@ active_customers as (
         user_id,
         churn_risk,
         churn_risk_percentile,
-        100.0 * count(*) over (
+        100 * cast(count(*) over (
             order by churn_risk range between unbounded preceding and current row
-        ) / count(*) over () as churn_risk_customer_percentile,
+        ) as double) / count(*) over () as churn_risk_customer_percentile,
         churn_top_features,
         lifecycle_stage,
         last_seen_at,

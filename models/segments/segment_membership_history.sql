@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy=refresh_strategy('merge'),
         partition_by=refresh_partition_by(),
+        contract={'enforced': refresh_contract_enforced()},
         unique_key='membership_id',
         on_schema_change='append_new_columns',
         full_refresh=false

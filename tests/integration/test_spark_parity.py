@@ -76,7 +76,7 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     with ThreadPoolExecutor(1) as pool:
         duck = pool.submit(duckdb_build)
-        with SparkDbtSession(spark_warehouse, lake, work / "spark.log") as spark:
+        with SparkDbtSession(spark_warehouse, lake, work / "spark.log", small_data=True) as spark:
             spark.dbt("build", "--vars", _vars(GOLDEN_AS_OF), *_spark_args(work))
             results = _run_results(work)
         duck.result()
@@ -91,7 +91,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     warehouse, lake = work / "warehouse.duckdb", work / "lake"
     spark_warehouse = work / "spark-warehouse"
     differences: list[tuple[int, list]] = []
-    with SparkDbtSession(spark_warehouse, lake, work / "spark.log") as spark, \
+    with SparkDbtSession(spark_warehouse, lake, work / "spark.log", small_data=True) as spark, \
             ThreadPoolExecutor(1) as pool:
         spark.dbt("seed", *_spark_args(work))
         for index, (batch, as_of) in enumerate(zip(batches, as_ofs, strict=True)):
