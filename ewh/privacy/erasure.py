@@ -11,12 +11,15 @@
    the file is compacted (ewh.privacy.compact) so the ids are gone from its bytes too;
 5. the serving copy and the exports, at once: rows deleted and the file compacted; export
    files rewritten without them, and each destination's `deletions` file lists them once;
-6. Dagster's storage (DAGSTER_HOME): their ids replaced in run and event records (SQLite,
+6. Parquet files: the raw lake the Spark target reads (EWH_LAKE_DIR) and the Spark target's
+   tables (EWH_SPARK_WAREHOUSE), each file with their rows rewritten without them
+   (ewh.privacy.parquet_scrub);
+7. Dagster's storage (DAGSTER_HOME): their ids replaced in run and event records (SQLite,
    vacuumed) and logs;
-7. their data keys destroyed (crypto-shredding: any other copy of their encrypted fields,
+8. their data keys destroyed (crypto-shredding: any other copy of their encrypted fields,
    a backup or a copied warehouse, is unreadable), and their ids added to the suppression
    list as keyed hashes, so later events for them are dropped at load (`suppressed`);
-8. a verification scan of every table and every file touched, and a JSON receipt.
+9. a verification scan of every table and every file touched, and a JSON receipt.
 Trained models hold no rows of anyone; the scratch warehouse a training run copies events
 into lives only during that run, and a leftover one (a run that crashed) is removed first.
 """
@@ -48,6 +51,7 @@ from ewh.predictions.snapshots import training_work_dir
 from ewh.privacy.compact import compact
 from ewh.privacy.files import private_dir, tighten, write_private
 from ewh.privacy.keys import DataKeys, PrivacyKeys, SuppressionList
+from ewh.privacy.parquet_scrub import parquet_files, parquet_hits, scrub_parquet
 from ewh.privacy.scan import files_in, needle_pattern, scan_bytes, scan_tables
 from ewh.privacy.scrub import (
     ScrubReport,
@@ -432,6 +436,9 @@ def erase_user(user_id: str, settings: Settings | None = None, *,
             _serving_catalog_counts(con)
         compacted[str(settings.serving)] = compact(settings.serving, wipe_old=False)
     exports = _scrub_exports(settings.exports_dir, identity, keys, requested_at)
+    parquet = scrub_parquet(parquet_files(settings.lake_dir, settings.spark_warehouse),
+                            user_ids=identity.user_ids, anonymous_ids=identity.anonymous_ids,
+                            keys=identity.keys, identity_column=IDENTITY_COLUMN)
     dagster = scrub_dagster(dagster_home, identity)
 
     destroyed = sum(data_keys.destroy(s) for s in sorted(identity.ids))
@@ -446,7 +453,7 @@ def erase_user(user_id: str, settings: Settings | None = None, *,
         "tables": {"warehouse": deleted, "serving": serving_deleted},
         "files": {"landing_rewritten": landing.rewritten, "landing_shredded": landing.shredded,
                   "landing_skipped_being_written": busy, "exports": exports,
-                  "dagster": dagster},
+                  "parquet_rows_removed": parquet, "dagster": dagster},
         "compacted": {path: {"bytes_before": b, "bytes_after": a}
                       for path, (b, a) in compacted.items()},
     })
@@ -493,5 +500,6 @@ def verify(identity: Identity, settings: Settings, dagster_home: Path | None) ->
         if found:
             tables[str(path)] = found
     files = scan_bytes(data_files, needles)
+    files |= parquet_hits(parquet_files(settings.lake_dir, settings.spark_warehouse), needles)
     return {"needles": len(needles), "files_scanned": len(data_files),
             "table_hits": tables, "file_hits": files, "clean": not tables and not files}

@@ -68,8 +68,9 @@ def compare_table(con: duckdb.DuckDBPyConnection, table: str, spark_warehouse: P
     folder = spark_table_path(spark_warehouse, table)
     files = sorted(folder.rglob("*.parquet"))
     duck_columns = con.sql(
-        "select column_name, data_type from duck.information_schema.columns "
-        f"where table_schema = '{table.split('.')[0]}' and table_name = '{table.split('.')[1]}' "
+        "select column_name, data_type from information_schema.columns "
+        f"where table_catalog = 'duck' and table_schema = '{table.split('.')[0]}' "
+        f"and table_name = '{table.split('.')[1]}' "
         "order by ordinal_position").fetchall()
     if not files:
         [(rows,)] = con.sql(f"select count(*) from duck.{table}").fetchall()
