@@ -73,6 +73,7 @@ dev: setup
 bench: setup
 	$(BIN)/python -m bench.run --sizes 1000000,10000000
 	$(BIN)/python -m bench.predictions --users 250000
+	$(BIN)/python -m bench.spark --events 1000000
 
 .PHONY: bench-large
 bench-large: setup

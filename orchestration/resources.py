@@ -27,6 +27,7 @@ class WarehouseSettings(dg.ConfigurableResource):
     ops_db: str
     models_dir: str
     spark_warehouse: str
+    dbt_target: str
     lake_dir: str | None = None
     as_of: str | None = None
     timestamp_floor: str | None = None

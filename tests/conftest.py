@@ -7,12 +7,13 @@ CLI, the pytest-xdist workers), so no test creates a key in the repository's dat
 
 from __future__ import annotations
 
-import __main__
 import importlib.machinery
 import os
 import tempfile
 
 import pytest
+
+import __main__
 
 # A pytest-xdist worker's __main__ has neither a spec nor a file, which pyspark (installed for
 # the Spark target) takes for its own doctest run: importing pyspark.sql.connect, as Great

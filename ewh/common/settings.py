@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     lake_dir: Path | None = Field(
         None, description="also publish each load's accepted rows as Parquet under this folder "
         "(raw/events/load_date=.../<load_id>.parquet), the raw layer Spark reads; unset: off")
+    dbt_target: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="the dbt target the models build on (profiles.yml): duckdb, or "
+        "spark (the Parquet lake EWH_LAKE_DIR in, tables under EWH_SPARK_WAREHOUSE out; the "
+        "readers of the built tables read those through DuckDB views, docs/spark.md)")
     spark_warehouse: Path = Field(_data("spark-warehouse"),
                                   description="the Spark target's tables and metastore (dbt "
                                   "target spark, local session)")

@@ -27,12 +27,14 @@ import pyarrow.parquet as pq
 from ewh.common.sql_text import sql_literal
 
 EVENTS_DIR = Path("raw") / "events"
+SCORES_FILE = Path("raw") / "prediction_scores" / "scores.parquet"
 BATCH_ROWS = 65_536
 # raw.events as published, in order (ewh/ingest/raw_tables.py).
 EVENT_COLUMNS = ("message_id", "message_type", "event_name", "user_id", "anonymous_id",
                  "occurred_at", "sent_at", "received_at", "payload", "source", "file_checksum",
                  "load_id", "loaded_at")
-TIMESTAMP_COLUMNS = frozenset({"occurred_at", "sent_at", "received_at", "loaded_at"})
+TIMESTAMP_COLUMNS = frozenset({"occurred_at", "sent_at", "received_at", "loaded_at", "as_of",
+                               "scored_at"})
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
@@ -67,6 +69,14 @@ def publish_loads(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> list[LakeLo
     return published
 
 
+def publish_prediction_scores(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> int:
+    """raw.prediction_scores as one Parquet file, replaced whole as the table is at each
+    scoring (atomically, like a load's file); the rows written."""
+    target = lake_dir / SCORES_FILE
+    return _write_atomically(con.sql("select * from raw.prediction_scores "
+                                     "order by model_name, user_key"), target)
+
+
 def lake_loads(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> list[LakeLoad]:
     """Every load of the manifest beside its file's row count in the lake (Parquet metadata).
 
@@ -85,19 +95,24 @@ def lake_loads(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> list[LakeLoad]
 
 def _write_load(con: duckdb.DuckDBPyConnection, lake_dir: Path, load_id: str,
                 load_date: str) -> int:
-    target = events_file(lake_dir, load_id, load_date)
+    columns = ", ".join(EVENT_COLUMNS)
+    return _write_atomically(con.sql(
+        f"select {columns} from raw.events where load_id = {sql_literal(load_id)} "
+        "order by received_at, message_id"), events_file(lake_dir, load_id, load_date))
+
+
+def _write_atomically(relation: duckdb.DuckDBPyRelation, target: Path) -> int:
+    """The rows as Parquet at `target`: a temporary file, fsync'ed, renamed into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    columns = ", ".join(EVENT_COLUMNS)
-    reader = con.sql(
-        f"select {columns} from raw.events where load_id = {sql_literal(load_id)} "
-        "order by received_at, message_id").to_arrow_reader(BATCH_ROWS)
+    reader = relation.to_arrow_reader(BATCH_ROWS)
     schema = _utc_schema(reader.schema)
     rows = 0
     with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
         for batch in reader:
             writer.write_batch(batch.cast(schema))
             rows += batch.num_rows
+    os.chmod(partial, 0o600)  # personal data (docs/privacy.md)
     _fsync(partial)
     os.replace(partial, target)
     _fsync(target.parent)

@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from ewh.common.clock import utc_now
 from ewh.common.duckdb_tables import has_table
-from ewh.common.sql_text import quote_ident
+from ewh.common.sql_text import quote_ident, sql_literal
+from ewh.ingest.lake import publish_prediction_scores
 from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.predictions import registry
 from ewh.predictions.specs import FEATURES_TABLE, MODELS, TOP_FEATURES, ModelSpec
@@ -43,10 +44,10 @@ class ScoringResult:
 
 
 def _score_one(con: duckdb.DuckDBPyConnection, loaded: registry.LoadedModel,
-               scored_at: datetime) -> pa.Table:
+               scored_at: datetime, features_table: str = FEATURES_TABLE) -> pa.Table:
     columns = ", ".join(quote_ident(f) for f in loaded.features)
     found = con.execute(
-        f"select user_key, user_id, as_of, feature_version, {columns} from {FEATURES_TABLE} "
+        f"select user_key, user_id, as_of, feature_version, {columns} from {features_table} "
         f"where {loaded.population} order by user_key").fetchnumpy()
     users = len(found["user_key"])
     matrix = (np.column_stack([np.ma.filled(np.ma.asarray(found[f]).astype(np.float64), np.nan)
@@ -68,19 +69,27 @@ def _score_one(con: duckdb.DuckDBPyConnection, loaded: registry.LoadedModel,
 
 
 def score_warehouse(warehouse: Path, models_dir: Path,
-                    specs: list[ModelSpec] | None = None) -> ScoringResult:
+                    specs: list[ModelSpec] | None = None, *, features: Path | None = None,
+                    lake_dir: Path | None = None) -> ScoringResult:
     """Replace raw.prediction_scores with the published models' scores of the current
-    int_user_features (see the module docstring)."""
+    int_user_features (see the module docstring). `features`: another DuckDB file holding
+    int_user_features (with the Spark target, the views over Spark's tables,
+    ewh.spark.tables); `lake_dir`: the scores are also published there for Spark
+    (ewh.ingest.lake.publish_prediction_scores)."""
     started = time.perf_counter()
     scored_at = utc_now()
     result = ScoringResult()
     tables: list[pa.Table] = []
     with duckdb.connect(str(warehouse)) as con:
         ensure_raw_tables(con)
+        table = FEATURES_TABLE
+        if features is not None and Path(features) != Path(warehouse):
+            con.execute(f"attach {sql_literal(str(features))} as features (read_only)")
+            table = f"features.{FEATURES_TABLE}"
         ready = has_table(con, *FEATURES_TABLE.split("."))
         current = ([r[0] for r in con.execute(
-            f"select distinct feature_version from {FEATURES_TABLE}").fetchall()] if ready else [])
-        as_of = (con.execute(f"select max(as_of) from {FEATURES_TABLE}").fetchone()[0]
+            f"select distinct feature_version from {table}").fetchall()] if ready else [])
+        as_of = (con.execute(f"select max(as_of) from {table}").fetchone()[0]
                  if ready else None)
         for spec in specs if specs is not None else list(MODELS.values()):
             version = registry.published_version(models_dir, spec.name)
@@ -97,18 +106,20 @@ def score_warehouse(warehouse: Path, models_dir: Path,
                     f", {FEATURES_TABLE} now has {', '.join(map(str, current))}: the feature "
                     "definitions changed, retrain the model")
                 continue
-            table = _score_one(con, loaded, scored_at)
-            tables.append(table)
-            result.scored[spec.name] = table.num_rows
+            scores = _score_one(con, loaded, scored_at, table)
+            tables.append(scores)
+            result.scored[spec.name] = scores.num_rows
             result.versions[spec.name] = version
         con.execute("begin transaction")
         con.execute(f"delete from {SCORES_TABLE}")
-        for number, table in enumerate(tables):
+        for number, scores in enumerate(tables):
             name = f"new_scores_{number}"
-            con.register(name, table)
+            con.register(name, scores)
             con.execute(f"insert into {SCORES_TABLE} ({', '.join(SCORE_COLUMNS)}) "
                         f"select {', '.join(SCORE_COLUMNS)} from {name}")
             con.unregister(name)
         con.execute("commit")
+        if lake_dir is not None:
+            publish_prediction_scores(con, lake_dir)
     return ScoringResult(result.scored, result.versions, result.skipped, as_of,
                          round(time.perf_counter() - started, 3))

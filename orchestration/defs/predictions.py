@@ -34,6 +34,7 @@ from ewh.predictions.snapshots import (
 from ewh.predictions.specs import MODELS
 from ewh.predictions.tags import write_prediction_tags
 from ewh.predictions.training import gate, train_model
+from ewh.spark.tables import tables_for_reads
 from orchestration.defs.serving import SERVING_COPY
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.resources import WarehouseSettings
@@ -171,7 +172,9 @@ def build_publish_asset(model: str) -> dg.AssetsDefinition:
 def prediction_scores(context: dg.AssetExecutionContext,
                       settings: WarehouseSettings) -> dg.MaterializeResult:
     where = settings.get()
-    result = score_warehouse(where.warehouse, where.models_dir)
+    # with the Spark target: Spark's int_user_features in, the scores also to the lake
+    result = score_warehouse(where.warehouse, where.models_dir,
+                             features=tables_for_reads(where), lake_dir=where.lake_dir)
     for model, reason in result.skipped.items():
         log = context.log.info if reason == "no published version" else context.log.error
         log(f"{model}: not scored: {reason}")

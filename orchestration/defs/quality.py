@@ -139,10 +139,12 @@ def build_warehouse_checks(specs: Sequence[SuiteSpec]) -> dg.AssetChecksDefiniti
     )
     def _checks(context: dg.AssetCheckExecutionContext, settings: WarehouseSettings):
         from ewh.quality.validate import data_docs_index, validate_warehouse
+        from ewh.spark.tables import tables_for_reads
 
         selected = [by_name[key.name] for key in context.selected_asset_check_keys]
+        # the dbt-built tables: the warehouse's, or Spark's through DuckDB views
         results = validate_warehouse(
-            settings.get().warehouse, suites=[spec.name for spec in selected],
+            tables_for_reads(settings.get()), suites=[spec.name for spec in selected],
             segments=warehouse_project().segment_tables,
         )
         docs = data_docs_index()

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ewh.segments.serving import publish_serving_copy
+from ewh.spark.tables import tables_for_reads
 from orchestration.defs.quality import gated_asset_keys, suites
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import WarehouseProject, warehouse_project
@@ -35,8 +36,9 @@ def build_serving_copy(project: WarehouseProject, gated: list[dg.AssetKey]) -> d
     def serving_copy(context: dg.AssetExecutionContext,
                      settings: WarehouseSettings) -> dg.MaterializeResult:
         where = settings.get()
-        result = publish_serving_copy(where.warehouse, where.serving, project.segments,
-                                      context.run_id)
+        # the warehouse's tables, or with the Spark target Spark's (ewh.spark.tables)
+        result = publish_serving_copy(tables_for_reads(where), where.serving,
+                                      project.segments, context.run_id)
         context.log.info(f"published {len(result.tables)} tables to {result.path}")
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(str(result.path)),

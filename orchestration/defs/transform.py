@@ -12,6 +12,7 @@ from ewh.common.clock import dbt_timestamp
 from ewh.common.sql_text import quote_ident
 from ewh.privacy.erasure import IDENTITY_COLUMN
 from ewh.privacy.keys import PrivacyKeys
+from ewh.spark.tables import tables_for_reads
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import WarehouseProject, warehouse_project
 from orchestration.resources import WarehouseSettings
@@ -138,7 +139,9 @@ def build_dbt_models(project: WarehouseProject) -> list[dg.AssetsDefinition]:
     def warehouse_dbt_scored_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
                                     settings: WarehouseSettings, config: DbtBuildConfig):
         events = dbt.cli(build_args(config, settings), context=context).stream()
-        yield from with_segment_sizes(events, segment_keys, str(settings.get().warehouse))
+        # with the Spark target, the sizes are read from Spark's tables (ewh.spark.tables)
+        yield from with_segment_sizes(events, segment_keys,
+                                      str(tables_for_reads(settings.get())))
 
     return [warehouse_dbt_models, warehouse_dbt_scored_models]
 

@@ -111,7 +111,8 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                   "--vars", _vars(_stamp(as_ofs[-1])), *_spark_args(work))
         tests = _run_results(work)
     return {"warehouse": warehouse, "spark_warehouse": spark_warehouse, "tables": tables,
-            "differences": differences, "batches": len(batches), "tests": tests}
+            "differences": differences, "batches": len(batches), "tests": tests,
+            "last_as_of": _stamp(as_ofs[-1])}
 
 
 def test_golden_full_build_is_equal_on_spark(golden: dict[str, Any]) -> None:
@@ -162,6 +163,57 @@ def test_the_replay_ran_spark_incrementally_and_its_data_tests_pass(
             f"select count(*) from read_parquet('{watermarks}/**/*.parquet') "
             "where model_name = 'fct_sessions'").fetchall()
     assert runs == replay["batches"]
+
+
+def test_the_dagster_job_runs_on_spark_with_dbt_tests_as_checks_and_serves_spark_tables(
+    replay: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EWH_DBT_TARGET=spark, nothing else changed: the same Dagster definitions rebuild a
+    segment on Spark (the dbt CLI, its own JVM), its dbt tests are asset checks, the Great
+    Expectations suite reads Spark's table (through ewh.spark.tables' views), and the serving
+    copy is published from Spark's tables, equal to them row for row."""
+    import dagster as dg
+
+    from orchestration.defs.serving import SERVING_COPY
+    from orchestration.translator import asset_key_for
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "expectations" / "gx", tmp_path / "gx_project" / "gx",
+                    ignore=shutil.ignore_patterns("uncommitted"))
+    warehouse, spark_warehouse = replay["warehouse"], replay["spark_warehouse"]
+    for name, value in {
+        "EWH_DBT_TARGET": "spark", "EWH_SPARK_SMALL_DATA": "1", "SPARK_LOCAL_IP": "127.0.0.1",
+        "EWH_WAREHOUSE": str(warehouse), "EWH_SPARK_WAREHOUSE": str(spark_warehouse),
+        "EWH_LAKE_DIR": str(warehouse.parent / "lake"), "EWH_SERVING": str(tmp_path / "s.duckdb"),
+        "EWH_EXPORTS_DIR": str(tmp_path / "exports"), "EWH_MODELS_DIR": str(tmp_path / "models"),
+        "EWH_GX_PROJECT_DIR": str(tmp_path / "gx_project"), "EWH_AS_OF": replay["last_as_of"],
+    }.items():
+        monkeypatch.setenv(name, value)
+    from orchestration.definitions import defs
+
+    segment = asset_key_for("segments", "seg_cart_abandoners")
+    job = dg.define_asset_job("spark_segment", selection=dg.AssetSelection.assets(
+        segment, SERVING_COPY))
+    result = dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def(
+        "spark_segment").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
+              if e.asset_key == segment}
+    assert any(name.startswith("not_null") for name in checks), checks  # dbt tests
+    assert any(name.startswith("gx_") for name in checks), checks  # the GX suite
+    assert all(checks.values()), checks
+    [materialization] = [m for m in result.get_asset_materialization_events()
+                         if m.asset_key == segment]
+    members = materialization.materialization.metadata["members"].value
+    segment_folder = spark_table_path(spark_warehouse, "segments.seg_cart_abandoners")
+    with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
+        served = sorted(con.sql("select user_key from segments.seg_cart_abandoners").fetchall())
+    with duckdb.connect() as con:
+        built = sorted(con.sql(
+            f"select user_key from read_parquet('{segment_folder}/**/*.parquet')").fetchall())
+    assert served == built and members == len(built) >= 1
 
 
 def test_erasure_removes_the_person_from_the_lake_and_from_spark_tables(
