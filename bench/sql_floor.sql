@@ -381,8 +381,8 @@ final as (
 
 select * from final;
 
--- int_identity_map (model)
-create or replace table floor.int_identity_map as
+-- int_identity_labels (model)
+create or replace table floor.int_identity_labels as
 with
 
 links as (
@@ -1058,22 +1058,68 @@ labels_10 as (
 
 ),
 
-user_labels as (
+closed_neighbourhoods as (
 
-    select * from labels_10
+    select node_id, node_id as neighbour_id from user_nodes
+    union
+    select node_id, neighbour_id from user_edges
 
 ),
 
-unconverged_edges as (
+neighbourhood_labels as (
 
-    -- a user link still joining two labels: the bound was too small
-    select count(*) as edge_count
-    from user_edges
-    inner join user_labels as node_labels
-        on user_edges.node_id = node_labels.node_id
-    inner join user_labels as neighbour_labels
-        on user_edges.neighbour_id = neighbour_labels.node_id
-    where node_labels.label <> neighbour_labels.label
+    -- each node's own label, and whether its neighbourhood holds another one
+    select
+        closed_neighbourhoods.node_id,
+        min(
+            case
+                when closed_neighbourhoods.neighbour_id = closed_neighbourhoods.node_id
+                    then labels_10.label
+            end
+        ) as label,
+        min(labels_10.label) <> max(labels_10.label)
+            as has_other_label_nearby
+    from closed_neighbourhoods
+    inner join labels_10
+        on closed_neighbourhoods.neighbour_id = labels_10.node_id
+    group by closed_neighbourhoods.node_id
+
+),
+
+final as (
+
+    select
+        node_id as user_id,
+        label,
+        max(case when has_other_label_nearby then 1 else 0 end) over () = 0
+            as is_graph_converged
+    from neighbourhood_labels
+
+)
+
+select * from final;
+
+-- int_identity_map (model)
+create or replace table floor.int_identity_map as
+with
+
+links as (
+
+    select * from floor.int_identity_links
+
+),
+
+user_labels as (
+
+    -- every userId of the graph with its component's label (the person search)
+    select * from floor.int_identity_labels
+
+),
+
+graph_convergence as (
+
+    select coalesce(min(case when is_graph_converged then 1 else 0 end), 1) = 1 as is_converged
+    from user_labels
 
 ),
 
@@ -1083,8 +1129,8 @@ message_user_ids as (
     -- alone does not make one)
     select distinct events.user_id
     from floor.stg_events as events
-    inner join user_nodes
-        on events.user_id = user_nodes.node_id
+    inner join user_labels
+        on events.user_id = user_labels.user_id
     where events.occurred_at <= cast('__AS_OF__' as timestamp)
 
 ),
@@ -1096,7 +1142,7 @@ user_rows as (
     select
         'user' as id_type,
         cast(null as TEXT) as anonymous_id,
-        user_labels.node_id as user_id,
+        user_labels.user_id,
         coalesce(
             min(message_user_ids.user_id) over (partition by user_labels.label),
             user_labels.label
@@ -1104,7 +1150,7 @@ user_rows as (
         count(*) over (partition by user_labels.label) as linked_user_count
     from user_labels
     left join message_user_ids
-        on user_labels.node_id = message_user_ids.user_id
+        on user_labels.user_id = message_user_ids.user_id
 
 ),
 
@@ -1285,17 +1331,17 @@ final as (
         cast(null as TEXT) as valid_to_message_id,
         user_rows.linked_user_count,
         false as has_conflicting_links,
-        unconverged_edges.edge_count = 0 as is_graph_converged
+        graph_convergence.is_converged as is_graph_converged
     from user_rows
-    cross join unconverged_edges
+    cross join graph_convergence
 
     union all
 
     select
         anonymous_rows.*,
-        unconverged_edges.edge_count = 0 as is_graph_converged
+        graph_convergence.is_converged as is_graph_converged
     from anonymous_rows
-    cross join unconverged_edges
+    cross join graph_convergence
 
 )
 
@@ -2156,21 +2202,21 @@ aggregated as (
             else 0
         end) as revenue_rfm_window,
         -- engagement points
-        sum(case
+        cast(sum(case
             when events.occurred_at > as_of.engagement_window_start then events.engagement_points
             else 0
-        end) as engagement_points_window,
-        sum(case
+        end) as bigint) as engagement_points_window,
+        cast(sum(case
             when events.occurred_at > as_of.churn_recent_start then events.engagement_points
             else 0
-        end) as engagement_points_recent,
-        sum(case
+        end) as bigint) as engagement_points_recent,
+        cast(sum(case
             when
                 events.occurred_at > as_of.churn_baseline_start
                 and events.occurred_at <= as_of.churn_recent_start
                 then events.engagement_points
             else 0
-        end) as engagement_points_baseline
+        end) as bigint) as engagement_points_baseline
     from scored as events
     cross join as_of
     group by events.user_key
@@ -2628,6 +2674,9 @@ per_instant as (
         max(case when new_orders > 0 then milestone_at end) as ordered_at,
         max(is_lapse) as is_lapse
     from milestones
+    -- a user seen only through messages they did not initiate (emails) has no first_seen_at:
+    -- no milestone without an instant (engines order a null instant differently)
+    where milestone_at is not null
     group by user_key, milestone_at
 
 ),
@@ -3134,8 +3183,8 @@ with_parts as (
 
     select
         user_key,
-        hour(occurred_at) as engagement_hour,
-        isodow(occurred_at) as engagement_weekday
+        cast(hour(occurred_at) as bigint) as engagement_hour,
+        cast(isodow(occurred_at) as bigint) as engagement_weekday
     from signals
 
 ),
@@ -3175,7 +3224,7 @@ final as (
         by_hour.user_key,
         by_hour.engagement_hour as preferred_engagement_hour_utc,
         by_weekday.engagement_weekday as preferred_engagement_weekday,
-        by_hour.total_signals as engagement_signals
+        cast(by_hour.total_signals as bigint) as engagement_signals
     from by_hour
     inner join by_weekday
         on
@@ -3396,9 +3445,11 @@ user_outcomes as (
         analysed_users.user_key,
         coalesce(in_window.orders_in_window, 0) as orders_in_window,
         in_window.revenue_in_window,
-        case when coalesce(in_window.orders_in_window, 0) > 0 then 1.0 else 0.0 end as converted,
+        cast(case when coalesce(in_window.orders_in_window, 0) > 0 then 1 else 0 end as double)
+            as converted,
         coalesce(in_window.revenue_in_window, 0.0) as revenue,
-        case when cancelled_in_window.user_key is not null then 1.0 else 0.0 end as cancelled,
+        cast(case when cancelled_in_window.user_key is not null then 1 else 0 end as double)
+            as cancelled,
         cast(coalesce(pre_exposure.pre_exposure_orders, 0) as double) as covariate
     from analysed_users
     left join in_window
@@ -3838,11 +3889,13 @@ final as (
         round(bounded.revenue_per_user, 2) as revenue_per_user,
         case
             when bounded.variant <> 'control'
-                then floor((bounded.revenue_difference - bounded.revenue_half_width) * 100) / 100.0
+                then cast(floor((bounded.revenue_difference - bounded.revenue_half_width) * 100) as double)
+                    / 100
         end as revenue_difference_ci_lower,
         case
             when bounded.variant <> 'control'
-                then ceil((bounded.revenue_difference + bounded.revenue_half_width) * 100) / 100.0
+                then cast(ceil((bounded.revenue_difference + bounded.revenue_half_width) * 100) as double)
+                    / 100
         end as revenue_difference_ci_upper,
         bounded.cancelled_order_rate,
         case
@@ -3914,7 +3967,8 @@ session_totals as (
         min(occurred_at) as started_at,
         max(occurred_at) as ended_at,
         count(*) as event_count,
-        sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
+        cast(sum(case when event_type = 'page_view' then 1 else 0 end) as bigint)
+            as page_views,
         sum(case when event_type in ('page_view', 'screen_view') then 1 else 0 end) as screen_or_page_views,
         sum(
             case when event_type in ('click', 'video_play', 'search', 'product_view', 'add_to_cart', 'remove_from_cart', 'checkout_started', 'purchase', 'signup', 'email_click') then 1 else 0 end
@@ -4240,9 +4294,9 @@ final as (
         cast(score as double) as score,
         -- 100 x the share at or below, as 100 x count / total (exact at 90: the top decile
         -- boundary; 100 x cume_dist() would give 90.00000000000001)
-        100.0 * count(*) over (
+        100 * cast(count(*) over (
             partition by model_name order by score range between unbounded preceding and current row
-        ) / count(*) over (partition by model_name) as percentile,
+        ) as double) / count(*) over (partition by model_name) as percentile,
         top_features,
         as_of,
         scored_at
@@ -5470,9 +5524,9 @@ active_customers as (
         user_id,
         churn_risk,
         churn_risk_percentile,
-        100.0 * count(*) over (
+        100 * cast(count(*) over (
             order by churn_risk range between unbounded preceding and current row
-        ) / count(*) over () as churn_risk_customer_percentile,
+        ) as double) / count(*) over () as churn_risk_customer_percentile,
         churn_top_features,
         lifecycle_stage,
         last_seen_at,
@@ -6136,9 +6190,9 @@ active_customers as (
         user_id,
         churn_risk,
         churn_risk_percentile,
-        100.0 * count(*) over (
+        100 * cast(count(*) over (
             order by churn_risk range between unbounded preceding and current row
-        ) / count(*) over () as churn_risk_customer_percentile,
+        ) as double) / count(*) over () as churn_risk_customer_percentile,
         churn_top_features,
         lifecycle_stage,
         last_seen_at,

@@ -26,8 +26,8 @@ class WarehouseSettings(dg.ConfigurableResource):
     report: str
     ops_db: str
     models_dir: str
-    spark_warehouse: str
-    dbt_target: str
+    spark_warehouse: str | None = None
+    dbt_target: str | None = None
     lake_dir: str | None = None
     as_of: str | None = None
     timestamp_floor: str | None = None
