@@ -239,6 +239,8 @@
             ~ "from {{ ref('" ~ source_model ~ "') }}",
         "drop table if exists {{ refresh_key_relations()[0] }}",
         "drop table if exists {{ refresh_key_relations()[1] }}",
+        "drop table if exists {{ refresh_scratch_relations()[0] }}",
+        "drop table if exists {{ refresh_scratch_relations()[1] }}",
     ]) }}
 {%- endmacro %}
 
