@@ -153,8 +153,9 @@ def test_every_incremental_batch_is_equal_on_spark(replay: dict[str, Any]) -> No
 def test_the_replay_ran_spark_incrementally_and_its_data_tests_pass(
     replay: dict[str, Any]
 ) -> None:
-    assert all(r["status"] in ("pass", "warn") for r in replay["tests"])
-    assert len(replay["tests"]) >= 150
+    tests = [r for r in replay["tests"] if r["unique_id"].startswith("test.")]
+    assert [r["unique_id"] for r in tests if r["status"] not in ("pass", "warn")] == []
+    assert len(tests) >= 150
     # Spark's watermarks are append-only: one row per run of fct_sessions, so every batch
     # after the first read its watermark and refreshed only the changed devices' buckets
     watermarks = spark_table_path(replay["spark_warehouse"], "intermediate.incremental_watermarks")
