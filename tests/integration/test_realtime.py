@@ -241,12 +241,43 @@ def test_failing_receiver_gets_retries_then_a_dead_letter_that_retry_delivers(
         line = next(li for li in listed.splitlines() if li.startswith("failing "))
         assert line.split()[-4:-1] == ["0", str(3 * len(expected)), str(len(expected))]
 
+        # What Dagster shows for the subscriber (webhook_status_sensor's events).
+        observed = dagster_status(world)
+        assert observed["failing"]["dead_letters"] == len(expected)
+        assert observed["failing"]["failures"] == 3 * len(expected)
+        assert observed["failing"]["deliveries"] == 0
+        assert observed["failing"]["no_dead_letters"] is False
+
         retried = ewh(world.env, "webhooks", "retry", "failing").stdout
         assert f"{len(expected)} dead letters back" in retried
         assert f"{len(expected)} delivered now" in retried
         assert _dead(world) == []
         assert Counter(r.headers["Idempotency-Key"] for r in receiver.requests) == {
             k: 4 for k in expected}
+
+
+def dagster_status(world: World) -> dict[str, dict[str, object]]:
+    import os
+    from unittest import mock
+
+    import dagster as dg
+
+    from ewh.activation.subscribers import load_subscribers
+    from ewh.common.settings import get_settings
+    from orchestration.defs.realtime import status_events
+
+    with mock.patch.dict(os.environ, world.env):
+        settings = get_settings()
+        events = status_events(settings, load_subscribers(
+            settings.webhook_subscribers, settings.webhook_secrets))
+    found: dict[str, dict[str, object]] = {}
+    for event in events:
+        entry = found.setdefault(event.asset_key.path[-1], {})
+        if isinstance(event, dg.AssetCheckEvaluation):
+            entry[event.check_name] = event.passed
+        else:
+            entry.update({k: v.value for k, v in event.metadata.items()})
+    return found
 
 
 def _dead(world: World) -> list[tuple[str, int]]:
