@@ -18,6 +18,7 @@ Every problem is reported with the subscriber's name and field; secrets never ap
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,8 @@ class Subscriber:
         if not self.where:
             return True
         evidence = change.get("evidence") or {}
+        if isinstance(evidence, str):  # DuckDB's json columns come back as text
+            evidence = json.loads(evidence)
         if change["change"] == "exited":
             evidence = evidence.get("at_entry") or {}
         return all(OPERATORS[op](evidence.get(column), value)
