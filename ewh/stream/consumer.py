@@ -36,7 +36,7 @@ from ewh.common.clock import utc_now
 from ewh.common.settings import Settings
 from ewh.ingest.loader import FileLoadResult, load_files
 from ewh.segments.catalog import SegmentSpec
-from ewh.stream.refresh import RefreshResult, refresh_fast_segments
+from ewh.stream.refresh import DbtSession, RefreshResult, refresh_fast_segments
 from ewh.stream.subjects import EVENTS_PREFIX, EVENTS_STREAM, LOADER_CONSUMER, ensure_streams
 
 ACK_WAIT_SECONDS = 600  # longer than a micro-batch's load and refresh
@@ -65,6 +65,7 @@ class StreamConsumer:
         self.report = report or (lambda _result: None)
         self.batches = settings.stream_dir / "batches"
         self.last_refresh = float("-inf")
+        self.dbt = DbtSession(settings.stream_dir / "dbt")
         self._seq = 0
 
     async def run(self, once: bool = False, max_cycles: int | None = None,
@@ -142,8 +143,7 @@ class StreamConsumer:
         if batch is not None:
             [load] = load_files([batch], self.settings.warehouse, landing_dir=self.batches,
                                 timestamp_floor=self.settings.timestamp_floor)
-        refresh = refresh_fast_segments(self.settings, self.segments,
-                                        self.settings.stream_dir / "dbt")
+        refresh = refresh_fast_segments(self.settings, self.segments, self.dbt)
         return load, refresh
 
 

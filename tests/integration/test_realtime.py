@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import nats
 import pytest
 import requests
@@ -306,8 +307,25 @@ def test_broker_outage_keeps_intake_200_and_replay_catches_up_without_duplicates
     messages = stream_messages(world.broker.url, "EWH_EVENTS", "ewh.events.track")
     counted = Counter(m.headers["Nats-Msg-Id"] for m in messages)
     assert {i: counted[i] for i in ids} == {i: 1 for i in ids}, first
-    ewh(world.at(world.last_as_of), "stream", "consume", "--once")
-    loaded = rows(world.root / "warehouse.duckdb",
-                  "select message_id, count(*) from raw.events where message_id like "
-                  "'rt-outage-%' group by 1")
-    assert dict(loaded) == {i: 1 for i in ids}
+    # The long-running consumer loads them; between micro-batches it holds no lock: another
+    # process can open the warehouse for writing while it runs.
+    env = {**world.at(world.last_as_of), "EWH_STREAM_REFRESH_SECONDS": "3600"}
+    consumer = subprocess.Popen([EWH, "stream", "consume"], env=env, cwd=PROJECT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        loaded: dict[str, int] = {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(loaded) < len(ids):
+            time.sleep(1)
+            try:
+                with duckdb.connect(str(world.root / "warehouse.duckdb")) as con:  # a writer
+                    loaded = dict(con.execute(
+                        "select message_id, count(*) from raw.events where message_id like "
+                        "'rt-outage-%' group by 1").fetchall())
+            except duckdb.IOException:
+                continue  # the consumer is inside a micro-batch
+        assert loaded == {i: 1 for i in ids}
+        assert consumer.poll() is None
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=30)
