@@ -1,6 +1,6 @@
 """Real-time activation latency: event -> serving-copy change -> webhook, at 1,000 events/s.
 
-`python -m bench.realtime [--seconds 60] [--rate 1000] [--events 20000]` builds a small
+`python -m bench.realtime [--seconds 60] [--rate 1000] [--events 20000] [--keep]` builds a small
 warehouse (generated events ending now, the real dbt), then runs everything for real on
 loopback: nats-server (JetStream), `ewh collect` publishing to it, `ewh stream consume`
 (micro-batches, the fast-segment refresh, the serving copy), `ewh webhooks dispatch` and an
@@ -21,6 +21,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--events", type=int, default=20_000, help="the warehouse's history")
     parser.add_argument("--drain", type=float, default=120.0, help="wait for late probes")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="ewh-bench-realtime-"))
     started = time.time()
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "webhook_p50_s": round(statistics.median(to_webhook), 2) if to_webhook else None,
         "webhook_p99_s": round(percentile(to_webhook, 0.99), 2) if to_webhook else None,
         "webhook_max_s": round(max(to_webhook), 2) if to_webhook else None,
-        "work_dir": str(root),
+        "work_dir": str(root) if args.keep else None,
     }
     ok = (bool(to_webhook) and len(to_webhook) == len(sent)
           and result["webhook_p99_s"] <= TARGET_P99_S and result["webhook_p50_s"] <= TARGET_P50_S)
@@ -250,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['verdict']}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "realtime.json").write_text(json.dumps(result, indent=2) + "\n")
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
     return 0 if ok else 1
 
 
