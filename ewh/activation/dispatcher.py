@@ -259,7 +259,8 @@ async def _publish_changes(settings: Settings,
         return [Attempt(row[0], False, None, f"broker: {exc}") for row in due]
     try:
         js = nc.jetstream()
-        await ensure_streams(js, settings.stream_duplicate_window_seconds)
+        await ensure_streams(js, settings.stream_duplicate_window_seconds,
+                             settings.stream_max_age_seconds)
 
         async def one(row: tuple[str, int, bytes, int]) -> Attempt:
             body = json.loads(row[2])

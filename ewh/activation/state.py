@@ -16,6 +16,7 @@ Idempotency-Key: at least once).
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -117,3 +118,22 @@ def counts(con: sqlite3.Connection, subscriber: str) -> dict[str, float | int | 
     return {"pending": pending, "oldest_pending_seconds": (now - oldest) if oldest else None,
             "deliveries": delivered, "last_delivered_at": last, "failures": failures,
             "dead_letters": dead}
+
+
+def scrub_person(path: Path, user_ids: set[str], user_keys: set[str]) -> int:
+    """Erasure: drop the person's undelivered bodies (outbox, dead letters); deliveries and
+    failures keep only change ids. secure_delete zeroes the freed pages."""
+    if not path.exists():
+        return 0
+    removed = 0
+    with connect(path) as con:
+        con.execute("pragma secure_delete = on")
+        with transaction(con):
+            for table in ("outbox", "dead_letters"):
+                removed += con.execute(
+                    f"delete from {table} where json_extract(body, '$.user_id') in "
+                    "(select value from json_each(?)) or json_extract(body, '$.user_key') in "
+                    "(select value from json_each(?))",
+                    [json.dumps(sorted(user_ids)), json.dumps(sorted(user_keys))]).rowcount
+        con.execute("pragma wal_checkpoint(truncate)")
+    return removed

@@ -54,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
         from ewh.stream.replay import replay
 
         result = replay(settings.nats_url, settings.landing_dir, args.since,
-                        settings.stream_duplicate_window_seconds)
+                        settings.stream_duplicate_window_seconds, settings.stream_max_age_seconds)
         print(f"replayed {result.read} events from {result.files} landing files: "
               f"{result.published} published, {result.duplicates} already in the stream, "
               f"{result.unreadable} unreadable lines")

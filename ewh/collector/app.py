@@ -48,7 +48,8 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
         publisher = None
         if settings.nats_url:
             publisher = EventPublisher(settings.nats_url, settings.stream_publish_queue,
-                                       settings.stream_duplicate_window_seconds)
+                                       settings.stream_duplicate_window_seconds,
+                                       settings.stream_max_age_seconds)
             await publisher.start()
             app.state.intake.publisher = publisher
         app.state.promotion = await start_promotion(settings, app.state.intake)

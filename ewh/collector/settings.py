@@ -44,6 +44,7 @@ class CollectorSettings:
     nats_url: str | None = None  # the event stream (ewh.stream.publisher); None: off
     stream_publish_queue: int = 20_000
     stream_duplicate_window_seconds: float = 7200.0
+    stream_max_age_seconds: float = 7 * 86400.0
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CollectorSettings:
@@ -73,6 +74,7 @@ class CollectorSettings:
             nats_url=settings.nats_url,
             stream_publish_queue=settings.stream_publish_queue,
             stream_duplicate_window_seconds=settings.stream_duplicate_window_seconds,
+            stream_max_age_seconds=settings.stream_max_age_seconds,
         )
 
     @classmethod

@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     stream_duplicate_window_seconds: float = Field(
         7200.0, gt=0, description="how long JetStream remembers a message id: a replay within "
         "it of the outage publishes no duplicate (the ids are kept in the broker's memory)")
+    stream_max_age_seconds: float = Field(
+        7 * 86400.0, gt=0, description="how long the broker keeps events and changes: the "
+        "landing files and the warehouse are the record, and an erased person's messages are "
+        "gone from the broker within this time")
     stream_batch_max: int = Field(50_000, gt=0, description="events per micro-batch at most")
     stream_batch_wait_seconds: float = Field(
         2.0, gt=0, description="how long a micro-batch waits for events before it loads")

@@ -38,6 +38,7 @@ from typing import Any
 
 import duckdb
 
+from ewh.activation.state import scrub_person
 from ewh.common.clock import utc_now
 from ewh.common.duckdb_tables import has_table
 from ewh.common.settings import Settings, get_settings
@@ -433,6 +434,7 @@ def erase_user(user_id: str, settings: Settings | None = None, *,
         compacted[str(settings.serving)] = compact(settings.serving, wipe_old=False)
     exports = _scrub_exports(settings.exports_dir, identity, keys, requested_at)
     dagster = scrub_dagster(dagster_home, identity)
+    webhooks = scrub_person(settings.webhook_state, identity.ids, identity.keys)
 
     destroyed = sum(data_keys.destroy(s) for s in sorted(identity.ids))
     suppression.add(sorted(identity.ids))
@@ -446,7 +448,7 @@ def erase_user(user_id: str, settings: Settings | None = None, *,
         "tables": {"warehouse": deleted, "serving": serving_deleted},
         "files": {"landing_rewritten": landing.rewritten, "landing_shredded": landing.shredded,
                   "landing_skipped_being_written": busy, "exports": exports,
-                  "dagster": dagster},
+                  "dagster": dagster, "webhook_bodies": webhooks},
         "compacted": {path: {"bytes_before": b, "bytes_after": a}
                       for path, (b, a) in compacted.items()},
     })

@@ -74,7 +74,8 @@ class StreamConsumer:
                                 max_reconnect_attempts=-1, reconnect_time_wait=1)
         try:
             js = nc.jetstream()
-            await ensure_streams(js, self.settings.stream_duplicate_window_seconds)
+            await ensure_streams(js, self.settings.stream_duplicate_window_seconds,
+                                 self.settings.stream_max_age_seconds)
             sub = await js.pull_subscribe(
                 f"{EVENTS_PREFIX}.>", durable=LOADER_CONSUMER, stream=EVENTS_STREAM,
                 config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT,

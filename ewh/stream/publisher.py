@@ -19,7 +19,7 @@ import nats
 import orjson
 from nats.aio.client import Client
 
-from ewh.stream.subjects import MSG_ID, ensure_streams, event_subject
+from ewh.stream.subjects import DEFAULT_MAX_AGE_SECONDS, MSG_ID, ensure_streams, event_subject
 
 log = logging.getLogger("ewh.stream")
 PUBLISH_TIMEOUT_SECONDS = 2.0
@@ -38,9 +38,11 @@ class PublisherStats:
 
 
 class EventPublisher:
-    def __init__(self, url: str, queue_size: int, duplicate_window_seconds: float) -> None:
+    def __init__(self, url: str, queue_size: int, duplicate_window_seconds: float,
+                 max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS) -> None:
         self.url = url
         self.duplicate_window = duplicate_window_seconds
+        self.max_age = max_age_seconds
         self.stats = PublisherStats()
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
@@ -81,7 +83,7 @@ class EventPublisher:
                 nc = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=-1,
                                         reconnect_time_wait=1, allow_reconnect=True,
                                         pending_size=8 << 20)
-                await ensure_streams(nc.jetstream(), self.duplicate_window)
+                await ensure_streams(nc.jetstream(), self.duplicate_window, self.max_age)
                 return nc
             except Exception as exc:  # noqa: BLE001 - broker not there yet: try again
                 log.warning("event stream: cannot reach %s (%s); retrying", self.url, exc)

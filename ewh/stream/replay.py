@@ -20,7 +20,7 @@ import orjson
 
 from ewh.common.clock import to_naive_utc
 from ewh.ingest.landing import CLOSED_SUFFIX, OPEN_SUFFIX
-from ewh.stream.subjects import MSG_ID, ensure_streams, event_subject
+from ewh.stream.subjects import DEFAULT_MAX_AGE_SECONDS, MSG_ID, ensure_streams, event_subject
 
 IN_FLIGHT = 512
 
@@ -79,12 +79,13 @@ def events_since(folder: Path, since: datetime,
                 yield subject, message_id, line
 
 
-async def _replay(url: str, folder: Path, since: datetime, window: float) -> ReplayResult:
+async def _replay(url: str, folder: Path, since: datetime, window: float,
+                  max_age: float) -> ReplayResult:
     result = ReplayResult()
     nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
     try:
         js = nc.jetstream()
-        await ensure_streams(js, window)
+        await ensure_streams(js, window, max_age)
 
         async def publish(subject: str, message_id: str, line: bytes) -> None:
             ack = await js.publish(subject, line, timeout=10, headers={MSG_ID: message_id})
@@ -105,6 +106,7 @@ async def _replay(url: str, folder: Path, since: datetime, window: float) -> Rep
     return result
 
 
-def replay(url: str, landing_dir: Path, since: datetime,
-           duplicate_window_seconds: float) -> ReplayResult:
-    return asyncio.run(_replay(url, landing_dir, since, duplicate_window_seconds))
+def replay(url: str, landing_dir: Path, since: datetime, duplicate_window_seconds: float,
+           max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS) -> ReplayResult:
+    return asyncio.run(_replay(url, landing_dir, since, duplicate_window_seconds,
+                               max_age_seconds))

@@ -29,11 +29,17 @@ def change_subject(segment: str, change: str) -> str:
     return f"{CHANGES_PREFIX}.{segment.translate(_SAFE)}.{change}"
 
 
-async def ensure_streams(js: JetStreamContext, duplicate_window_seconds: float) -> None:
-    """Create both streams, or bring their dedupe window to the setting."""
+DEFAULT_MAX_AGE_SECONDS = 7 * 86400.0
+
+
+async def ensure_streams(js: JetStreamContext, duplicate_window_seconds: float,
+                         max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS) -> None:
+    """Create both streams, or bring their dedupe window and retention to the settings.
+    Messages older than `max_age_seconds` are dropped (EWH_STREAM_MAX_AGE_SECONDS)."""
     for name, prefix in ((EVENTS_STREAM, EVENTS_PREFIX), (CHANGES_STREAM, CHANGES_PREFIX)):
         config = StreamConfig(name=name, subjects=[f"{prefix}.>"],
-                              duplicate_window=duplicate_window_seconds)
+                              duplicate_window=min(duplicate_window_seconds, max_age_seconds),
+                              max_age=max_age_seconds)
         try:
             await js.stream_info(name)
         except NotFoundError:

@@ -172,3 +172,26 @@ def test_the_body_is_stable_json_with_the_change_and_its_evidence() -> None:
         "change": "entered", "user_id": "u7", "user_key": "k7",
         "changed_at": "2026-12-01T00:07:00", "entered_at": "2026-12-01T00:00:00",
         "evidence": {"cart_value": 12.5}, "cursor": "7"}
+
+
+def test_erasure_drops_a_persons_undelivered_bodies(tmp_path: Path) -> None:
+    from ewh.activation import state
+
+    path = tmp_path / "state.sqlite"
+    with state.connect(path) as con:
+        for n, (user, key) in enumerate([("u1", "k1"), ("u2", "k2"), (None, "k1")]):
+            body = json.dumps({"user_id": user, "user_key": key}).encode()
+            table = "outbox" if n < 2 else "dead_letters"
+            extra = ", 0, 0, 0" if table == "outbox" else ", 3, null, null, 0"
+            columns = ("subscriber, change_id, change_seq, body, changed_at, enqueued_at, "
+                       "attempts, next_attempt_at" if table == "outbox" else
+                       "subscriber, change_id, change_seq, body, changed_at, attempts, "
+                       "last_status, last_error, dead_at")
+            con.execute(f"insert into {table} ({columns}) values ('s', ?, ?, ?, 't'{extra})",
+                        [f"c{n}", n, body])
+    assert state.scrub_person(path, {"u1"}, {"u1", "k1"}) == 2
+    with sqlite3.connect(path) as con:
+        left = [json.loads(r[0]) for r in con.execute(
+            "select body from outbox union all select body from dead_letters")]
+    assert left == [{"user_id": "u2", "user_key": "k2"}]
+    assert b"u1" not in path.read_bytes()
