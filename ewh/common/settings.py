@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     stream_batch_max: int = Field(50_000, gt=0, description="events per micro-batch at most")
     stream_batch_wait_seconds: float = Field(
         2.0, gt=0, description="how long a micro-batch waits for events before it loads")
+    stream_refresh_tests: bool = Field(
+        True, description="each micro-batch runs the data tests of the fast segments and the "
+        "membership tables before it publishes (a failure keeps the last good serving copy)")
     stream_refresh_seconds: float = Field(
         60.0, gt=0, description="the consumer refreshes the fast segments at least this often "
         "even without events (a cart add becomes abandoned by the clock alone)")

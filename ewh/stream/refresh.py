@@ -3,7 +3,8 @@ change log and the serving copy, from one micro-batch's load.
 
 Which segments: those whose `meta.segment.refresh` is `realtime` or `hourly` (the manifest
 says). dbt runs (`dbt run`: the models; their tests run in the hourly refresh, whose checks
-gate the serving copy too) `+seg_<fast>` for each, plus `segment_membership_history+`; the
+gate the serving copy too; here only the fast segments' and the membership tables' own data
+tests gate the publish) `+seg_<fast>` for each, plus `segment_membership_history+`; the
 incremental models only take in what is new. The other segments are not rebuilt here (the
 membership history evaluates every rule inline, so their entries and exits are still seen).
 """
@@ -27,6 +28,7 @@ from ewh.segments.serving import publish_serving_copy
 
 FAST_REFRESH = ("realtime", "hourly")
 MEMBERSHIP = "segment_membership_history+"
+MEMBERSHIP_MODELS = ("segment_membership_history", "segment_memberships")
 
 
 class RefreshError(RuntimeError):
@@ -49,6 +51,10 @@ def selection(segments: list[SegmentSpec]) -> list[str]:
     return [*(f"+{s.name}" for s in fast_segments(segments)), MEMBERSHIP]
 
 
+def gated(segments: list[SegmentSpec]) -> list[str]:
+    return [*(s.name for s in fast_segments(segments)), *MEMBERSHIP_MODELS]
+
+
 def load_segments(settings: Settings) -> list[SegmentSpec]:
     return segments_from_manifest(json.loads(settings.manifest_path.read_text()))
 
@@ -68,7 +74,7 @@ class DbtSession:
                 str(PROJECT_ROOT), "--target-path", str(self.work_dir / "target"),
                 "--log-path", str(self.work_dir / "logs")]
 
-    def run(self, settings: Settings, select: list[str]) -> None:
+    def run(self, settings: Settings, select: list[str], command: str = "run") -> None:
         from dbt.cli.main import dbtRunner
 
         # profiles.yml reads these: the warehouse this consumer was given, on DuckDB.
@@ -79,7 +85,9 @@ class DbtSession:
             if not parsed.success:
                 raise RefreshError(f"dbt parse failed: {parsed.exception}")
             self._manifest = parsed.result
-        args = ["run", "--select", *select, *self._common()]
+        args = [command, "--select", *select, *self._common()]
+        if command == "test":
+            args += ["--exclude-resource-type", "unit_test"]
         if settings.as_of is not None:
             args += ["--vars", json.dumps({"as_of": dbt_timestamp(settings.as_of)})]
         try:
@@ -89,7 +97,7 @@ class DbtSession:
         if not done.success:
             failed = [f"{r.node.name}: {r.message}" for r in getattr(done.result, "results", [])
                       if str(r.status) in ("error", "fail")]
-            raise RefreshError(f"dbt run failed: {'; '.join(failed) or done.exception}")
+            raise RefreshError(f"dbt {command} failed: {'; '.join(failed) or done.exception}")
 
 
 def _release_duckdb() -> None:
@@ -110,6 +118,11 @@ def refresh_fast_segments(settings: Settings, segments: list[SegmentSpec], dbt: 
     """dbt run of the fast segments, record the changes, publish the serving copy."""
     started = time.monotonic()
     dbt.run(settings, selection(segments))
+    if settings.stream_refresh_tests:
+        # The gate of what this cycle publishes: the fast segments' and the membership
+        # tables' own data tests (a failure keeps the last good serving copy, as the hourly
+        # refresh's blocking checks do).
+        dbt.run(settings, gated(segments), command="test")
     with duckdb.connect(str(settings.warehouse)) as con:
         recorded = record_changes(con)
     built = time.monotonic()
