@@ -329,3 +329,19 @@ def test_broker_outage_keeps_intake_200_and_replay_catches_up_without_duplicates
     finally:
         consumer.terminate()
         consumer.wait(timeout=30)
+
+
+def test_a_failed_data_test_keeps_the_last_good_serving_copy(world: World) -> None:
+    """Last in the module: it leaves a bad row. A closed spell that ends before it began
+    breaks segment_membership_history's test (exited_at >= entered_at)."""
+    serving = world.root / "serving.duckdb"
+    before = rows(serving, "select max(published_at) from segments.publish_log")
+    with duckdb.connect(str(world.root / "warehouse.duckdb")) as con:
+        con.execute("insert into segments.segment_membership_history values "
+                    "('bad-spell', 'k-bad', 'seg_high_intent', timestamp '2026-01-02', "
+                    "timestamp '2026-01-01', false)")
+    done = subprocess.run([EWH, "stream", "consume", "--once"], env=world.at(world.last_as_of),
+                          cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    assert "dbt test failed" in done.stderr and "segment_membership_history" in done.stderr
+    assert rows(serving, "select max(published_at) from segments.publish_log") == before
