@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -52,7 +51,8 @@ class CycleResult:
 
 
 def _locked(exc: BaseException) -> bool:
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+    """DuckDB's "Could not set lock on file": from the loader directly, or inside dbt's error."""
+    return "could not set lock" in str(exc).lower()
 
 
 class StreamConsumer:
@@ -109,13 +109,13 @@ class StreamConsumer:
         try:
             result.load, result.refresh = await asyncio.to_thread(self._load_and_refresh, batch)
         except Exception as exc:
+            if batch is not None:
+                batch.unlink(missing_ok=True)  # what loaded stays loaded, once
             if not _locked(exc):
                 await asyncio.gather(*(m.nak() for m in messages))
                 raise
             result.busy = True
             await asyncio.gather(*(m.nak(delay=1) for m in messages))
-            if batch is not None:
-                batch.unlink(missing_ok=True)
             return result
         self.last_refresh = time.monotonic()
         await asyncio.gather(*(m.ack() for m in messages))
@@ -132,7 +132,9 @@ class StreamConsumer:
         data = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
