@@ -331,6 +331,41 @@ def test_broker_outage_keeps_intake_200_and_replay_catches_up_without_duplicates
         consumer.wait(timeout=30)
 
 
+def test_dagster_sensor_requests_a_micro_batch_and_the_job_loads_it(world: World) -> None:
+    import os
+    from unittest import mock
+
+    import dagster as dg
+
+    assert world.send("Product Viewed", "rt-dagster-1", "rt-dagster-user", utc_now(),
+                      product_id="sku-9").status_code == 200
+    env = {**world.at(world.last_as_of), "EWH_STREAM_REFRESH_SECONDS": "3600"}
+    with mock.patch.dict(os.environ, env):
+        from orchestration.definitions import defs
+        from orchestration.defs.realtime import event_stream_sensor
+        from orchestration.resources import warehouse_settings
+
+        resources = {"settings": warehouse_settings()}
+        deadline = time.monotonic() + 20
+        request = None
+        while time.monotonic() < deadline:  # the collector publishes in the background
+            request = event_stream_sensor(dg.build_sensor_context(
+                cursor=str(time.time()), resources=resources))
+            if isinstance(request, dg.RunRequest):
+                break
+            time.sleep(0.2)
+        assert isinstance(request, dg.RunRequest), request
+        assert int(request.tags["ewh/pending_events"]) >= 1
+        job = defs().resolve_job_def("stream_micro_batch")
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+        assert result.success
+        after = event_stream_sensor(dg.build_sensor_context(cursor=str(time.time()),
+                                                            resources=resources))
+        assert isinstance(after, dg.SkipReason)
+    assert rows(world.root / "warehouse.duckdb",
+                "select count(*) from raw.events where message_id = 'rt-dagster-1'") == [(1,)]
+
+
 def test_a_failed_data_test_keeps_the_last_good_serving_copy(world: World) -> None:
     """Last in the module: it leaves a bad row. A closed spell that ends before it began
     breaks segment_membership_history's test (exited_at >= entered_at)."""
