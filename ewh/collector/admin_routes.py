@@ -44,4 +44,7 @@ async def _status(request: Request, request_id: str) -> Response:
             "max_batch_bytes": settings.max_batch_bytes,
         },
         "cors_origins": list(settings.cors_origins),
+        # This worker's publisher (ewh.stream.publisher); null when EWH_NATS_URL is unset.
+        "event_stream": (request.app.state.intake.publisher.status()
+                         if request.app.state.intake.publisher else None),
     }, 200, request_id)

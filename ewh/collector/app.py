@@ -29,6 +29,7 @@ from ewh.collector.tracking_routes import tracking_routes
 from ewh.ingest.landing import LandingWriter
 from ewh.promotion.routes import promotion_routes, start_promotion
 from ewh.segments.api_routes import segment_api_routes
+from ewh.stream.publisher import EventPublisher
 
 log = logging.getLogger("ewh.collector")
 HEALTH_BODY = b'{"status":"ok"}'
@@ -44,12 +45,21 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
                         item.dropped_bytes)
         app.state.writer = writer
         app.state.intake = Intake(settings, writer)
+        publisher = None
+        if settings.nats_url:
+            publisher = EventPublisher(settings.nats_url, settings.stream_publish_queue,
+                                       settings.stream_duplicate_window_seconds,
+                                       settings.stream_max_age_seconds)
+            await publisher.start()
+            app.state.intake.publisher = publisher
         app.state.promotion = await start_promotion(settings, app.state.intake)
         try:
             yield
         finally:
             await app.state.promotion.stop()  # lands queued exposures
             await writer.close()
+            if publisher is not None:
+                await publisher.stop()
 
     intake = [*tracking_routes(), *engagement_routes()]
     promotion = promotion_routes()  # app-facing too: browsers may ask with the write key

@@ -28,6 +28,7 @@ from ewh.contract.validator import Rejection, unwritable, validate_parsed
 from ewh.ingest.landing import LandingWriter
 from ewh.privacy.keys import PrivacyKeys
 from ewh.privacy.policy import Protector
+from ewh.stream.publisher import EventPublisher
 
 
 @dataclass(slots=True)
@@ -49,6 +50,8 @@ class Intake:
         self.settings = settings
         self.writer = writer
         self.protector = Protector(settings.privacy or PrivacyKeys.from_settings())
+        # Set by the app when EWH_NATS_URL is: durable lines go on to the event stream.
+        self.publisher: EventPublisher | None = None
 
     def check(self, messages: list[Any], received_at: datetime, request_id: str,
               indices: list[int] | None = None, *,
@@ -99,6 +102,8 @@ class Intake:
     async def land(self, lines: list[bytes]) -> None:
         if lines:
             await self.writer.append(b"\n".join(lines) + b"\n")
+            if self.publisher is not None:
+                self.publisher.offer(lines)  # after they are durable; never blocks
 
 
 def _error(index: int, rejection: Rejection) -> dict[str, Any]:

@@ -41,6 +41,10 @@ class CollectorSettings:
     warehouse: Path | None = None  # what DELETE /api/users/{userId} erases from
     experiments_dir: Path = Path("experiments")  # experiments as code (the promotion API)
     promotion_reload_seconds: float = 1.0  # how often the promotion API looks for a publish
+    nats_url: str | None = None  # the event stream (ewh.stream.publisher); None: off
+    stream_publish_queue: int = 20_000
+    stream_duplicate_window_seconds: float = 7200.0
+    stream_max_age_seconds: float = 7 * 86400.0
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CollectorSettings:
@@ -67,6 +71,10 @@ class CollectorSettings:
             warehouse=settings.warehouse,
             experiments_dir=settings.experiments_dir,
             promotion_reload_seconds=settings.promotion_reload_seconds,
+            nats_url=settings.nats_url,
+            stream_publish_queue=settings.stream_publish_queue,
+            stream_duplicate_window_seconds=settings.stream_duplicate_window_seconds,
+            stream_max_age_seconds=settings.stream_max_age_seconds,
         )
 
     @classmethod

@@ -162,10 +162,54 @@ class Settings(BaseSettings):
         1.0, gt=0, description="how often the promotion API checks the serving copy for a new "
         "publish (its in-memory snapshot is then swapped atomically)")
 
+    # --- real-time activation (ewh/stream, ewh/activation, docs/realtime.md) ---------------
+    nats_url: str | None = Field(
+        None, description="the NATS JetStream server acknowledged events are published to "
+        "(e.g. nats://127.0.0.1:4222); unset: no publishing")
+    stream_dir: Path = Field(_data("stream"), description="the stream consumer's micro-batch "
+                             "files (loaded like landing files, exactly once by messageId)")
+    stream_publish_queue: int = Field(
+        20_000, gt=0, description="events the collector holds for the broker; when full "
+        "(broker slow or down) more are dropped and counted: `ewh stream replay` catches up")
+    stream_duplicate_window_seconds: float = Field(
+        7200.0, gt=0, description="how long JetStream remembers a message id: a replay within "
+        "it of the outage publishes no duplicate (the ids are kept in the broker's memory)")
+    stream_max_age_seconds: float = Field(
+        7 * 86400.0, gt=0, description="how long the broker keeps events and changes: the "
+        "landing files and the warehouse are the record, and an erased person's messages are "
+        "gone from the broker within this time")
+    stream_batch_max: int = Field(50_000, gt=0, description="events per micro-batch at most")
+    stream_batch_wait_seconds: float = Field(
+        2.0, gt=0, description="how long a micro-batch waits for events before it loads")
+    stream_refresh_tests: bool = Field(
+        True, description="each micro-batch runs the data tests of the fast segments and the "
+        "membership tables before it publishes (a failure keeps the last good serving copy)")
+    stream_refresh_seconds: float = Field(
+        60.0, gt=0, description="the consumer refreshes the fast segments at least this often "
+        "even without events (a cart add becomes abandoned by the clock alone)")
+    webhook_subscribers: Path = Field(PROJECT_ROOT / "activation" / "subscribers.yml",
+                                      description="webhook subscribers as code (segment, url, "
+                                      "secret name, filters)")
+    webhook_secrets: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        {}, description="comma-separated name=secret pairs: the signing secret each subscriber "
+        "names (at least 16 characters each)")
+    webhook_state: Path = Field(_data("webhooks.sqlite"),
+                                description="the dispatcher's cursors, outbox, deliveries and "
+                                "dead letters (SQLite: the dispatcher, the CLI and Dagster "
+                                "share it)")
+    webhook_max_attempts: int = Field(8, gt=0, description="tries before a dead letter")
+    webhook_backoff_seconds: float = Field(
+        1.0, gt=0, description="the first retry's delay; each next one doubles (with jitter "
+        "of up to 10%), capped at webhook_backoff_max_seconds")
+    webhook_backoff_max_seconds: float = Field(300.0, gt=0,
+                                               description="the longest delay between tries")
+    webhook_timeout_seconds: float = Field(10.0, gt=0,
+                                           description="a receiver must answer within this")
+
     @field_validator("warehouse", "landing_dir", "serving", "exports_dir", "report", "ops_db",
                      "gx_project_dir", "lake_dir", "spark_warehouse", "dbt_target_dir",
-                     "key_store", "pseudonym_key_file",
-                     "erasure_receipts", "models_dir", "experiments_dir")
+                     "key_store", "pseudonym_key_file", "erasure_receipts", "models_dir",
+                     "experiments_dir", "stream_dir", "webhook_subscribers", "webhook_state")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         # Absolute, so dbt subprocesses, the loader and the exports agree whatever their cwd.
@@ -185,6 +229,27 @@ class Settings(BaseSettings):
     def _split_traits(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = {}
+        for item in (i.strip() for i in value.split(",") if i.strip()):
+            name, sep, secret = item.partition("=")
+            if not sep or not name.strip():
+                raise ValueError("EWH_WEBHOOK_SECRETS is name=secret pairs separated by commas")
+            pairs[name.strip()] = secret.strip()
+        return pairs
+
+    @field_validator("webhook_secrets", mode="after")
+    @classmethod
+    def _long_secrets(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if len(secret.get_secret_value()) < 16:
+                raise ValueError(f"the webhook secret {name!r} must be at least 16 characters")
         return value
 
     @field_validator("pseudonym_key", mode="after")
@@ -251,6 +316,9 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            elif isinstance(value, dict):
+                value = ",".join(f"{k}={v.get_secret_value() if isinstance(v, SecretStr) else v}"
+                                 for k, v in value.items())
             elif isinstance(value, frozenset | set):
                 value = ",".join(sorted(value))
             elif isinstance(value, tuple):

@@ -41,6 +41,7 @@ from typing import Any
 
 import duckdb
 
+from ewh.activation.state import scrub_person
 from ewh.common.clock import utc_now
 from ewh.common.duckdb_tables import has_table
 from ewh.common.settings import Settings, get_settings
@@ -440,6 +441,7 @@ def erase_user(user_id: str, settings: Settings | None = None, *,
                             user_ids=identity.user_ids, anonymous_ids=identity.anonymous_ids,
                             keys=identity.keys, identity_column=IDENTITY_COLUMN)
     dagster = scrub_dagster(dagster_home, identity)
+    webhooks = scrub_person(settings.webhook_state, identity.ids, identity.keys)
 
     destroyed = sum(data_keys.destroy(s) for s in sorted(identity.ids))
     suppression.add(sorted(identity.ids))
@@ -453,7 +455,8 @@ def erase_user(user_id: str, settings: Settings | None = None, *,
         "tables": {"warehouse": deleted, "serving": serving_deleted},
         "files": {"landing_rewritten": landing.rewritten, "landing_shredded": landing.shredded,
                   "landing_skipped_being_written": busy, "exports": exports,
-                  "parquet_rows_removed": parquet, "dagster": dagster},
+                  "parquet_rows_removed": parquet, "dagster": dagster,
+                  "webhook_bodies": webhooks},
         "compacted": {path: {"bytes_before": b, "bytes_after": a}
                       for path, (b, a) in compacted.items()},
     })

@@ -2,6 +2,8 @@
 
 - `GET /v1/segments`: every segment with its rule, size and refreshed_at.
 - `GET /v1/segments/{name}/members?limit=&cursor=`: members, keyset-paginated by user_key.
+- `GET /v1/segments/{name}/changes?since=CURSOR&limit=`: entries and exits after a cursor
+  (docs/realtime.md): pass `next_cursor` back as `since`; no `since` starts at the beginning.
 - `GET /v1/users/{userId}/segments`: the segments a user is in now, and the user's tags
   (manual ones and the predictions': likely_buyer, churn_risk).
 - `GET /v1/segments/{name}/exports/{file}`: a file of the segment's latest export
@@ -29,6 +31,7 @@ from ewh.segments.reads import (
     UnknownSegment,
     list_segments,
     resolve_segment,
+    segment_changes,
     segment_members,
     user_segments,
 )
@@ -44,6 +47,7 @@ def segment_api_routes() -> list[Route]:
     return [
         Route("/v1/segments", endpoint(_segments, Scope.READ), methods=["GET"]),
         Route("/v1/segments/{name}/members", endpoint(_members, Scope.READ), methods=["GET"]),
+        Route("/v1/segments/{name}/changes", endpoint(_changes, Scope.READ), methods=["GET"]),
         Route("/v1/segments/{name}/exports/{file}", endpoint(_export_file, Scope.READ),
               methods=["GET"]),
         Route("/v1/users/{user_id}/segments", endpoint(_user, Scope.READ), methods=["GET"]),
@@ -81,6 +85,15 @@ async def _members(request: Request, request_id: str) -> Response:
                        limit=int(raw_limit), cursor=request.query_params.get("cursor"))
     return json_response({"segment": page.segment, "members": page.members,
                           "next_cursor": page.next_cursor}, 200, request_id)
+
+
+async def _changes(request: Request, request_id: str) -> Response:
+    raw_limit = request.query_params.get("limit", str(DEFAULT_PAGE))
+    if not raw_limit.isdigit():
+        raise HttpError(400, "invalid_request", f"limit must be a positive integer: {raw_limit!r}")
+    page = await _read(segment_changes, _serving(request), request.path_params["name"],
+                       request.query_params.get("since"), int(raw_limit))
+    return json_response(page, 200, request_id)
 
 
 async def _user(request: Request, request_id: str) -> Response:

@@ -7,6 +7,7 @@ into place, and the next call sees it while a call in flight finishes on the old
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from ewh.common.sql_text import quote_ident
 from ewh.segments.catalog import UnknownSegment, resolve_segment_name
 
 __all__ = ["MembersPage", "ServingCopyMissing", "UnknownSegment", "list_segments",
-           "segment_members", "user_segments"]
+           "segment_changes", "segment_members", "user_segments"]
 
 MAX_PAGE = 1000
 
@@ -126,3 +127,33 @@ def user_segments(serving: Path, user_id: str) -> dict[str, Any]:
         ) if keys and has_table(con, "marts", "user_tags") else []
     return {"user_id": user_id, "known": bool(keys), "user_keys": keys, "segments": segments,
             "tags": tags}
+
+
+MAX_CHANGES_PAGE = 1000
+
+
+def segment_changes(serving: Path, name: str, since: str | None,
+                    limit: int = 100) -> dict[str, Any]:
+    """Entries and exits of a segment after a cursor (a change_seq), oldest first. The answer's
+    `next_cursor` is what to pass as `since` next time (the same cursor when nothing is new)."""
+    from ewh.activation.changes import changes_after
+
+    if not 1 <= limit <= MAX_CHANGES_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_CHANGES_PAGE}, got {limit}")
+    if since is not None and not since.isdigit():
+        raise ValueError(f"invalid cursor {since!r}: pass next_cursor back unchanged "
+                         "(or 0 for the beginning)")
+    after = int(since) if since else 0
+    with _connect(serving) as con:
+        segment = _resolve_segment(con, name)
+        rows = changes_after(con, after, limit, segment)
+    changes = []
+    for row in rows:
+        row = {k: _json_value(v) for k, v in row.items()}
+        if isinstance(row.get("evidence"), str):
+            row["evidence"] = json.loads(row["evidence"])
+        row["cursor"] = str(row.pop("change_seq"))
+        changes.append(row)
+    next_cursor = changes[-1]["cursor"] if changes else str(after)
+    return {"segment": segment, "changes": changes, "next_cursor": next_cursor,
+            "more": len(changes) == limit}

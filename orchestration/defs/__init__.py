@@ -14,4 +14,6 @@ sensors, and returns them from its own `@dg.definitions` function, which
 - predictions: weekly model training behind a blocking gate, scoring, prediction tags
 - refresh: the whole-warehouse jobs and their schedules
 - alerts: the run-failure sensor
+- realtime: the change log, the stream micro-batch job and its sensor, one asset per webhook
+  subscriber with its lag, deliveries, failures and dead letters
 """

@@ -5,6 +5,7 @@ import dagster as dg
 from ewh.segments.serving import publish_serving_copy
 from ewh.spark.tables import tables_for_reads
 from orchestration.defs.quality import gated_asset_keys, suites
+from orchestration.defs.realtime import SEGMENT_CHANGES
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.project import WarehouseProject, warehouse_project
 from orchestration.resources import WarehouseSettings
@@ -24,7 +25,9 @@ def build_serving_copy(project: WarehouseProject, gated: list[dg.AssetKey]) -> d
         # Plus every asset with a GX suite (staging too): Dagster blocks only the direct
         # dependents of a failed blocking check, and a failed suite must keep the last good
         # copy.
-        deps=sorted({*_published_models(project), *gated}, key=lambda k: k.to_user_string()),
+        # The change log too: the pull API reads it from the serving copy.
+        deps=sorted({*_published_models(project), *gated, SEGMENT_CHANGES},
+                    key=lambda k: k.to_user_string()),
         group_name="serving",
         kinds={"duckdb"},
         # It reads the warehouse file: it must not overlap a writer.
