@@ -36,3 +36,24 @@ def pytest_configure(config: pytest.Config) -> None:
     from orchestration.project import dbt_project
 
     dbt_project.prepare_if_dev()
+
+
+# The longest files, started first: pytest-xdist (`--dist loadfile`) hands files to the workers
+# in collection order, so a long file collected last would run alone at the end.
+LONGEST_FIRST = (
+    "tests/integration/test_spark_incremental.py",
+    "tests/integration/test_spark_parity.py",
+    "tests/e2e/test_orchestration_runs.py",
+    "tests/e2e/test_predictions_flow.py",
+    "tests/e2e/test_demo.py",
+    "tests/e2e/test_privacy.py",
+    "tests/integration/test_reference_model.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order

@@ -11,11 +11,14 @@ float.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -143,3 +146,22 @@ def compare_engines(warehouse: Path, spark_warehouse: Path,
             if difference is not None:
                 differences.append(difference)
     return tables, differences
+
+
+# ---- running the engines (the parity test files) -------------------------------------------
+
+def dbt_vars(as_of: str) -> str:
+    return json.dumps({"as_of": as_of})
+
+
+def stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def spark_target_args(work: Path) -> tuple[str, ...]:
+    """Spark's dbt target and log folders under `work` (never the project's target/)."""
+    return ("--target-path", str(work / "spark-target"), "--log-path", str(work / "spark-logs"))
+
+
+def spark_run_results(work: Path) -> list[dict[str, Any]]:
+    return json.loads((work / "spark-target" / "run_results.json").read_text())["results"]

@@ -1,23 +1,15 @@
-"""The same dbt project on Spark builds the same tables as on DuckDB: full and incremental.
+"""The same dbt project on Spark builds the same tables as on DuckDB: the full build.
 
 Real engines on both sides: the loader publishes the raw layer as Parquet (EWH_LAKE_DIR) while
 it loads DuckDB's raw tables, the real dbt CLI builds DuckDB, and one local Spark session
 (pyspark, dbt-spark in session mode, ewh.spark.dbt_session) builds Spark from the lake.
 
-- Golden data (tests/golden): a full `dbt build` on each engine, seeds, every model, every data
-  test and, on Spark, every unit test; then every marts and segments table must be equal
-  (tests/integration/engine_parity.py: exact keys, integers, strings and timestamps to the
-  microsecond; floats within a relative 1e-9).
-- A generated sample replayed in arrival batches (tests/integration/arrival_replay.py, the
-  batches of the DuckDB incremental-equivalence test: late, out-of-order and retroactive
-  events, a late alias, a shared device, order corrections): after each batch an incremental
-  build on each engine at the batch's as_of; after every batch every marts and segments table
-  must be equal. The first batch is a full build of an empty warehouse; the later ones run
-  Spark's partition-overwrite path (macros/incremental/partition_refresh.sql). DuckDB's
-  incremental builds equal its full refreshes (test_incremental_equivalence.py), so Spark's
-  incremental builds equal a full refresh too.
-
-Marked `spark`: `make test` runs it (Java 17 and the `spark` extra come from the Makefile).
+Golden data (tests/golden): a full `dbt build` on each engine, seeds, every model, every data
+test and, on Spark, every unit test; then every marts and segments table must be equal
+(tests/integration/engine_parity.py: exact keys, integers, strings and timestamps to the
+microsecond; floats within a relative 1e-9). test_spark_incremental.py does the same for
+incremental builds. Marked `spark`: `make test` runs it (Java 17 and the `spark` extra come
+from the Makefile).
 """
 
 from __future__ import annotations
@@ -25,42 +17,20 @@ from __future__ import annotations
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
-from arrival_replay import arrival_batches
 from dbt_runner import run_dbt
-from engine_parity import compare_engines, spark_table_path
+from engine_parity import compare_engines, dbt_vars, spark_run_results, spark_target_args
 
-from ewh.common.settings import Settings
 from ewh.ingest.loader import load_files
-from ewh.privacy.erasure import erase_user
-from ewh.privacy.parquet_scrub import parquet_files, parquet_hits
 from ewh.spark.dbt_session import SparkDbtSession
 
 pytestmark = pytest.mark.spark
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 GOLDEN_AS_OF = json.loads((GOLDEN / "expected_segments.json").read_text())["as_of"]
-
-
-def _vars(as_of: str) -> str:
-    return json.dumps({"as_of": as_of})
-
-
-def _stamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _spark_args(work: Path) -> tuple[str, ...]:
-    return ("--target-path", str(work / "spark-target"), "--log-path", str(work / "spark-logs"))
-
-
-def _run_results(work: Path) -> list[dict[str, Any]]:
-    return json.loads((work / "spark-target" / "run_results.json").read_text())["results"]
 
 
 @pytest.fixture(scope="module")
@@ -75,44 +45,16 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     def duckdb_build() -> None:
         run_dbt(warehouse, work / "duck", "build", "--exclude-resource-type", "unit_test",
-                "--vars", _vars(GOLDEN_AS_OF))
+                "--vars", dbt_vars(GOLDEN_AS_OF))
 
     with ThreadPoolExecutor(1) as pool:
         duck = pool.submit(duckdb_build)
         with SparkDbtSession(spark_warehouse, lake, work / "spark.log", small_data=True) as spark:
-            spark.dbt("build", "--vars", _vars(GOLDEN_AS_OF), *_spark_args(work))
-            results = _run_results(work)
+            spark.dbt("build", "--vars", dbt_vars(GOLDEN_AS_OF), *spark_target_args(work))
+            results = spark_run_results(work)
         duck.result()
     return {"warehouse": warehouse, "spark_warehouse": spark_warehouse, "results": results,
             "work": work}
-
-
-@pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    work = tmp_path_factory.mktemp("spark-replay")
-    batches, as_ofs = arrival_batches(work)
-    warehouse, lake = work / "warehouse.duckdb", work / "lake"
-    spark_warehouse = work / "spark-warehouse"
-    differences: list[tuple[int, list]] = []
-    with SparkDbtSession(spark_warehouse, lake, work / "spark.log", small_data=True) as spark, \
-            ThreadPoolExecutor(1) as pool:
-        spark.dbt("seed", *_spark_args(work))
-        for index, (batch, as_of) in enumerate(zip(batches, as_ofs, strict=True)):
-            load_files(batch, warehouse, lake_dir=lake, landing_dir=work / "landing")
-            duck = pool.submit(run_dbt, warehouse, work / "duck", "build",
-                               "--exclude-resource-type", "unit_test",
-                               "--vars", _vars(_stamp(as_of)))
-            spark.dbt("run", "--vars", _vars(_stamp(as_of)), *_spark_args(work))
-            duck.result()
-            tables, found = compare_engines(warehouse, spark_warehouse)
-            differences.append((index, found))
-        # the data tests on Spark, on the final state
-        spark.dbt("test", "--exclude-resource-type", "unit_test",
-                  "--vars", _vars(_stamp(as_ofs[-1])), *_spark_args(work))
-        tests = _run_results(work)
-    return {"warehouse": warehouse, "spark_warehouse": spark_warehouse, "tables": tables,
-            "differences": differences, "batches": len(batches), "tests": tests,
-            "last_as_of": _stamp(as_ofs[-1])}
 
 
 def test_golden_full_build_is_equal_on_spark(golden: dict[str, Any]) -> None:
@@ -141,119 +83,3 @@ def test_golden_build_on_spark_ran_every_model_seed_data_test_and_unit_test(
             expected[node["resource_type"]] = expected.get(node["resource_type"], 0) + 1
     assert kinds == expected
     assert kinds["model"] >= 45 and kinds["unit_test"] >= 40 and kinds["test"] >= 150
-
-
-def test_every_incremental_batch_is_equal_on_spark(replay: dict[str, Any]) -> None:
-    assert "segments.segment_membership_history" in replay["tables"]
-    assert [(index, [str(d) for d in found]) for index, found in replay["differences"]] == [
-        (index, []) for index in range(replay["batches"])
-    ]
-
-
-def test_the_replay_ran_spark_incrementally_and_its_data_tests_pass(
-    replay: dict[str, Any]
-) -> None:
-    tests = [r for r in replay["tests"] if r["unique_id"].startswith("test.")]
-    assert [r["unique_id"] for r in tests if r["status"] not in ("pass", "warn")] == []
-    assert len(tests) >= 150
-    # Spark's watermarks are append-only: one row per run of fct_sessions, so every batch
-    # after the first read its watermark and refreshed only the changed devices' buckets
-    watermarks = spark_table_path(replay["spark_warehouse"], "intermediate.incremental_watermarks")
-    with duckdb.connect() as con:
-        [(runs,)] = con.sql(
-            f"select count(*) from read_parquet('{watermarks}/**/*.parquet') "
-            "where model_name = 'fct_sessions'").fetchall()
-    assert runs == replay["batches"]
-
-
-def test_the_dagster_job_runs_on_spark_with_dbt_tests_as_checks_and_serves_spark_tables(
-    replay: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """EWH_DBT_TARGET=spark, nothing else changed: the same Dagster definitions rebuild a
-    segment on Spark (the dbt CLI, its own JVM), its dbt tests are asset checks, the Great
-    Expectations suite reads Spark's table (through ewh.spark.tables' views), and the serving
-    copy is published from Spark's tables, equal to them row for row."""
-    import dagster as dg
-
-    from orchestration.defs.serving import SERVING_COPY
-    from orchestration.translator import asset_key_for
-
-    root = Path(__file__).resolve().parents[2]
-    shutil.copytree(root / "expectations" / "gx", tmp_path / "gx_project" / "gx",
-                    ignore=shutil.ignore_patterns("uncommitted"))
-    warehouse, spark_warehouse = replay["warehouse"], replay["spark_warehouse"]
-    for name, value in {
-        "EWH_DBT_TARGET": "spark", "EWH_SPARK_SMALL_DATA": "1", "SPARK_LOCAL_IP": "127.0.0.1",
-        "EWH_WAREHOUSE": str(warehouse), "EWH_SPARK_WAREHOUSE": str(spark_warehouse),
-        "EWH_LAKE_DIR": str(warehouse.parent / "lake"), "EWH_SERVING": str(tmp_path / "s.duckdb"),
-        "EWH_EXPORTS_DIR": str(tmp_path / "exports"), "EWH_MODELS_DIR": str(tmp_path / "models"),
-        "EWH_GX_PROJECT_DIR": str(tmp_path / "gx_project"), "EWH_AS_OF": replay["last_as_of"],
-    }.items():
-        monkeypatch.setenv(name, value)
-    from orchestration.definitions import defs
-
-    segment = asset_key_for("segments", "seg_cart_abandoners")
-    job = dg.define_asset_job("spark_segment", selection=dg.AssetSelection.assets(
-        segment, SERVING_COPY))
-    result = dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def(
-        "spark_segment").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
-    assert result.success
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
-              if e.asset_key == segment}
-    assert any(name.startswith("not_null") for name in checks), checks  # dbt tests
-    assert any(name.startswith("gx_") for name in checks), checks  # the GX suite
-    assert all(checks.values()), checks
-    [materialization] = [m for m in result.get_asset_materialization_events()
-                         if m.asset_key == segment]
-    members = materialization.materialization.metadata["members"].value
-    segment_folder = spark_table_path(spark_warehouse, "segments.seg_cart_abandoners")
-    with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
-        served = sorted(con.sql("select user_key from segments.seg_cart_abandoners").fetchall())
-    with duckdb.connect() as con:
-        built = sorted(con.sql(
-            f"select user_key from read_parquet('{segment_folder}/**/*.parquet')").fetchall())
-    assert served == built and members == len(built) >= 1
-
-
-def test_erasure_removes_the_person_from_the_lake_and_from_spark_tables(
-    replay: dict[str, Any], tmp_path: Path
-) -> None:
-    """Last in this file: it changes the replay's lake and Spark tables. The person's raw
-    events in DuckDB, counted before the erasure, are the rows the lake's files lose."""
-    warehouse, spark_warehouse = replay["warehouse"], replay["spark_warehouse"]
-    lake = warehouse.parent / "lake"
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        [(user_id, events)] = con.sql(
-            "select user_id, count(*) from raw.events where user_id is not null "
-            "group by user_id order by count(*) desc, user_id limit 1").fetchall()
-        [(user_key,)] = con.sql(
-            "select user_key from intermediate.int_identity_map "
-            f"where id_type = 'user' and user_id = '{user_id}'").fetchall()
-    sessions_file = spark_table_path(spark_warehouse, "marts.fct_sessions")
-    with duckdb.connect() as con:
-        [(spark_sessions,)] = con.sql(
-            f"select count(*) from read_parquet('{sessions_file}/**/*.parquet') "
-            f"where user_key = '{user_key}'").fetchall()
-    assert spark_sessions >= 1
-    settings = Settings(warehouse=warehouse, serving=tmp_path / "serving.duckdb",
-                        landing_dir=tmp_path / "landing", exports_dir=tmp_path / "exports",
-                        erasure_receipts=tmp_path / "erasures", models_dir=tmp_path / "models",
-                        key_store=tmp_path / "keystore", lake_dir=lake,
-                        spark_warehouse=spark_warehouse)
-    receipt = erase_user(user_id, settings).receipt
-    removed = receipt["files"]["parquet_rows_removed"]
-    lake_rows = sum(rows for path, rows in removed.items() if path.startswith(str(lake)))
-    # raw events naming them by user_id: at least those (their devices' anonymous events too)
-    assert lake_rows >= events
-    assert any(path.startswith(str(sessions_file)) for path in removed)
-    assert receipt["verification"]["clean"], receipt["verification"]
-    assert parquet_hits(parquet_files(lake, spark_warehouse), [user_id, user_key]) == {}
-    # every lake file still reads, with the same rows as the warehouse's raw layer
-    with duckdb.connect() as con:
-        [(in_lake,)] = con.sql(
-            f"select count(*) from read_parquet('{lake}/raw/events/**/*.parquet')").fetchall()
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        [(in_warehouse,)] = con.sql("select count(*) from raw.events").fetchall()
-    assert in_lake == in_warehouse
