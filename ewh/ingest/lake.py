@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ewh.common.sql_text import sql_literal
+from ewh.ingest.landing import fsync_path
 
 EVENTS_DIR = Path("raw") / "events"
 SCORES_FILE = Path("raw") / "prediction_scores" / "scores.parquet"
@@ -113,9 +114,9 @@ def _write_atomically(relation: duckdb.DuckDBPyRelation, target: Path) -> int:
             writer.write_batch(batch.cast(schema))
             rows += batch.num_rows
     os.chmod(partial, 0o600)  # personal data (docs/privacy.md)
-    _fsync(partial)
+    fsync_path(partial)
     os.replace(partial, target)
-    _fsync(target.parent)
+    fsync_path(target.parent)
     return rows
 
 
@@ -125,11 +126,3 @@ def _utc_schema(schema: pa.Schema) -> pa.Schema:
         pa.field(f.name, UTC_TIMESTAMP, f.nullable) if f.name in TIMESTAMP_COLUMNS else f
         for f in schema
     ])
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

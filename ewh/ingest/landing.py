@@ -37,8 +37,9 @@ class Recovered:
     kept: bool
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Sync a file or a folder (a folder: its entries, so a rename survives a crash)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -76,7 +77,7 @@ def recover_open_files(folder: Path) -> list[Recovered]:
         finally:
             os.close(fd)
     if recovered:
-        _fsync_dir(folder)
+        fsync_path(folder)
     return recovered
 
 
@@ -221,7 +222,7 @@ class LandingWriter:
         # 0600: a landing file holds personal data (docs/privacy.md)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        _fsync_dir(self.folder)  # the new name itself must survive a crash
+        fsync_path(self.folder)  # the new name itself must survive a crash
         self._file = _OpenFile(path, fd, time.monotonic())
         return self._file
 
@@ -232,7 +233,7 @@ class LandingWriter:
         os.fsync(current.fd)
         final = closed_name(current.path)
         os.replace(current.path, final)  # atomic: readers see all of it or nothing
-        _fsync_dir(self.folder)
+        fsync_path(self.folder)
         os.close(current.fd)  # releases the flock only after the rename
         self.stats.files_closed += 1
         self.stats.closed.append(final)
