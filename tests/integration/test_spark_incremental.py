@@ -104,6 +104,7 @@ def test_the_dagster_job_runs_on_spark_with_dbt_tests_as_checks_and_serves_spark
     copy is published from Spark's tables, equal to them row for row."""
     import dagster as dg
 
+    from orchestration.defs.quality import check_name, suite_asset_key, suites
     from orchestration.defs.serving import SERVING_COPY
     from orchestration.translator import asset_key_for
 
@@ -122,8 +123,11 @@ def test_the_dagster_job_runs_on_spark_with_dbt_tests_as_checks_and_serves_spark
     from orchestration.definitions import defs
 
     segment = asset_key_for("segments", "seg_cart_abandoners")
+    gx_checks = [dg.AssetCheckKey(suite_asset_key(spec), check_name(spec))
+                 for spec in suites().values() if suite_asset_key(spec) == segment]
+    assert gx_checks
     job = dg.define_asset_job("spark_segment", selection=dg.AssetSelection.assets(
-        segment, SERVING_COPY))
+        segment, SERVING_COPY) | dg.AssetSelection.checks(*gx_checks))
     result = dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def(
         "spark_segment").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
@@ -132,7 +136,8 @@ def test_the_dagster_job_runs_on_spark_with_dbt_tests_as_checks_and_serves_spark
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
               if e.asset_key == segment}
     assert any(name.startswith("not_null") for name in checks), checks  # dbt tests
-    assert any(name.startswith("gx_") for name in checks), checks  # the GX suite
+    assert any(name.startswith("gx_") for name in checks), [
+        (e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()]  # the GX suite
     assert all(checks.values()), checks
     [materialization] = [m for m in result.get_asset_materialization_events()
                          if m.asset_key == segment]
