@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ewh.common.sql_text import quote_ident, sql_literal
@@ -70,13 +71,14 @@ def scrub_parquet(paths: Iterable[Path], *, user_ids: set[str], anonymous_ids: s
             if not doomed:
                 continue
             kept = con.execute(
-                f"select * from {source} where not coalesce({condition}, false)", used).arrow()
-            _replace(path, kept.read_all() if hasattr(kept, "read_all") else kept, schema)
+                f"select * from {source} where not coalesce({condition}, false)",
+                used).to_arrow_table()
+            _replace(path, kept, schema)
             removed[str(path)] = int(doomed)
     return removed
 
 
-def _replace(path: Path, rows, schema) -> None:
+def _replace(path: Path, rows: pa.Table, schema: pa.Schema) -> None:
     partial = path.with_name(f".{path.name}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     os.close(fd)

@@ -171,8 +171,11 @@ def test_erasure_removes_the_person_from_the_lake_and_from_spark_tables(
             f"select count(*) from read_parquet('{sessions_file}/**/*.parquet') "
             f"where user_key = '{user_key}'").fetchall()
     assert spark_sessions >= 1
+    # the replay's own landing zone: the erasure rewrites it too, and the verification scan
+    # reads every file beside the warehouse
     settings = Settings(warehouse=warehouse, serving=tmp_path / "serving.duckdb",
-                        landing_dir=tmp_path / "landing", exports_dir=tmp_path / "exports",
+                        landing_dir=warehouse.parent / "landing",
+                        exports_dir=tmp_path / "exports",
                         erasure_receipts=tmp_path / "erasures", models_dir=tmp_path / "models",
                         key_store=tmp_path / "keystore", lake_dir=lake,
                         spark_warehouse=spark_warehouse)
