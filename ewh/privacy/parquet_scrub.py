@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from ewh.common.sql_text import quote_ident, sql_literal
 from ewh.privacy.files import FILE_MODE, overwrite_random
-from ewh.privacy.scan import needle_pattern
+from ewh.privacy.scan import needle_pattern, sql_word_regex
 
 
 def parquet_files(*folders: Path | None) -> list[Path]:
@@ -94,8 +94,7 @@ def parquet_hits(paths: Iterable[Path], needles: list[str]) -> dict[str, int]:
     """path -> rows of a Parquet file where a text column holds a needle (as a word)."""
     if needle_pattern(needles) is None:
         return {}
-    plain = "(?i)(^|[^A-Za-z0-9_])(" + "|".join(re.escape(n) for n in needles if n) + \
-            ")($|[^A-Za-z0-9_])"
+    plain = sql_word_regex(needles)
     hits: dict[str, int] = {}
     with duckdb.connect() as con:
         for path in paths:

@@ -29,14 +29,19 @@ def needle_pattern(needles: Iterable[str]) -> re.Pattern[bytes] | None:
                       re.IGNORECASE)
 
 
+def sql_word_regex(needles: Iterable[str]) -> str:
+    """needle_pattern for DuckDB's regexp_matches: RE2 has no look-behind, so the same word
+    test with explicit edges."""
+    return ("(?i)(^|[^A-Za-z0-9_])(" + "|".join(re.escape(n) for n in needles if n)
+            + ")($|[^A-Za-z0-9_])")
+
+
 def scan_tables(path: Path, needles: list[str]) -> dict[str, int]:
     """schema.table -> rows where a text column holds a needle (as a word), for one file."""
     pattern = needle_pattern(needles)
     if pattern is None or not path.exists():
         return {}
-    # DuckDB's RE2 has no look-behind: the same word test with explicit edges.
-    plain = "(?i)(^|[^A-Za-z0-9_])(" + "|".join(re.escape(n) for n in needles if n) + \
-            ")($|[^A-Za-z0-9_])"
+    plain = sql_word_regex(needles)
     hits: dict[str, int] = {}
     with duckdb.connect(str(path), read_only=True) as con:
         columns = con.execute(

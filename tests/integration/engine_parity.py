@@ -22,8 +22,8 @@ from typing import Any
 
 import duckdb
 
-# Spark's partition column of the incremental models (macros/incremental/partition_refresh.sql)
-SPARK_ONLY_COLUMNS = frozenset({"refresh_partition"})
+from ewh.spark.tables import SPARK_ONLY_COLUMNS
+
 REL_TOLERANCE = 1e-9
 ABS_TOLERANCE = 1e-12  # a float that should be 0 may be a rounding residue on either engine
 INEXACT_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL")
@@ -83,7 +83,7 @@ def compare_table(con: duckdb.DuckDBPyConnection, table: str, spark_warehouse: P
     spark_columns = dict(zip(spark.columns, spark.types, strict=True))
     compared = [(c, t) for c, t in duck_columns if c not in ignored]
     missing = [c for c, _ in compared if c not in spark_columns]
-    extra = sorted(set(spark_columns) - {c for c, _ in duck_columns} - SPARK_ONLY_COLUMNS)
+    extra = sorted(set(spark_columns) - {c for c, _ in duck_columns} - set(SPARK_ONLY_COLUMNS))
     if missing or extra:
         return TableDifference(table, f"columns missing on Spark {missing}, extra {extra}")
     con.register("spark_rows", spark)
