@@ -84,6 +84,26 @@ session_products as (
 
 ),
 
+products as (
+
+    -- candidates are millions of rows (users x co-occurring products): they are grouped and
+    -- ranked on integer keys, numbered here in id order so that ties still break on the id
+    select
+        product_id,
+        row_number() over (order by product_id) as product_number
+    from (select distinct product_id from session_products) as distinct_products
+
+),
+
+user_numbers as (
+
+    select
+        user_key,
+        row_number() over (order by user_key) as user_number
+    from (select distinct user_key from interactions) as distinct_users
+
+),
+
 co_occurrence as (
 
     -- sessions in which both products appear, for every ordered pair of distinct products
@@ -101,14 +121,40 @@ co_occurrence as (
 
 ),
 
+evidence_order as (
+
+    -- per recommended product, its co-occurring products best evidence first (most shared
+    -- sessions, ties: lowest id): a user's evidence is then the min of an integer over the
+    -- candidates, a hash aggregate where a window would sort every candidate
+    select
+        seen.product_number as seen_product_number,
+        co.product_number as co_product_number,
+        co_occurrence.seen_product_id,
+        co_occurrence.shared_sessions,
+        row_number() over (
+            partition by co_occurrence.co_product_id
+            order by co_occurrence.shared_sessions desc, co_occurrence.seen_product_id asc
+        ) as evidence_rank
+    from co_occurrence
+    inner join products as seen
+        on co_occurrence.seen_product_id = seen.product_id
+    inner join products as co
+        on co_occurrence.co_product_id = co.product_id
+
+),
+
 user_products as (
 
     select
-        user_key,
-        product_id,
-        max(case when event_type = 'purchase' then 1 else 0 end) as is_bought
+        user_numbers.user_number,
+        products.product_number,
+        max(case when interactions.event_type = 'purchase' then 1 else 0 end) as is_bought
     from interactions
-    group by user_key, product_id
+    inner join user_numbers
+        on interactions.user_key = user_numbers.user_key
+    inner join products
+        on interactions.product_id = products.product_id
+    group by user_numbers.user_number, products.product_number
 
 ),
 
@@ -116,41 +162,31 @@ candidates as (
 
     -- each product the user touched votes for its co-occurring products with its sessions
     select
-        user_products.user_key,
-        co_occurrence.co_product_id as product_id,
-        co_occurrence.seen_product_id,
-        co_occurrence.shared_sessions
+        user_products.user_number,
+        evidence_order.co_product_number as product_number,
+        evidence_order.shared_sessions,
+        evidence_order.evidence_rank
     from user_products
-    inner join co_occurrence
-        on user_products.product_id = co_occurrence.seen_product_id
+    inner join evidence_order
+        on user_products.product_number = evidence_order.seen_product_number
     left join user_products as bought
         on
-            user_products.user_key = bought.user_key
-            and co_occurrence.co_product_id = bought.product_id
+            user_products.user_number = bought.user_number
+            and evidence_order.co_product_number = bought.product_number
             and bought.is_bought = 1
-    where bought.product_id is null
+    where bought.product_number is null
 
 ),
 
 scored as (
 
     select
-        user_key,
-        product_id,
+        user_number,
+        product_number,
         sum(shared_sessions) as score,
-        -- the evidence: the user's product that shared the most sessions (ties: lowest id)
-        min(case when evidence_rank = 1 then seen_product_id end) as evidence_product_id,
-        max(case when evidence_rank = 1 then shared_sessions end) as evidence_sessions
-    from (
-        select
-            *,
-            row_number() over (
-                partition by user_key, product_id
-                order by shared_sessions desc, seen_product_id asc
-            ) as evidence_rank
-        from candidates
-    ) as ranked_evidence
-    group by user_key, product_id
+        min(evidence_rank) as evidence_rank
+    from candidates
+    group by user_number, product_number
 
 ),
 
@@ -159,7 +195,7 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by user_key order by score desc, product_id asc
+            partition by user_number order by score desc, product_number asc
         ) as recommendation_rank
     from scored
 
@@ -168,17 +204,26 @@ ranked as (
 final as (
 
     select
-        ranked.user_key,
+        user_numbers.user_key,
         users.user_id,
         cast(ranked.recommendation_rank as {{ dbt.type_int() }}) as recommendation_rank,
-        ranked.product_id,
+        products.product_id,
         cast(ranked.score as {{ dbt.type_bigint() }}) as score,
-        ranked.evidence_product_id,
-        cast(ranked.evidence_sessions as {{ dbt.type_bigint() }}) as evidence_sessions,
-        {{ dbt.concat(["'because you viewed '", 'ranked.evidence_product_id']) }} as evidence
+        -- the evidence: the user's product that shared the most sessions (ties: lowest id)
+        evidence_order.seen_product_id as evidence_product_id,
+        cast(evidence_order.shared_sessions as {{ dbt.type_bigint() }}) as evidence_sessions,
+        {{ dbt.concat(["'because you viewed '", 'evidence_order.seen_product_id']) }} as evidence
     from ranked
+    inner join user_numbers
+        on ranked.user_number = user_numbers.user_number
+    inner join products
+        on ranked.product_number = products.product_number
+    inner join evidence_order
+        on
+            ranked.product_number = evidence_order.co_product_number
+            and ranked.evidence_rank = evidence_order.evidence_rank
     inner join users
-        on ranked.user_key = users.user_key
+        on user_numbers.user_key = users.user_key
     where
         ranked.recommendation_rank <= {{ per_user }}
         and users.has_analytics_consent
