@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         DEFAULT_TIMESTAMP_FLOOR, description="the earliest timestamp, sentAt or receivedAt "
         "accepted (naive means UTC): older ones are refused as timestamp_before_floor")
 
+    # --- loading -------------------------------------------------------------------------------
+    load_memory_limit: str = Field(
+        "1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB's memory limit while `ewh load` runs (it spills to disk "
+        "beyond it): without it DuckDB may cache up to 80 % of RAM during a large load")
+
     # --- predictions (docs/predictions.md) ---------------------------------------------------
     models_dir: Path = Field(_data("models"),
                              description="the model registry: one folder per model version")
