@@ -220,8 +220,9 @@ def floor_check(warehouse: Path, floor_db: Path) -> dict[str, Any]:
     """fct_sessions, dim_users and every seg_* of dbt against the floor: row counts, and the
     rows (user_key; sessions by device, start and events) in one and not the other."""
     check: dict[str, Any] = {}
-    with duckdb.connect(str(floor_db), read_only=True) as con:
+    with duckdb.connect() as con:
         con.execute(f"attach '{warehouse}' as dbt (read_only)")
+        con.execute(f"attach '{floor_db}' as floor_db (read_only)")
         segs = [r[0] for r in con.execute(
             "select table_name from information_schema.tables where table_catalog = 'dbt' "
             "and table_schema = 'segments' and table_name like 'seg\\_%' escape '\\' "
@@ -230,12 +231,11 @@ def floor_check(warehouse: Path, floor_db: Path) -> dict[str, Any]:
         tables += [("segments", seg, "user_key") for seg in segs]
         for schema, name, key in tables:
             entry: dict[str, Any] = {"dbt": _count(con, f"dbt.{schema}.{name}"),
-                                     "floor": _count(con, f"floor.{name}")}
+                                     "floor": _count(con, f"floor_db.floor.{name}")}
             if entry["dbt"] is not None and entry["floor"] is not None:
-                for side, (left, right) in {"only_dbt": (f"dbt.{schema}.{name}",
-                                                         f"floor.{name}"),
-                                            "only_floor": (f"floor.{name}",
-                                                           f"dbt.{schema}.{name}")}.items():
+                ours, theirs = f"dbt.{schema}.{name}", f"floor_db.floor.{name}"
+                for side, (left, right) in {"only_dbt": (ours, theirs),
+                                            "only_floor": (theirs, ours)}.items():
                     entry[side] = _count(con, f"(select {key} from {left} except all "
                                               f"select {key} from {right})")
             check[name] = entry
