@@ -11,7 +11,7 @@ RSS of that child's process tree, from wait4):
   floor_load     bench/sql_floor.sql's first statement: read_json (explicit columns) of the
                  same day files into a table of the floor's own DuckDB file
   floor_build    the rest of the hand-written floor: dedupe, skew, stitching, sessions, user
-                 features, the 16 segments (bench/sql_floor.sql; not derived from the models)
+                 features, the 18 segments (bench/sql_floor.sql; not derived from the models)
   load_day       `ewh load` of the held-back last day
   incremental    the same `dbt build` without --full-refresh (the hourly job) after that day
 

@@ -1,7 +1,7 @@
 -- The SQL floor: the heavy work of `dbt build`, hand-written as one minimal DuckDB script.
 --
 -- Written by hand, not derived from the models: the simplest fast SQL that computes the same
--- answers as the models where they overlap (fct_sessions, dim_users and the 16 segments: the
+-- answers as the models where they overlap (fct_sessions, dim_users and every segment: the
 -- bench harness compares their rows with dbt's). No tests, no history, no incremental
 -- bookkeeping, no columns the segments do not need. bench/sql_floor.py runs it in two steps:
 --   load   the first statement: read_json of the NDJSON day files into floor.events_raw
@@ -615,7 +615,7 @@ left join rfm as r on a.user_key = r.user_key
 left join email_features as e on a.user_key = e.user_key
 left join consent as c on a.user_key = c.user_key;
 
--- the 16 segments (models/segments/seg_*.sql), every one among users with analytics consent
+-- the 18 segments (models/segments/seg_*.sql), every one among users with analytics consent
 create or replace table floor.seg_at_risk_churn as
 select user_key from floor.dim_users
 where
