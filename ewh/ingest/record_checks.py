@@ -191,8 +191,9 @@ def _insert_checked(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileCont
     """Rejections, then accepted rows whose messageId is new: not in raw.events (earlier files
     and earlier chunks) and not on an earlier row of `relation` (the first occurrence wins)."""
     params = {"checksum": ctx.checksum, "load_id": ctx.load_id, "loaded_at": ctx.loaded_at}
-    # The personal-data policy (ewh.privacy.policy) on everything stored: ewh_protect is the
-    # loader's UDF (ewh.privacy.udf); raw never holds a personal field in the clear.
+    # The personal-data policy (ewh.privacy.policy) on everything stored: ewh_protect and
+    # ewh_protect_payload (SQL for the common messages, else ewh_protect) are the loader's
+    # functions (ewh.privacy.udf); raw never holds a personal field in the clear.
     query(con, f"insert into raw.events_rejected ({_REJECT_COLUMNS}) "
                "select source, record_number, rejected_message_id, reason, field, detail, "
                "ewh_protect_rejected(raw_text), $checksum, $load_id, $loaded_at "
@@ -227,7 +228,8 @@ def _insert_checked(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileCont
         "            select record_number from accepted join repeated using (message_id) "
         "            where record_number <> first_row) "
         "select message_id, message_type, event_name, user_id, anonymous_id, occurred_at, "
-        "sent_at, received_at, ewh_protect(payload), source, $checksum, $load_id, $loaded_at "
+        "sent_at, received_at, ewh_protect_payload(payload), source, $checksum, $load_id, "
+        "$loaded_at "
         f"from {relation} c where reason is null{kept} "
         "and not exists (select 1 from skipped s where s.record_number = c.record_number)",
         params)[0][0]

@@ -36,7 +36,7 @@ TRAIT_HOLDERS = (("traits",), ("context", "traits"))  # where name-like fields a
 IP_PATH = ("context", "ip")
 # Text whose absence from a message proves it needs no parsing: only its IP, if any, changes
 # (a fast path: most events carry nothing personal but context.ip).
-_PARSE_MARKERS = ('"traits"', '"email"', '"phone"')
+PARSE_MARKERS = ('"traits"', '"email"', '"phone"')
 _IPV4_PLAIN = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
 _IP_FIELD = re.compile(r'"ip"\s*:\s*"([^"\\]*)"')
 # Outside JSON (a rejected record that is not an object): what looks like an email or an IP.
@@ -76,7 +76,7 @@ class Protector:
         self.data_keys = DataKeys(keys)
         self.suppressed = SuppressionList(keys)
         self.hashed = HASHED_FIELDS | {t.lower() for t in keys.personal_traits}
-        self._markers = _PARSE_MARKERS + tuple(t.lower() for t in keys.personal_traits)
+        self.markers = PARSE_MARKERS + tuple(t.lower() for t in keys.personal_traits)
 
     def message(self, message: Any) -> Any:
         """Protect a parsed message in place (and return it)."""
@@ -120,7 +120,7 @@ class Protector:
         if text is None:
             return None
         lowered = text.lower()
-        if not any(m in lowered for m in self._markers):
+        if not any(m in lowered for m in self.markers):
             if '"ip"' not in lowered:
                 return text
             fast = self._truncate_ips(text)
