@@ -138,9 +138,11 @@ class StreamConsumer:
         their messages were never acknowledged and come again, so the files are only copies
         of events. A file names its writer's pid; a live one's are left alone."""
         for path in self.batches.glob("stream-*-*-*.ndjson"):
-            pid = int(path.stem.split("-")[2])
+            pid = path.stem.split("-")[2]
+            if not pid.isdigit():
+                continue
             try:
-                os.kill(pid, 0)
+                os.kill(int(pid), 0)
             except ProcessLookupError:
                 path.unlink(missing_ok=True)
             except PermissionError:
