@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -51,10 +52,10 @@ class StopSignals:
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         # os.write, not print: the handler may interrupt a print on the same stream.
-        name = signal.Signals(signum).name
+        said = f"{datetime.now(UTC):%H:%M:%S} {self.name}: {signal.Signals(signum).name}"
         if self.signal is not None:
-            os.write(2, f"{self.name}: {name} again, exiting now\n".encode())
+            os.write(2, f"{said} again, exiting now\n".encode())
             os._exit(128 + signum)  # the kernel releases DuckDB's file lock
         self.signal = signum
-        os.write(2, f"{self.name}: {name}, stopping after the work in progress "
+        os.write(2, f"{said}, stopping after the work in progress "
                     f"(send it again to exit at once)\n".encode())
