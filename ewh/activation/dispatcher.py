@@ -235,7 +235,10 @@ class Dispatcher:
     # --- the loop ----------------------------------------------------------------------------
     def run(self, once: bool = False, interval: float = 1.0,
             report: Callable[[CycleStats], None] | None = None,
-            should_stop: Callable[[], bool] = lambda: False) -> None:
+            should_stop: Callable[[], bool] = lambda: False,
+            sleep: Callable[[float], None] = time.sleep) -> None:
+        """Cycles every `interval` seconds until `once` or `should_stop()` (checked between
+        cycles; `sleep` may return early on a stop)."""
         while True:
             started = time.monotonic()
             stats = self.cycle()
@@ -243,7 +246,9 @@ class Dispatcher:
                 report(stats)
             if once or should_stop():
                 return
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+            sleep(max(0.0, interval - (time.monotonic() - started)))
+            if should_stop():
+                return
 
 
 async def _publish_changes(settings: Settings,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import time
 from datetime import datetime
 from pathlib import Path
 
 from ewh.cli.main import Handler, OperationalError, command
+from ewh.cli.stop_signals import StopSignals
 
 
 def _since(value: str) -> datetime:
@@ -26,7 +25,7 @@ def _since(value: str) -> datetime:
 def _stream(parser: argparse.ArgumentParser) -> Handler:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     broker = sub.add_parser("broker", help="run nats-server with JetStream on loopback "
-                                           "(foreground; Ctrl-C stops it)")
+                                           "(foreground; SIGTERM or Ctrl-C stops it)")
     broker.add_argument("--port", type=int, default=4222, help="port (4222)")
     broker.add_argument("--store-dir", type=Path, default=None,
                         help="JetStream's files (default: <EWH_STREAM_DIR>/broker)")
@@ -35,7 +34,9 @@ def _stream(parser: argparse.ArgumentParser) -> Handler:
     replay.add_argument("--since", type=_since, required=True,
                         help="receivedAt lower bound, ISO-8601 (UTC when no offset)")
     consume = sub.add_parser("consume", help="micro-batches into DuckDB, then refresh the "
-                                             "realtime/hourly segments and the serving copy")
+                                             "realtime/hourly segments and the serving copy "
+                                             "(SIGTERM or Ctrl-C: stop after the micro-batch "
+                                             "in progress; twice: at once)")
     consume.add_argument("--once", action="store_true",
                          help="one micro-batch (and one refresh), then exit")
     consume.add_argument("--cycles", type=int, default=None, help="stop after N micro-batches")
@@ -68,19 +69,11 @@ def _broker(settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
     from ewh.stream.broker import NatsBroker
 
     store = args.store_dir or settings.stream_dir / "broker"
-    with NatsBroker(store, port=args.port) as broker:
+    with StopSignals("ewh stream broker") as stop, NatsBroker(store, port=args.port) as broker:
         print(f"NATS JetStream on {broker.url} (store {store}); "
               f"set EWH_NATS_URL={broker.url}", flush=True)
-        stopped = False
-
-        def stop(*_: object) -> None:
-            nonlocal stopped
-            stopped = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        while not stopped and broker.process is not None and broker.process.poll() is None:
-            time.sleep(0.5)
+        while not stop() and broker.process is not None and broker.process.poll() is None:
+            stop.sleep(0.5)
     return 0
 
 
@@ -94,6 +87,10 @@ def _consume(settings, args: argparse.Namespace) -> int:  # type: ignore[no-unty
           flush=True)
 
     def report(result: CycleResult) -> None:
+        if result.stopping:
+            print(f"{result.finished_at:%H:%M:%S} stopping: {result.events} events handed "
+                  "back unloaded", flush=True)
+            return
         if result.busy:
             print(f"{result.finished_at:%H:%M:%S} warehouse busy (another writer): "
                   f"{result.events} events handed back", flush=True)
@@ -108,8 +105,9 @@ def _consume(settings, args: argparse.Namespace) -> int:  # type: ignore[no-unty
               f"{result.refresh.dbt_seconds:.1f}s + publish {result.refresh.publish_seconds:.1f}s"
               f"; {recorded.changes} membership changes at {recorded.as_of}", flush=True)
 
-    try:
-        consume(settings, segments, once=args.once, max_cycles=args.cycles, report=report)
-    except KeyboardInterrupt:
-        return 0
+    with StopSignals("ewh stream consume") as stop:
+        consume(settings, segments, once=args.once, max_cycles=args.cycles, report=report,
+                should_stop=stop)
+    if stop():
+        print("stopped", flush=True)
     return 0

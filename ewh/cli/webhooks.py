@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from datetime import UTC, datetime
 
 from ewh.cli.main import Handler, OperationalError, command
+from ewh.cli.stop_signals import StopSignals
 
 
 @command("webhooks", "deliver segment entries and exits to the subscribers in "
                      "activation/subscribers.yml: run the dispatcher, list, retry, replay")
 def _webhooks(parser: argparse.ArgumentParser) -> Handler:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    dispatch = sub.add_parser("dispatch", help="run the dispatcher (foreground)")
+    dispatch = sub.add_parser("dispatch", help="run the dispatcher (foreground; SIGTERM or "
+                                               "Ctrl-C: stop after the cycle in progress; "
+                                               "twice: at once)")
     dispatch.add_argument("--once", action="store_true", help="one cycle, then exit")
     dispatch.add_argument("--interval", type=float, default=1.0,
                           help="seconds between cycles (1)")
@@ -75,14 +77,6 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{moved} dead letters back in the outbox; {delivered} delivered now, "
                   f"{sum(stats.failed.values())} failed again (the dispatcher keeps retrying)")
             return 0
-        stopping = False
-
-        def stop(*_: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
         print(f"dispatching to {len(subscribers)} subscribers"
               f"{' and the broker' if dispatcher.broker else ''}; state {settings.webhook_state}",
               flush=True)
@@ -93,8 +87,9 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{now} delivered {stats.delivered} failed {stats.failed} "
                       f"dead {stats.dead}", flush=True)
 
-        dispatcher.run(once=args.once, interval=args.interval, report=report,
-                       should_stop=lambda: stopping)
+        with StopSignals("ewh webhooks dispatch") as stop:
+            dispatcher.run(once=args.once, interval=args.interval, report=report,
+                           should_stop=stop, sleep=stop.sleep)
     finally:
         dispatcher.close()
     return 0

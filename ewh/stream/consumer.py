@@ -13,6 +13,8 @@ One cycle:
 4. acknowledge the messages and remove the batch file (the load manifest keeps its counts).
 
 A crash before 4 leaves the messages unacknowledged: they come again and load as duplicates.
+A stop (`should_stop`, SIGTERM for `ewh stream consume`) is taken between cycles: the
+micro-batch in progress finishes, and a batch fetched after the stop is handed back unloaded.
 The warehouse is opened (its one-writer lock taken) only inside 2 and 3, one micro-batch at a
 time; when a refresh elsewhere holds it, the batch is handed back (nak) and tried again.
 """
@@ -47,6 +49,7 @@ class CycleResult:
     load: FileLoadResult | None = None
     refresh: RefreshResult | None = None
     busy: bool = False  # the warehouse was locked by another writer: batch handed back
+    stopping: bool = False  # a stop came while fetching: batch handed back unloaded
     finished_at: datetime = field(default_factory=utc_now)
 
 
@@ -69,7 +72,8 @@ class StreamConsumer:
         self._seq = 0
 
     async def run(self, once: bool = False, max_cycles: int | None = None,
-                  stop: asyncio.Event | None = None) -> None:
+                  should_stop: Callable[[], bool] = lambda: False) -> None:
+        self._remove_orphan_batches()
         nc = await nats.connect(self.settings.nats_url, connect_timeout=5,
                                 max_reconnect_attempts=-1, reconnect_time_wait=1)
         try:
@@ -83,8 +87,8 @@ class StreamConsumer:
                                       ack_wait=ACK_WAIT_SECONDS,
                                       max_ack_pending=-1))
             cycles = 0
-            while not (stop is not None and stop.is_set()):
-                result = await self.cycle(sub, force_refresh=once)
+            while not should_stop():
+                result = await self.cycle(sub, force_refresh=once, should_stop=should_stop)
                 self.report(result)
                 cycles += 1
                 if once or (max_cycles is not None and cycles >= max_cycles):
@@ -95,13 +99,18 @@ class StreamConsumer:
             with contextlib.suppress(Exception):
                 await nc.close()
 
-    async def cycle(self, sub, force_refresh: bool = False) -> CycleResult:  # type: ignore[no-untyped-def]
+    async def cycle(self, sub, force_refresh: bool = False,  # type: ignore[no-untyped-def]
+                    should_stop: Callable[[], bool] = lambda: False) -> CycleResult:
         try:
             messages = await sub.fetch(self.settings.stream_batch_max,
                                        timeout=self.settings.stream_batch_wait_seconds)
         except (TimeoutError, nats.errors.TimeoutError):
             messages = []
         result = CycleResult(events=len(messages))
+        if should_stop():  # not worth a whole micro-batch: the next consumer takes them
+            await asyncio.gather(*(m.nak() for m in messages))
+            result.stopping = True
+            return result
         due = time.monotonic() - self.last_refresh >= self.settings.stream_refresh_seconds
         if not messages and not due and not force_refresh:
             return result
@@ -123,6 +132,21 @@ class StreamConsumer:
             batch.unlink(missing_ok=True)
         result.finished_at = utc_now()
         return result
+
+    def _remove_orphan_batches(self) -> None:
+        """Batch files of consumers that died mid micro-batch (kill -9, a second SIGTERM):
+        their messages were never acknowledged and come again, so the files are only copies
+        of events. A file names its writer's pid; a live one's are left alone."""
+        for path in self.batches.glob("stream-*-*-*.ndjson"):
+            pid = path.stem.split("-")[2]
+            if not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                path.unlink(missing_ok=True)
+            except PermissionError:
+                pass  # alive, another user's
 
     def _write_batch(self, lines: list[bytes]) -> Path:
         self.batches.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -152,5 +176,7 @@ class StreamConsumer:
 
 def consume(settings: Settings, segments: list[SegmentSpec], once: bool = False,
             max_cycles: int | None = None,
-            report: Callable[[CycleResult], None] | None = None) -> None:
-    asyncio.run(StreamConsumer(settings, segments, report).run(once, max_cycles))
+            report: Callable[[CycleResult], None] | None = None,
+            should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Cycles until `once`, `max_cycles` or `should_stop()` (checked between cycles)."""
+    asyncio.run(StreamConsumer(settings, segments, report).run(once, max_cycles, should_stop))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 from dbt_runner import run_dbt
 
 from ewh.common.clock import utc_now
@@ -152,3 +155,55 @@ def write_subscribers(path: Path, subscribers: list[dict[str, Any]]) -> None:
 def rows(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[tuple]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
+
+
+# One micro-batch of `ewh stream consume`, dbt's parse included (a consumer's first), under a
+# full `make test` on two cores: the longest a consumer asked to stop may take.
+MICRO_BATCH_BOUND_SECONDS = 60.0
+# Past the micro-batch it was in: the rest of a load, ack, disconnect and interpreter exit.
+STOP_SLACK_SECONDS = 10.0
+BATCH_LINE = re.compile(r"(\d+) events \((\d+) loaded, (\d+) duplicate, (\d+) rejected\); "
+                        r"refreshed in ([\d.]+)s \+ publish ([\d.]+)s")
+
+
+def ignoring_stop_signals() -> None:
+    """preexec_fn: start the child with SIGINT and SIGTERM ignored, as a pytest worker started
+    its children once the suite ran in the background of a non-interactive shell (SIGINT
+    ignored) and an in-process Dagster run had copied that to SIGTERM (issue #17). ewh's
+    long-running commands must stop on SIGTERM all the same."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def start_ewh(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    """A long-running `ewh ...` with its stdout and stderr in `log`."""
+    with log.open("w") as out:
+        return subprocess.Popen([EWH, *args], env=env, cwd=PROJECT, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=ignoring_stop_signals)
+
+
+def stop(process: subprocess.Popen, bound: float, log: Path | None = None) -> float:
+    """SIGTERM, then the seconds until it exited; a process that outlives `bound` is killed
+    and the test fails (one left running would consume the next test's events)."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=bound)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"{' '.join(map(str, process.args))} still ran {bound:.0f} s after "
+                    f"SIGTERM (killed):\n{log.read_text()[-3000:] if log else ''}")
+    return time.monotonic() - started
+
+
+def wait_for_batch_file(stream_dir: Path, timeout: float = MICRO_BATCH_BOUND_SECONDS) -> bool:
+    """True once a micro-batch file exists: written before the load, removed after the ack,
+    so the consumer is inside a micro-batch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any((stream_dir / "batches").glob("stream-*.ndjson")):
+            return True
+        time.sleep(0.02)
+    return False

@@ -26,15 +26,21 @@ import pytest
 import requests
 from collector_process import READ_KEY, WRITE_KEY, Collector, running_collector
 from realtime_env import (
+    BATCH_LINE,
     EWH,
+    MICRO_BATCH_BOUND_SECONDS,
     PROJECT,
     SECRET,
     SECRET_NAME,
+    STOP_SLACK_SECONDS,
     Receiver,
     build_warehouse,
     environment,
     ewh,
     rows,
+    start_ewh,
+    stop,
+    wait_for_batch_file,
     write_subscribers,
 )
 
@@ -215,6 +221,31 @@ def test_killing_the_dispatcher_mid_delivery_still_delivers_every_change(
         assert len(receiver.requests) == before
 
 
+def test_sigterm_stops_the_dispatcher_after_the_deliveries_in_flight(world: World) -> None:
+    expected = {c[0] for c in changes_in_serving(world, "seg_cart_abandoners")}
+    with Receiver(delay=2.0) as receiver:
+        write_subscribers(world.root / "subscribers.yml", [{
+            "name": "sigterm_test", "segment": "cart_abandoners", "url": receiver.url,
+            "secret": SECRET_NAME, "start": "earliest"}])
+        log = world.root / "dispatch-sigterm.log"
+        dispatcher = start_ewh(world.env, log, "webhooks", "dispatch")
+        try:
+            receiver.wait_for(1, timeout=60)
+            assert receiver.requests, log.read_text()
+        finally:
+            # One cycle: its POSTs go 8 at a time (here one round), each answered in 2 s.
+            took = stop(dispatcher, 30, log)
+        assert dispatcher.returncode == 0, log.read_text()
+        assert took < 2.0 + STOP_SLACK_SECONDS, took
+        # The POSTs in flight were answered and recorded: a restart sends none of them again.
+        sent = Counter(r.headers["Idempotency-Key"] for r in receiver.requests)
+        receiver.delay = 0
+        ewh(world.env, "webhooks", "dispatch", "--once")
+        assert Counter(r.headers["Idempotency-Key"] for r in receiver.requests) == {
+            k: 1 for k in expected}
+        assert set(sent.values()) == {1}
+
+
 def test_failing_receiver_gets_retries_then_a_dead_letter_that_retry_delivers(
         world: World) -> None:
     expected = {c[0] for c in changes_in_serving(world, "seg_cart_abandoners")}
@@ -309,9 +340,8 @@ def test_broker_outage_keeps_intake_200_and_replay_catches_up_without_duplicates
     assert {i: counted[i] for i in ids} == {i: 1 for i in ids}, first
     # The long-running consumer loads them; between micro-batches it holds no lock: another
     # process can open the warehouse for writing while it runs.
-    env = {**world.at(world.last_as_of), "EWH_STREAM_REFRESH_SECONDS": "3600"}
-    consumer = subprocess.Popen([EWH, "stream", "consume"], env=env, cwd=PROJECT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = world.root / "consume-outage.log"
+    consumer = start_ewh(consumer_env(world), log, "stream", "consume")
     try:
         loaded: dict[str, int] = {}
         deadline = time.monotonic() + 120
@@ -327,12 +357,87 @@ def test_broker_outage_keeps_intake_200_and_replay_catches_up_without_duplicates
         assert loaded == {i: 1 for i in ids}
         assert consumer.poll() is None
     finally:
-        consumer.terminate()  # it finishes the micro-batch in progress (dbt), slow under load
-        try:
-            consumer.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            consumer.kill()  # never left running: it would consume the next test's events
-            consumer.wait()
+        stop(consumer, MICRO_BATCH_BOUND_SECONDS, log)  # it finishes its micro-batch
+    assert consumer.returncode == 0, log.read_text()
+
+
+def consumer_env(world: World) -> dict[str, str]:
+    """A long-running consumer that refreshes only when events come."""
+    return {**world.at(world.last_as_of), "EWH_STREAM_REFRESH_SECONDS": "3600"}
+
+
+def loaded_once(world: World, prefix: str) -> dict[str, int]:
+    with duckdb.connect(str(world.root / "warehouse.duckdb")) as con:  # a writer: lock is free
+        return dict(con.execute("select message_id, count(*) from raw.events "
+                                "where message_id like ? group by 1", [f"{prefix}%"]).fetchall())
+
+
+async def _loader_backlog(url: str) -> tuple[int, int]:
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().consumer_info("EWH_EVENTS", "ewh_loader")
+        return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+    finally:
+        await nc.close()
+
+
+def test_sigterm_mid_micro_batch_finishes_it_exits_0_and_a_restart_loads_the_rest_once(
+        world: World) -> None:
+    ids = [f"rt-sigterm-{i}" for i in range(30)]
+    for message_id in ids:
+        assert world.send("Product Viewed", message_id, "rt-sigterm-user", utc_now(),
+                          product_id="sku-3").status_code == 200
+    log = world.root / "consume-sigterm.log"
+    consumer = start_ewh(consumer_env(world), log, "stream", "consume")
+    try:
+        assert wait_for_batch_file(world.root / "stream"), log.read_text()
+    finally:
+        took = stop(consumer, MICRO_BATCH_BOUND_SECONDS, log)
+    output = log.read_text()
+    assert consumer.returncode == 0, output
+    # The micro-batch in flight finished (one, with events), and the stop took no longer.
+    [batch] = [m for m in BATCH_LINE.findall(output) if int(m[0])]
+    events, loaded, duplicate, rejected = map(int, batch[:4])
+    assert (loaded, duplicate, rejected) == (events, 0, 0), output
+    assert took <= float(batch[4]) + float(batch[5]) + STOP_SLACK_SECONDS, (took, output)
+    assert "\nstopped\n" in output, output
+    assert list((world.root / "stream" / "batches").iterdir()) == []
+    first = loaded_once(world, "rt-sigterm-")
+    assert len(first) == events and set(first.values()) == {1}
+
+    # A restart takes what the stopped consumer did not (a part the collector published
+    # later, or handed back): every event once, nothing waiting, nothing unacknowledged.
+    for _ in range(5):
+        ewh(consumer_env(world), "stream", "consume", "--once")
+        if len(loaded_once(world, "rt-sigterm-")) == len(ids):
+            break
+    assert loaded_once(world, "rt-sigterm-") == {i: 1 for i in ids}
+    assert asyncio.run(_loader_backlog(world.broker.url)) == (0, 0)
+
+
+def test_a_second_sigterm_exits_at_once_and_loads_nothing_twice(world: World) -> None:
+    ids = [f"rt-twice-{i}" for i in range(20)]
+    for message_id in ids:
+        assert world.send("Product Viewed", message_id, "rt-twice-user", utc_now(),
+                          product_id="sku-4").status_code == 200
+    log = world.root / "consume-twice.log"
+    consumer = start_ewh(consumer_env(world), log, "stream", "consume")
+    try:
+        assert wait_for_batch_file(world.root / "stream"), log.read_text()
+        consumer.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # inside the micro-batch still: dbt alone takes seconds
+    finally:
+        took = stop(consumer, STOP_SLACK_SECONDS, log)
+    assert consumer.returncode == 128 + signal.SIGTERM, log.read_text()
+    assert took < 5, took
+    # Abandoned mid-way: the lock is free, what loaded loaded once, the batch file is left
+    # (its messages were never acknowledged: JetStream sends them again after the ack wait,
+    # and they load as duplicates), and the next consumer removes the file.
+    assert set(loaded_once(world, "rt-twice-").values()) <= {1}
+    assert list((world.root / "stream" / "batches").iterdir()) != []
+    ewh(consumer_env(world), "stream", "consume", "--once")
+    assert list((world.root / "stream" / "batches").iterdir()) == []
+    assert set(loaded_once(world, "rt-twice-").values()) <= {1}
 
 
 def test_dagster_sensor_requests_a_micro_batch_and_the_job_loads_it(world: World) -> None:
