@@ -69,8 +69,7 @@ alter table raw.load_manifest add column if not exists rows_suppressed bigint de
 """
 # status: 'loaded', or 'quarantined' (the file could not be read: `error` says why, and
 # `quarantined_to` where it was moved; every count is 0).
-# Its own statement too: the SQL floor (bench/sql_floor.py) reads raw.events through a view and
-# needs only this table beside it.
+# Apart from RAW_DDL: the scores are written by scoring, not by loads.
 PREDICTION_SCORES_DDL = """
 create schema if not exists raw;
 
