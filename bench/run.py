@@ -13,7 +13,8 @@ RSS of that child's process tree, from wait4):
   floor_build    the rest of the hand-written floor: dedupe, skew, stitching, sessions, user
                  features, the 18 segments (bench/sql_floor.sql; not derived from the models)
   load_day       `ewh load` of the held-back last day
-  incremental    the same `dbt build` without --full-refresh (the hourly job) after that day
+  incremental    the same `dbt build` without --full-refresh after that day, with the hourly
+                 job's test scope (orchestration.defs.transform.UNPUBLISHED_TESTS left out)
 
 It checks that the floor's fct_sessions / dim_users / segment rows equal dbt's (row counts and
 member sets; a mismatch is a WARNING), reports each measure as a ratio to the floor's
@@ -44,6 +45,7 @@ import duckdb
 import yaml
 
 from bench import data as bench_data
+from ewh.common.refresh_scope import UNPUBLISHED_TESTS
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT / "bench" / "results"
@@ -65,6 +67,8 @@ SQL_LOAD_ABOVE = 10_000_000
 COLLECTOR_JSON = RESULTS / "collector.json"
 # the Dagster refresh jobs' build arguments (orchestration/defs/transform.py)
 REFRESH_ARGS = ("--exclude-resource-type", "unit_test")
+# what an hourly (incremental) refresh also leaves out (ewh/common/refresh_scope.py)
+HOURLY_ARGS = ("--exclude", *UNPUBLISHED_TESTS)
 
 
 @dataclass(slots=True)
@@ -319,7 +323,7 @@ def run_size(events: int, args: argparse.Namespace) -> SizeResult:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         total = int(con.execute("select count(*) from raw.events").fetchone()[0])
     result.raw_events_day = total - result.raw_events_initial
-    timed(run_child("incremental_build", setup.argv("build", *REFRESH_ARGS),
+    timed(run_child("incremental_build", setup.argv("build", *REFRESH_ARGS, *HOURLY_ARGS),
                     logs / "incremental_build.log", setup.env()))
     result.top_models_incremental, result.dbt_totals_incremental = _dbt_timings(setup.target_path)
 

@@ -9,6 +9,8 @@ import duckdb
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from ewh.common.clock import dbt_timestamp
+from ewh.common.duckdb_tables import has_table
+from ewh.common.refresh_scope import BUILT_MARKER, UNPUBLISHED_TESTS
 from ewh.common.sql_text import quote_ident
 from ewh.privacy.erasure import IDENTITY_COLUMN
 from ewh.privacy.keys import PrivacyKeys
@@ -24,10 +26,13 @@ SAMPLE_MEMBERS = 5
 class DbtBuildConfig(dg.Config):
     """Run-time knobs of the build. `as_of` pins every time window (default: build time).
     The build is two steps (warehouse_dbt_models, warehouse_dbt_scored_models): give both
-    the same values, or pin as_of for the whole run with EWH_AS_OF."""
+    the same values, or pin as_of for the whole run with EWH_AS_OF. `all_tests`: run every
+    data test even in an incremental build (default: only on a full refresh or a first build;
+    ewh/common/refresh_scope.py)."""
 
     as_of: str | None = None
     full_refresh: bool = False
+    all_tests: bool = False
 
 
 def build_args(config: DbtBuildConfig, settings: WarehouseSettings | None = None) -> list[str]:
@@ -42,7 +47,18 @@ def build_args(config: DbtBuildConfig, settings: WarehouseSettings | None = None
         args += ["--vars", json.dumps({"as_of": as_of})]
     if config.full_refresh:
         args.append("--full-refresh")
+    elif not config.all_tests and settings is not None and _built_before(settings):
+        args += ["--exclude", *UNPUBLISHED_TESTS]  # dbt unions it with Dagster's own --exclude
     return args
+
+
+def _built_before(settings: WarehouseSettings) -> bool:
+    """Whether the target already holds built marts (the built tables, on either engine)."""
+    tables = tables_for_reads(settings.get())
+    if not tables.exists():
+        return False
+    with duckdb.connect(str(tables), read_only=True) as con:
+        return has_table(con, *BUILT_MARKER)
 
 
 def _segment_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict[str, Any]:
