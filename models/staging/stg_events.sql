@@ -151,7 +151,13 @@ unpacked as (
         load_id,
         source,
         {{ json_string_list('payload', json_fields.values() | list) }} as json_values,
-        {{ json_products_amount('payload', '$.properties.products') }} as products_amount
+        -- a second parse of the payload, so only where its text can hold properties.products:
+        -- the key written plainly, or any \u escape (a key can spell itself with one)
+        case
+            when {{ dbt.position("'\"products\"'", 'payload') }} > 0
+                or {{ dbt.position("chr(92) || 'u'", 'payload') }} > 0
+                then {{ json_products_amount('payload', '$.properties.products') }}
+        end as products_amount
     from deduplicated
 
 ),
