@@ -381,18 +381,25 @@ async def _loader_backlog(url: str) -> tuple[int, int]:
         await nc.close()
 
 
+def _consumer_in_a_micro_batch(world: World, prefix: str, events: int, product: str):
+    """`events` product views of one user, and a consumer started that has begun a micro-batch
+    (its batch file is written): the ids, the consumer's log and process."""
+    ids = [f"{prefix}-{i}" for i in range(events)]
+    for message_id in ids:
+        assert world.send("Product Viewed", message_id, f"{prefix}-user", utc_now(),
+                          product_id=product).status_code == 200
+    log = world.root / f"consume-{prefix}.log"
+    consumer = start_ewh(consumer_env(world), log, "stream", "consume")
+    if not wait_for_batch_file(world.root / "stream"):
+        stop(consumer, STOP_SLACK_SECONDS, log)
+        raise AssertionError(log.read_text())
+    return ids, log, consumer
+
+
 def test_sigterm_mid_micro_batch_finishes_it_exits_0_and_a_restart_loads_the_rest_once(
         world: World) -> None:
-    ids = [f"rt-sigterm-{i}" for i in range(30)]
-    for message_id in ids:
-        assert world.send("Product Viewed", message_id, "rt-sigterm-user", utc_now(),
-                          product_id="sku-3").status_code == 200
-    log = world.root / "consume-sigterm.log"
-    consumer = start_ewh(consumer_env(world), log, "stream", "consume")
-    try:
-        assert wait_for_batch_file(world.root / "stream"), log.read_text()
-    finally:
-        took = stop(consumer, MICRO_BATCH_BOUND_SECONDS, log)
+    ids, log, consumer = _consumer_in_a_micro_batch(world, "rt-sigterm", 30, "sku-3")
+    took = stop(consumer, MICRO_BATCH_BOUND_SECONDS, log)
     output = log.read_text()
     assert consumer.returncode == 0, output
     # The micro-batch in flight finished (one, with events), and the stop took no longer.
@@ -416,14 +423,8 @@ def test_sigterm_mid_micro_batch_finishes_it_exits_0_and_a_restart_loads_the_res
 
 
 def test_a_second_sigterm_exits_at_once_and_loads_nothing_twice(world: World) -> None:
-    ids = [f"rt-twice-{i}" for i in range(20)]
-    for message_id in ids:
-        assert world.send("Product Viewed", message_id, "rt-twice-user", utc_now(),
-                          product_id="sku-4").status_code == 200
-    log = world.root / "consume-twice.log"
-    consumer = start_ewh(consumer_env(world), log, "stream", "consume")
+    ids, log, consumer = _consumer_in_a_micro_batch(world, "rt-twice", 20, "sku-4")
     try:
-        assert wait_for_batch_file(world.root / "stream"), log.read_text()
         consumer.send_signal(signal.SIGTERM)
         time.sleep(0.5)  # inside the micro-batch still: dbt alone takes seconds
     finally:
