@@ -31,8 +31,9 @@ EMAIL_FIELDS = frozenset({"email"})
 HASHED_FIELDS = frozenset({"phone"})
 DROPPED_FIELDS = frozenset({"name", "firstname", "lastname", "first_name", "last_name",
                             "address", "street", "birthday", "username"})
+# The objects whose fields the policy reads (Protector.protect reads the same three, in this
+# order; in the two traits objects name-like fields are a person's and are dropped).
 FIELD_HOLDERS = (("traits",), ("context", "traits"), ("properties",))
-TRAIT_HOLDERS = (("traits",), ("context", "traits"))  # where name-like fields are a person's
 IP_PATH = ("context", "ip")
 # Text whose absence from a message proves it needs no parsing: only its IP, if any, changes
 # (a fast path: most events carry nothing personal but context.ip).
