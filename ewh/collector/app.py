@@ -8,6 +8,7 @@ landing files (ewh.ingest.landing); the segment API reads the serving copy.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -53,6 +54,10 @@ def create_app(settings: CollectorSettings, extra_routes: Sequence[BaseRoute] = 
             await publisher.start()
             app.state.intake.publisher = publisher
         app.state.promotion = await start_promotion(settings, app.state.intake)
+        # Everything built so far (modules, the app, settings) lives as long as the process:
+        # out of the collector's way, so a full collection scans only what requests allocate
+        # and does not pause intake for tens of milliseconds (a p99 cost).
+        gc.freeze()
         try:
             yield
         finally:

@@ -24,7 +24,7 @@ import orjson
 from ewh.collector.consent import CONSENT_FIELD, add_note, analytics_consent, flag_consent
 from ewh.collector.settings import CollectorSettings
 from ewh.contract import json_text
-from ewh.contract.validator import Rejection, unwritable, validate_parsed
+from ewh.contract.validator import Rejection, rejection_of, unwritable
 from ewh.ingest.landing import LandingWriter
 from ewh.privacy.keys import PrivacyKeys
 from ewh.privacy.policy import Protector
@@ -66,6 +66,7 @@ class Intake:
         lines: list[bytes] = []
         result = IntakeResult()
         server_ids = ""  # one random prefix per call, then the event's index: unique, cheap
+        floor, protect = self.settings.timestamp_floor, self.protector.protect
         for position, message in enumerate(messages):
             index = indices[position] if indices is not None else position
             source = f"request {request_id} event {index}"
@@ -86,16 +87,16 @@ class Intake:
             except orjson.JSONEncodeError:  # nested past orjson's limit: the contract's too
                 result.errors.append(_error(index, unwritable(message, source)))
                 continue
-            verdict = validate_parsed(message, line, source, received_at,
-                                      floor=self.settings.timestamp_floor)
-            if isinstance(verdict, Rejection):
-                result.errors.append(_error(index, verdict))
+            rejection = rejection_of(message, line, source, received_at, floor=floor)
+            if rejection is not None:
+                result.errors.append(_error(index, rejection))
             elif consent != "granted" and reject_unconsented:
                 result.errors.append(_consent_error(index, message, source, consent))
             else:
                 # Checked as sent (the loader checks files as written, the same verdict);
-                # landed with nothing personal in the clear (ewh.privacy.policy).
-                lines.append(json_text.dumps(self.protector.message(message)))
+                # landed with nothing personal in the clear (ewh.privacy.policy): written
+                # again only when the policy changed something.
+                lines.append(json_text.dumps(message) if protect(message) else line)
         result.accepted = len(lines)
         return lines, result
 

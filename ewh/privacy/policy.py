@@ -31,8 +31,9 @@ EMAIL_FIELDS = frozenset({"email"})
 HASHED_FIELDS = frozenset({"phone"})
 DROPPED_FIELDS = frozenset({"name", "firstname", "lastname", "first_name", "last_name",
                             "address", "street", "birthday", "username"})
+# The objects whose fields the policy reads (Protector.protect reads the same three, in this
+# order; in the two traits objects name-like fields are a person's and are dropped).
 FIELD_HOLDERS = (("traits",), ("context", "traits"), ("properties",))
-TRAIT_HOLDERS = (("traits",), ("context", "traits"))  # where name-like fields are a person's
 IP_PATH = ("context", "ip")
 # Text whose absence from a message proves it needs no parsing: only its IP, if any, changes
 # (a fast path: most events carry nothing personal but context.ip).
@@ -76,26 +77,45 @@ class Protector:
         self.data_keys = DataKeys(keys)
         self.suppressed = SuppressionList(keys)
         self.hashed = HASHED_FIELDS | {t.lower() for t in keys.personal_traits}
+        # The lower-cased names _fields acts on: in properties, and in traits (names dropped too).
+        self._personal_fields = EMAIL_FIELDS | self.hashed
+        self._personal_traits = self._personal_fields | DROPPED_FIELDS
         self.markers = PARSE_MARKERS + tuple(t.lower() for t in keys.personal_traits)
 
     def message(self, message: Any) -> Any:
         """Protect a parsed message in place (and return it)."""
+        self.protect(message)
+        return message
+
+    def protect(self, message: Any) -> bool:
+        """Protect a parsed message in place; whether anything changed (the collector then
+        writes it again, else it lands the text it checked)."""
         if not isinstance(message, dict):
-            return message
-        subject = message_subject(message)
-        for path in FIELD_HOLDERS:
-            holder = get_path(message, path)
-            if isinstance(holder, dict):
-                self._fields(holder, subject, drop_names=path in TRAIT_HOLDERS)
+            return False
+        changed = False
         context = message.get("context")
+        traits = message.get("traits")
+        holders = ((traits, self._personal_traits, True),
+                   (context.get("traits") if isinstance(context, dict) else None,
+                    self._personal_traits, True),
+                   (message.get("properties"), self._personal_fields, False))
+        subject: str | None = None
+        for holder, personal, drop_names in holders:
+            # JSON keys are strings; most objects hold nothing personal: one pass in C.
+            if isinstance(holder, dict) and not personal.isdisjoint(map(str.lower, holder)):
+                subject = subject or message_subject(message)
+                self._fields(holder, subject, drop_names=drop_names)
+                changed = True
         if isinstance(context, dict) and "ip" in context:
             ip = context["ip"]
             truncated = truncate_ip(ip) if isinstance(ip, str) else None
             if truncated is None:
                 del context["ip"]
-            else:
+                changed = True
+            elif truncated != ip:
                 context["ip"] = truncated
-        return message
+                changed = True
+        return changed
 
     def _fields(self, holder: dict[str, Any], subject: str | None, *, drop_names: bool) -> None:
         for name in list(holder):
