@@ -57,6 +57,7 @@ $(ANALYTICS_JS): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
 
 # Two workers (pytest-xdist), one test file each at a time: most of a test's time is spent
 # waiting on dbt, Dagster and server subprocesses, so two files overlap well on 2 cores.
+# pyproject.toml's addopts add `--dist loadfile --no-loadscope-reorder` (the longest files first).
 # TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: setup $(CHROMIUM) $(ANALYTICS_JS) $(JAVA)

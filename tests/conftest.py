@@ -38,16 +38,22 @@ def pytest_configure(config: pytest.Config) -> None:
     dbt_project.prepare_if_dev()
 
 
-# The longest files, started first: pytest-xdist (`--dist loadfile`) hands files to the workers
-# in collection order, so a long file collected last would run alone at the end.
+# The longest files, started first (longest processing time first): pytest-xdist
+# (`--dist loadfile`) hands files to the workers in collection order (pyproject.toml's
+# `--no-loadscope-reorder`: xdist's default would order them by number of tests, which started
+# these, with few tests each, late), so a long file collected last would run alone at the end.
+# The two Spark files come first, one per worker. Seconds: a full `make test` run on 2 shared cores.
 LONGEST_FIRST = (
-    "tests/integration/test_spark_incremental.py",
-    "tests/integration/test_spark_parity.py",
-    "tests/e2e/test_orchestration_runs.py",
-    "tests/e2e/test_predictions_flow.py",
-    "tests/e2e/test_demo.py",
-    "tests/e2e/test_privacy.py",
-    "tests/integration/test_reference_model.py",
+    "tests/integration/test_spark_incremental.py",  # ~500 s
+    "tests/integration/test_spark_parity.py",  # ~280 s
+    "tests/e2e/test_privacy.py",  # ~350 s
+    "tests/e2e/test_demo.py",  # ~330 s
+    "tests/e2e/test_orchestration_runs.py",  # ~280 s
+    "tests/integration/test_realtime.py",  # ~200 s
+    "tests/e2e/test_predictions_flow.py",  # ~170 s
+    "tests/integration/test_incremental_equivalence.py",  # ~150 s
+    "tests/integration/test_reference_model.py",  # ~140 s
+    "tests/integration/test_predictions.py",  # ~110 s
 )
 
 

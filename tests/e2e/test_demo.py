@@ -85,19 +85,21 @@ def _assert_90_days_of_history(serving: Path) -> None:
 
 @pytest.mark.e2e
 def test_a_failing_demo_says_what_failed_in_one_line_and_where_the_log_is(tmp_path: Path):
+    """The run fails in its first Dagster step (the raw load), so the test does not wait for a
+    whole dbt build first; the successful demo above shows the later stages' lines."""
     env = _environment(tmp_path)
-    # The serving copy cannot be written: a file stands where its folder should be.
+    # The raw layer's Parquet copy cannot be written: a file stands where its folder should be.
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
-    env["EWH_SERVING"] = str(blocker / "serving.duckdb")
+    env["EWH_LAKE_DIR"] = str(blocker / "lake")
     done = subprocess.run([EWH, "demo", "--events", "2000"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     lines = done.stdout.splitlines()
     assert done.returncode == 1, done.stdout
     failed = [line for line in lines if line.startswith("✗")]
-    assert len(failed) == 1 and "publish the serving copy failed" in failed[0], done.stdout
-    assert "serving_copy" in failed[0] and "blocker" in failed[0]
+    assert len(failed) == 1 and "load landing files into raw failed" in failed[0], done.stdout
+    assert "raw_load" in failed[0] and "blocker" in failed[0]
     assert lines[-1].strip().startswith("log:") and lines.index(failed[0]) == len(lines) - 2
     log = Path(lines[-1].split("log:", 1)[1].split()[0])
-    assert log == tmp_path / "demo.log" and "serving_copy" in log.read_text()
+    assert log == tmp_path / "demo.log" and "raw_load" in log.read_text()
     assert len(lines) <= 10 and done.stderr.strip() == ""

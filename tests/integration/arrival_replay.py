@@ -219,8 +219,10 @@ def _identity_events(landing: Path, received: datetime) -> list[dict[str, Any]]:
     ]
 
 
-def arrival_batches(work: Path) -> tuple[list[list[Path]], list[datetime]]:
-    """The replay's files per arrival batch, and the as_of of each batch's build."""
+def arrival_batches(work: Path, batches_wanted: int = BATCHES
+                    ) -> tuple[list[list[Path]], list[datetime]]:
+    """The replay's files in `batches_wanted` arrival batches, and the as_of of each batch's
+    build."""
     landing = work / "landing"
     generate(landing, events=6000, seed=5, days=DAYS, end=END)
     files = sorted(landing.glob("*.ndjson"))
@@ -228,7 +230,7 @@ def arrival_batches(work: Path) -> tuple[list[list[Path]], list[datetime]]:
     odd.parent.mkdir()
     odd_events = _odd_events(landing, END - timedelta(hours=6))
     odd.write_text("".join(json.dumps(m) + "\n" for m in odd_events))
-    per_batch = -(-len(files) // BATCHES)
+    per_batch = -(-len(files) // batches_wanted)
     batches = [files[i : i + per_batch] for i in range(0, len(files), per_batch)]
     batches[-1] = [*batches[-1], odd]
     # IDENTITY batch (rules 3 and 4): a late alias joining two existing users, a shared device
