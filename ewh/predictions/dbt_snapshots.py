@@ -65,7 +65,7 @@ def build(request: dict[str, Any]) -> dict[str, Any]:
         # A full build at each date, one model at a time: its memory is bounded like any full
         # build's (within EWH_DUCKDB_MEMORY_LIMIT), and it runs beside the refreshes. Week-apart
         # incremental runs were faster but, at 250k users, one ran out of memory in
-        # int_user_consent's changed-key filter under a 3 GB limit. Incremental
+        # int_user_consent's changed-key filter under the default 3 GB limit. Incremental
         # equals full refresh (tested), so the rows are the same either way.
         _invoke(runner, ["run", "--threads", "1", "--full-refresh", "--select",
                          f"+{FEATURES_MODEL}", "--vars", json.dumps({"as_of": at})], common)
