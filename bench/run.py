@@ -68,7 +68,7 @@ COLLECTOR_JSON = RESULTS / "collector.json"
 # the Dagster refresh jobs' build arguments (orchestration/defs/transform.py)
 REFRESH_ARGS = ("--exclude-resource-type", "unit_test")
 # what an hourly (incremental) refresh also leaves out (ewh/common/refresh_scope.py)
-HOURLY_ARGS = ("--exclude", *UNPUBLISHED_TESTS)
+HOURLY_ARGS = ("--exclude", " ".join(UNPUBLISHED_TESTS))
 
 
 @dataclass(slots=True)

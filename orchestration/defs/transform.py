@@ -48,7 +48,9 @@ def build_args(config: DbtBuildConfig, settings: WarehouseSettings | None = None
     if config.full_refresh:
         args.append("--full-refresh")
     elif not config.all_tests and settings is not None and _built_before(settings):
-        args += ["--exclude", *UNPUBLISHED_TESTS]  # dbt unions it with Dagster's own --exclude
+        # one argument (dbt reads spaces as union): after it Dagster adds its own --exclude,
+        # which dbt unions with this one; separate arguments are refused as extra arguments
+        args += ["--exclude", " ".join(UNPUBLISHED_TESTS)]
     return args
 
 
