@@ -128,11 +128,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro delete_changed_keys(refresh, key_column) -%}
-    delete from {{ this }}
-    {%- if refresh.filtered %} where {{ key_column }} in ({{ refresh.keys_sql }}){% endif -%}
-{%- endmacro %}
-
 {% macro changed_keys_post_hooks(source_model='int_events_stitched', column='stitched_at') -%}
     {#- the post-hooks (templates): record the watermark this run has seen -#}
     {{ return(adapter.dispatch('watermark_post_hooks', 'engagement_warehouse')(source_model, column)) }}
@@ -144,6 +139,7 @@
         "delete from {{ incremental_watermarks_relation() }} where model_name = '{{ model.name }}'",
         "insert into {{ incremental_watermarks_relation() }} select '{{ model.name }}', "
             ~ "max(" ~ column ~ "), {{ as_of() }} from {{ ref('" ~ source_model ~ "') }}",
+        "drop table if exists {{ duckdb_refresh_keys_relation() }}",
     ]) }}
 {%- endmacro %}
 

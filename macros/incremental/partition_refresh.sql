@@ -3,7 +3,12 @@
 
   DuckDB keeps row-level writes: the event models replace their rows by message_id
   (delete+insert), and the per-key models delete the rows of the keys to refresh in a pre-hook
-  and append them recomputed (incremental_refresh.sql).
+  and append them recomputed (incremental_refresh.sql). The pre-hook first stores the keys in
+  a temporary table of the model's own connection (<model>__refresh_keys), which the delete
+  and the body then read: the keys SQL nests its subqueries (expand_person_keys reads its
+  input eight times), and inlined it was planned and run once per copy, in the delete and
+  again in the body. At 10M events int_user_consent's copies, beside int_events_stitched on
+  the other thread, ran DuckDB out of its memory limit.
 
   Spark's Parquet tables take no row-level DELETE or MERGE, so there every incremental model is
   partitioned (Spark-only column refresh_partition) and written with insert_overwrite in
@@ -97,7 +102,15 @@
 {%- endmacro %}
 
 {% macro duckdb__partitioned_refresh(refresh) -%}
-    {{ return(refresh) }}
+    {%- if not refresh.filtered -%}{{ return(refresh) }}{%- endif -%}
+    {{ return({'filtered': true, 'keys_sql': 'select refresh_key from ' ~ duckdb_refresh_keys_relation()}) }}
+{%- endmacro %}
+
+{% macro duckdb_refresh_keys_relation(qualified=true) -%}
+    {#- the temporary table a DuckDB refresh keeps its keys in: temporary tables belong to one
+        connection, and dbt runs a model's hooks and body on its thread's own connection -#}
+    {%- set name = adapter.quote(this.identifier ~ '__refresh_keys') -%}
+    {{ return(('temp.main.' ~ name) if qualified else name) }}
 {%- endmacro %}
 
 {% macro default__partitioned_refresh(refresh) -%}
@@ -113,7 +126,17 @@
 {%- endmacro %}
 
 {% macro duckdb__refresh_keys_pre_hook(refresh, key_column) -%}
-    {{ delete_changed_keys(refresh, key_column) }}
+    {%- if not refresh.filtered -%}
+        delete from {{ this }}
+    {%- else -%}
+        {%- set keys = duckdb_refresh_keys_relation() -%}
+        {%- do run_query(
+            'create or replace temporary table ' ~ duckdb_refresh_keys_relation(qualified=false)
+            ~ ' as select distinct refresh_key from (' ~ refresh.keys_sql ~ ') as changed (refresh_key)'
+            ~ ' where refresh_key is not null'
+        ) -%}
+        delete from {{ this }} where {{ key_column }} in (select refresh_key from {{ keys }})
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro default__refresh_keys_pre_hook(refresh, key_column) -%}
