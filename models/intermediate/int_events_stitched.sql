@@ -10,6 +10,13 @@
     - retroactive stitching: rows whose person no longer matches the identity map (a new
       identify or alias, an earlier link, or a late alias merging two users re-stitches old
       events, identified ones included).
+  Only earlier rows that the new events can re-key are keyed again (rekey_ids): a row's key
+  depends on the map's entries for its own userId and its anonymousId, and those entries change
+  only with links from new events. So: the ids those events carry (anonymous, previous, user)
+  and the users their links name, widened to whole persons of the new map (every member's
+  userId, every anonymous id mapped to the person). A merge keys all members of the merged
+  person again; a device's periods change only with its own new links. A backfill keys every
+  row again. At 10M events keying all 10M earlier rows was 57 s of a 190 s refresh.
   stitched_at marks the rows (re)written by a run; int_sessionized_events reads it to find the
   device identities to re-sessionize. The pre-hook removes rows beyond a lowered as_of.
 -#}
@@ -28,6 +35,7 @@
     )
 }}
 
+-- depends_on: {{ ref('int_identity_links') }}
 with
 
 events as (
@@ -46,6 +54,49 @@ events as (
 
 ),
 
+{% if is_incremental() and not (var('backfill_start', none) and var('backfill_end', none)) -%}
+carried_ids as (
+
+    -- the ids the new events carry
+    select anonymous_id as id from events where anonymous_id is not null
+    union
+    select previous_id from events where previous_id is not null
+    union
+    select user_id from events where user_id is not null
+
+),
+
+new_event_ids as (
+
+    -- and the users their links name
+    select id from carried_ids
+    union
+    select links.user_id from {{ ref('int_identity_links') }} as links
+    where
+        links.anonymous_id in (select id from carried_ids)
+        or links.previous_user_id in (select id from carried_ids)
+
+),
+
+new_event_persons as (
+
+    {{ expand_person_keys('select id from new_event_ids', ref('int_identity_map')) }}
+
+),
+
+rekey_ids as (
+
+    -- every userId and anonymous id whose earlier rows the new map may key differently
+    select person_key as id from new_event_persons
+    union
+    select mapped.anonymous_id from {{ ref('int_identity_map') }} as mapped
+    where
+        mapped.anonymous_id is not null
+        and mapped.user_key in (select person_key from new_event_persons)
+
+),
+
+{% endif -%}
 to_key as (
 
     -- the events to stitch: the new ones and (incremental) every earlier row, with the
@@ -68,7 +119,14 @@ to_key as (
         occurred_at,
         received_at
     from {{ this }}
-    where message_id not in (select message_id from events)
+    where
+        message_id not in (select message_id from events)
+        {%- if not (var('backfill_start', none) and var('backfill_end', none)) %}
+        and (
+            anonymous_id in (select id from rekey_ids)
+            or (is_identified and user_id in (select id from rekey_ids))
+        )
+        {%- endif %}
     {%- endif %}
 
 ),

@@ -218,3 +218,22 @@ def test_the_replay_merged_two_existing_users_by_a_late_alias(replay: dict[str, 
             "where first_link_message_id = 'equiv-shared-identify-1')"
         ).fetchall()
         assert periods >= 2
+
+
+def test_every_event_is_stitched_to_the_same_person_as_by_a_full_refresh(
+        replay: dict[str, Any]) -> None:
+    """int_events_stitched keys again only the earlier rows new events can re-key: every
+    event's person must still be the one a full refresh gives it (the late alias merge, the
+    retroactive identify and the shared device of the replay among them)."""
+    columns = "message_id, user_key, user_id, is_identified, device_id"
+    with duckdb.connect(":memory:") as con:
+        con.execute(f"attach '{replay['inc']}' as inc (read_only)")
+        con.execute(f"attach '{replay['full']}' as full_db (read_only)")
+        table = "intermediate.int_events_stitched"
+        only_inc = con.sql(f"select {columns} from inc.{table} "
+                           f"except all select {columns} from full_db.{table}").fetchall()
+        only_full = con.sql(f"select {columns} from full_db.{table} "
+                            f"except all select {columns} from inc.{table}").fetchall()
+        [(rows,)] = con.sql(f"select count(*) from inc.{table}").fetchall()
+    assert rows > 1000
+    assert (only_inc[:5], only_full[:5]) == ([], [])
