@@ -13,6 +13,10 @@
     )
 }}
 {%- set refresh = changed_staged_keys('user_key') %}
+{#- int_events_stitched is not read: the edge only orders the two. Each keys the events of
+    its users against the identity map and, at 10M events, fills DuckDB's memory limit on its
+    own; run at the same time on dbt's two threads, both ran out of memory. #}
+-- depends_on: {{ ref('int_events_stitched') }}
 
 with
 
