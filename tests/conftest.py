@@ -46,14 +46,14 @@ def pytest_configure(config: pytest.Config) -> None:
 LONGEST_FIRST = (
     "tests/integration/test_spark_incremental.py",  # ~500 s
     "tests/integration/test_spark_parity.py",  # ~280 s
-    "tests/e2e/test_privacy.py",  # ~350 s
     "tests/e2e/test_demo.py",  # ~330 s
     "tests/e2e/test_orchestration_runs.py",  # ~280 s
+    "tests/e2e/test_privacy.py",  # ~210 s
     "tests/integration/test_realtime.py",  # ~200 s
-    "tests/e2e/test_predictions_flow.py",  # ~170 s
+    "tests/e2e/test_predictions_flow.py",  # ~160 s
     "tests/integration/test_incremental_equivalence.py",  # ~150 s
-    "tests/integration/test_reference_model.py",  # ~140 s
     "tests/integration/test_predictions.py",  # ~110 s
+    "tests/integration/test_reference_model.py",  # ~100 s
 )
 
 

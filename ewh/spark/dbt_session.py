@@ -5,7 +5,8 @@ runs a worker process (`python -m ewh.spark.dbt_session`) that invokes dbt progr
 (dbtRunner) once per command, so every command shares the worker's Spark session, its
 catalog and its cached file listings. The worker reads one JSON command per line on stdin and
 answers one JSON line on the pipe it was given; everything dbt and Spark print goes to a log
-file.
+file. After `parse`, every later command reuses that manifest (dbtRunner(manifest=...)): a new
+`--vars` (each batch's as_of) would otherwise make dbt re-parse the whole project, about 10 s.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ class SparkDbtSession:
                                 f"(log: {self.log_path})")
         return CommandResult(answer["seconds"], answer["nodes"])
 
+    def parse(self, *args: str) -> CommandResult:
+        """`dbt parse <args>` (it writes manifest.json); the later commands run on this
+        manifest, so give them the same target path and no other project or profile."""
+        return self.dbt("parse", *args)
+
 
 def _failures(result: Any) -> list[str]:
     failed = []
@@ -112,10 +118,14 @@ def _failures(result: Any) -> list[str]:
 def _serve(answers: IO[str]) -> None:
     from dbt.cli.main import dbtRunner
 
+    manifest = None  # the last `parse` command's
     for line in sys.stdin:
         command = json.loads(line)
         started = time.monotonic()
-        outcome = dbtRunner().invoke(command["args"])
+        parse = command["args"][0] == "parse"
+        outcome = dbtRunner(manifest=None if parse else manifest).invoke(command["args"])
+        if parse and outcome.success:
+            manifest = outcome.result
         failures = _failures(outcome.result)
         if not outcome.success and not failures:
             failures = [repr(outcome.exception)[:2000]]
