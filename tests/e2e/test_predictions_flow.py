@@ -43,7 +43,7 @@ def test_train_gate_publish_score_and_tag(tmp_path: Path, monkeypatch: pytest.Mo
         "EWH_WAREHOUSE": tmp_path / "warehouse.duckdb", "EWH_LANDING_DIR": tmp_path / "landing",
         "EWH_EXPORTS_DIR": tmp_path / "exports", "EWH_SERVING": tmp_path / "serving.duckdb",
         "EWH_MODELS_DIR": tmp_path / "models", "EWH_GX_PROJECT_DIR": tmp_path / "gx_project",
-        "EWH_AS_OF": str(AS_OF),
+        "EWH_AS_OF": str(AS_OF), "EWH_REPORT": tmp_path / "report.html",
         # each snapshot date is a dbt run; the flow needs trained candidates, not good ones
         # (test_predictions.py judges the models, on 4 training and 2 holdout dates)
         "EWH_PREDICTION_TRAINING_SNAPSHOTS": 2, "EWH_PREDICTION_HOLDOUT_SNAPSHOTS": 1,

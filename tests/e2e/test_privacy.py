@@ -132,7 +132,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         "EWH_EXPORTS_DIR": root / "exports", "EWH_SERVING": root / "serving.duckdb",
         "EWH_OPS_DB": root / "ops.duckdb", "EWH_REPORT": root / "report.html",
         "EWH_KEY_STORE": root / "keystore", "EWH_ERASURE_RECEIPTS": root / "erasures",
-        "DAGSTER_HOME": root / "dagster_home",
+        "DAGSTER_HOME": root / "dagster_home", "EWH_GX_PROJECT_DIR": root / "gx_project",
         "EWH_PSEUDONYM_KEY": PSEUDONYM_KEY, "EWH_CONSENT_KEYS": CONSENT_KEY,
     }
     for name, value in values.items():
