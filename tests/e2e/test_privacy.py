@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -34,6 +35,7 @@ import pytest
 import requests
 
 from ewh.common.settings import PROJECT_ROOT
+from ewh.quality.project import PROJECT_DIR as GX_PROJECT_DIR
 from ewh.sample.generator import generate
 
 EWH = str(Path(sys.executable).with_name("ewh"))
@@ -137,6 +139,9 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     }
     for name, value in values.items():
         mp.setenv(name, str(value))
+    # the suites write their results into their project: a private copy (which the scan reads)
+    shutil.copytree(GX_PROJECT_DIR / "gx", root / "gx_project" / "gx",
+                    ignore=shutil.ignore_patterns("uncommitted"))
     from orchestration.instance import ensure_dagster_home
 
     ensure_dagster_home()
