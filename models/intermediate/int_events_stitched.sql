@@ -15,8 +15,9 @@
   only with links from new events. So: the ids those events carry (anonymous, previous, user)
   and the users their links name, widened to whole persons of the new map (every member's
   userId, every anonymous id mapped to the person). A merge keys all members of the merged
-  person again; a device's periods change only with its own new links. A backfill keys every
-  row again. At 10M events keying all 10M earlier rows was 57 s of a 190 s refresh.
+  person again; a device's periods change only with its own new links. That holds while the
+  map only grows: a backfill, and an as_of moved back (links after it leave the map; the
+  model's watermark, intermediate.incremental_watermarks, tells), key every row again. At 10M events keying all 10M earlier rows was 57 s of a 190 s refresh.
   stitched_at marks the rows (re)written by a run; int_sessionized_events reads it to find the
   device identities to re-sessionize. The pre-hook removes rows beyond a lowered as_of.
 -#}
@@ -31,9 +32,14 @@
         partition_by=refresh_partition_by(),
         unique_key='message_id',
         on_schema_change='append_new_columns',
-        pre_hook="{{ remove_events_beyond_as_of() }}"
+        pre_hook="{{ remove_events_beyond_as_of() }}",
+        post_hook=changed_keys_post_hooks('stg_events', 'loaded_at')
     )
 }}
+{#- every earlier row is keyed again when the identity map may have lost entries: a backfill
+    re-stages days, and an as_of moved back (or no recorded as_of yet) drops later links -#}
+{%- set key_every_row = (var('backfill_start', none) and var('backfill_end', none))
+    or (is_incremental() and not refresh_run().filtered) -%}
 
 -- depends_on: {{ ref('int_identity_links') }}
 with
@@ -54,7 +60,7 @@ events as (
 
 ),
 
-{% if is_incremental() and not (var('backfill_start', none) and var('backfill_end', none)) -%}
+{% if is_incremental() and not key_every_row -%}
 carried_ids as (
 
     -- the ids the new events carry
@@ -121,7 +127,7 @@ to_key as (
     from {{ this }}
     where
         message_id not in (select message_id from events)
-        {%- if not (var('backfill_start', none) and var('backfill_end', none)) %}
+        {%- if not key_every_row %}
         and (
             anonymous_id in (select id from rekey_ids)
             or (is_identified and user_id in (select id from rekey_ids))
