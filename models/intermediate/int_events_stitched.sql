@@ -12,12 +12,13 @@
       events, identified ones included).
   Only earlier rows that the new events can re-key are keyed again (rekey_ids): a row's key
   depends on the map's entries for its own userId and its anonymousId, and those entries change
-  only with links from new events. So: the ids those events carry (anonymous, previous, user)
-  and the users their links name, widened to whole persons of the new map (every member's
-  userId, every anonymous id mapped to the person). A merge keys all members of the merged
-  person again; a device's periods change only with its own new links. That holds while the
-  map only grows: a backfill, and an as_of moved back (links after it leave the map; the
-  model's watermark, intermediate.incremental_watermarks, tells), key every row again. At 10M events keying all 10M earlier rows was 57 s of a 190 s refresh.
+  only with links from new events. So: the ids those events carry (anonymous, previous, user),
+  widened to whole persons of the new map (every member's userId, every anonymous id mapped to
+  the person). A merge keys all members of the merged person again; a device's periods change
+  only with its own new links. That holds while the map only grows: a backfill, and an as_of
+  moved back (links after it leave the map; the model's watermark in
+  intermediate.incremental_watermarks tells), key every row again. At 10M events keying all
+  10M earlier rows was 57 s of a 190 s refresh.
   stitched_at marks the rows (re)written by a run; int_sessionized_events reads it to find the
   device identities to re-sessionize. The pre-hook removes rows beyond a lowered as_of.
 -#}
@@ -41,7 +42,6 @@
 {%- set key_every_row = (var('backfill_start', none) and var('backfill_end', none))
     or (is_incremental() and not refresh_run().filtered) -%}
 
--- depends_on: {{ ref('int_identity_links') }}
 with
 
 events as (
@@ -72,21 +72,11 @@ carried_ids as (
 
 ),
 
-new_event_ids as (
-
-    -- and the users their links name
-    select id from carried_ids
-    union
-    select links.user_id from {{ ref('int_identity_links') }} as links
-    where
-        links.anonymous_id in (select id from carried_ids)
-        or links.previous_user_id in (select id from carried_ids)
-
-),
-
 new_event_persons as (
 
-    {{ expand_person_keys('select id from new_event_ids', ref('int_identity_map')) }}
+    -- the persons of the new map those ids belong to: a device maps to every person who
+    -- identified on it, so the users its links name are among them
+    {{ expand_person_keys('select id from carried_ids', ref('int_identity_map')) }}
 
 ),
 
