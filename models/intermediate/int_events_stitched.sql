@@ -95,8 +95,8 @@ rekey_ids as (
 {% endif -%}
 to_key as (
 
-    -- the events to stitch: the new ones and (incremental) every earlier row, with the
-    -- userId the message itself carries
+    -- the events to stitch: the new ones and (incremental) the earlier rows they can re-key
+    -- (rekey_ids; every earlier row when key_every_row), with the userId the message carries
     select
         message_id,
         user_id as own_user_id,
