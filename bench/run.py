@@ -90,6 +90,7 @@ class SizeResult:
     steps: list[Step] = field(default_factory=list)
     top_models_full: list[dict[str, Any]] = field(default_factory=list)
     top_models_incremental: list[dict[str, Any]] = field(default_factory=list)
+    top_models_noop: list[dict[str, Any]] = field(default_factory=list)
     dbt_totals_full: dict[str, float] = field(default_factory=dict)
     dbt_totals_incremental: dict[str, float] = field(default_factory=dict)
     floor_check: dict[str, Any] = field(default_factory=dict)
@@ -327,6 +328,11 @@ def run_size(events: int, args: argparse.Namespace) -> SizeResult:
                     logs / "incremental_build.log", setup.env()))
     result.top_models_incremental, result.dbt_totals_incremental = _dbt_timings(setup.target_path)
 
+    # 5. the same refresh again with nothing new (the next hourly run, as_of unchanged)
+    timed(run_child("noop_build", setup.argv("build", *REFRESH_ARGS, *HOURLY_ARGS),
+                    logs / "noop_build.log", setup.env(), note="nothing new, same as_of"))
+    result.top_models_noop, _ = _dbt_timings(setup.target_path)
+
     for w in result.warnings:
         print(f"WARNING: {w}", flush=True)
     if not args.keep:
@@ -366,7 +372,8 @@ def summarize(r: SizeResult) -> dict[str, Any]:
     floor_load, floor_build = r.seconds("floor_load"), r.seconds("floor_build")
     end_to_end, floor_total = _sum(load, full), _sum(floor_load, floor_build)
     load_peak = peak("load") if r.load_mode == "ewh" else None  # SQL tiling is the harness's
-    build_peak = max((p for p in (peak("full_build"), peak("incremental_build")) if p is not None),
+    build_peak = max((p for p in (peak("full_build"), peak("incremental_build"),
+                                  peak("noop_build")) if p is not None),
                      default=None)
     pipeline_peak = max((p for p in (load_peak, build_peak, peak("load_day")) if p is not None),
                         default=None)
@@ -385,6 +392,7 @@ def summarize(r: SizeResult) -> dict[str, Any]:
         "load_day_s": r.seconds("load_day"),
         "incremental_s": inc,
         "incremental_vs_full": _ratio(inc, full),
+        "noop_s": r.seconds("noop_build"),
         "load_peak_gib": load_peak,
         "build_peak_gib": build_peak,
         "peak_rss_gib": pipeline_peak,
@@ -400,6 +408,7 @@ def summarize(r: SizeResult) -> dict[str, Any]:
         "dbt_seconds_by_kind_incremental": r.dbt_totals_incremental,
         "top_models_full": r.top_models_full,
         "top_models_incremental": r.top_models_incremental,
+        "top_models_noop": r.top_models_noop,
         "floor_rows": r.floor_check,
         "warnings": r.warnings,
     }
@@ -467,7 +476,7 @@ def print_report(summaries: list[dict[str, Any]], collector: dict[str, Any] | No
 SUMMARY_KEYS = ("events", "load_mode", "end_to_end_s", "floor_end_to_end_s",
                 "end_to_end_vs_floor", "load_s", "floor_load_s", "load_vs_floor",
                 "full_build_s", "floor_build_s", "build_vs_floor", "incremental_s",
-                "incremental_vs_full", "load_peak_gib", "build_peak_gib", "peak_rss_gib",
+                "incremental_vs_full", "noop_s", "load_peak_gib", "build_peak_gib", "peak_rss_gib",
                 "floor_load_peak_gib", "floor_build_peak_gib", "load_peak_vs_floor",
                 "build_peak_vs_floor")
 

@@ -2,31 +2,53 @@
   Item-to-item recommendations: products that shared sessions with what the user interacted
   with (viewed, added to a cart, bought), ranked by how many sessions they shared, bought
   products left out, with the product that earned each one as evidence.
+
+  One new session changes the global co-occurrence counts and through them anyone's ranking,
+  so the table is rebuilt whole, but only when the rows it reads changed (rebuild_on_change):
+  a refresh with nothing new leaves it as it is.
 -#}
+{{
+    config(
+        materialized=rebuild_on_change_materialization(),
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ rebuild_on_change_pre_hook() }}",
+        post_hook="{{ rebuild_on_change_post_hook() }}"
+    )
+}}
 {%- set min_sessions = var('recommendation_min_sessions') -%}
 {%- set per_user = var('recommendations_per_user') -%}
+{%- set inputs = {
+    'sessionized':
+        "select message_id, session_id, user_key, product_id, event_type"
+        ~ " from " ~ ref('int_sessionized_events')
+        ~ " where occurred_at <= " ~ as_of()
+        ~ " and event_type in ('product_view', 'add_to_cart', 'purchase')",
+    'staged':
+        "select message_id, properties from " ~ ref('stg_events')
+        ~ " where event_type = 'purchase'",
+    'users':
+        "select user_key, user_id, has_analytics_consent from " ~ ref('dim_users'),
+} -%}
+{%- set plan = rebuild_on_change(inputs, settings=[min_sessions, per_user]) -%}
 
 with
 
 sessionized as (
 
-    select * from {{ ref('int_sessionized_events') }}
-    where
-        occurred_at <= {{ as_of() }}
-        and event_type in ('product_view', 'add_to_cart', 'purchase')
+    {{ inputs.sessionized }}
 
 ),
 
 staged as (
 
-    select * from {{ ref('stg_events') }}
-    where event_type = 'purchase'
+    {{ inputs.staged }}
 
 ),
 
 users as (
 
-    select * from {{ ref('dim_users') }}
+    {{ inputs.users }}
 
 ),
 
@@ -230,4 +252,4 @@ final as (
 
 )
 
-select * from final
+{{ rebuild_on_change_select('final', plan) }}

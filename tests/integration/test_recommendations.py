@@ -12,7 +12,9 @@ probe-2 viewed p-lamp and bought p-bulb in one session: p-bulb is never recommen
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -20,7 +22,9 @@ import numpy as np
 import pytest
 from dbt_runner import run_dbt
 
+from ewh.common.settings import Settings
 from ewh.ingest.raw_tables import ensure_raw_tables
+from ewh.privacy.erasure import erase_user
 
 AS_OF = "2026-11-01 00:00:00"
 START = datetime(2026, 9, 1, 8, 0, 0)
@@ -28,19 +32,21 @@ PLANTED = 40
 
 
 class Raw:
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "m", loaded_at: datetime | None = None) -> None:
         self.rows: list[tuple[Any, ...]] = []
+        self.prefix, self.loaded_at = prefix, loaded_at
 
-    def track(self, user: str, event: str, at: datetime, properties: dict[str, Any]) -> None:
-        message_id = f"m{len(self.rows)}"
+    def track(self, user: str, event: str, at: datetime, properties: dict[str, Any],
+              context: dict[str, Any] | None = None) -> None:
+        message_id = f"{self.prefix}{len(self.rows)}"
         stamp = at.isoformat() + "Z"
         message = {"messageId": message_id, "type": "track", "event": event, "userId": user,
                    "anonymousId": f"device-{user}", "timestamp": stamp, "sentAt": stamp,
-                   "receivedAt": stamp, "context": {"channel": "browser"},
+                   "receivedAt": stamp, "context": {"channel": "browser", **(context or {})},
                    "properties": properties}
         self.rows.append((message_id, "track", event, user, f"device-{user}", at, at, at,
                           json.dumps(message), f"test:{message_id}", None, "test-load",
-                          at + timedelta(minutes=1)))
+                          self.loaded_at or at + timedelta(minutes=1)))
 
 
 def generated() -> Raw:
@@ -67,16 +73,27 @@ def generated() -> Raw:
 
 
 @pytest.fixture(scope="module")
-def recommendations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple]]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated events, built up to user_recommendations at AS_OF (a first build)."""
     work_dir = tmp_path_factory.mktemp("recommendations")
     warehouse = work_dir / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         ensure_raw_tables(con)
-        con.executemany("insert into raw.events values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        generated().rows)
+        _insert(con, generated())
     run_dbt(warehouse, work_dir, "build", "--select", "+user_recommendations",
             "--indirect-selection", "cautious",
             "--exclude", "test_type:unit", "--vars", json.dumps({"as_of": AS_OF}))
+    return warehouse
+
+
+def _insert(con: duckdb.DuckDBPyConnection, raw: Raw) -> None:
+    con.executemany("insert into raw.events values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    raw.rows)
+
+
+@pytest.fixture(scope="module")
+def recommendations(built: Path) -> dict[str, list[tuple]]:
+    warehouse = built
     by_user: dict[str, list[tuple]] = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for row in con.execute(
@@ -103,3 +120,100 @@ def test_bought_products_are_not_recommended(recommendations: dict[str, list[tup
 
 def test_at_most_five_per_user(recommendations: dict[str, list[tuple]]) -> None:
     assert max(len(rows) for rows in recommendations.values()) == 5
+
+
+# --- rebuilt only when an input changed (rebuild_on_change) ------------------------------------
+
+AS_OF_LATER = "2026-11-08 00:00:00"
+LOADED_LATER = datetime(2026, 11, 20)
+
+
+def _rows(warehouse: Path) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute("select * from marts.user_recommendations order by all").fetchall()
+
+
+def _refresh(warehouse: Path, as_of: str, select: str = "+user_recommendations",
+             **variables: Any) -> str:
+    """An incremental `dbt run`; whether user_recommendations was rebuilt or skipped."""
+    work_dir = warehouse.parent
+    run_dbt(warehouse, work_dir, "run", "--select", select,
+            "--vars", json.dumps({"as_of": as_of, **variables}))
+    [compiled] = (work_dir / "target" / "compiled").rglob("user_recommendations.sql")
+    body = compiled.read_text()
+    assert ("-- inputs fingerprint: " in body), "the body records its inputs' fingerprint"
+    return "skipped" if "-- inputs unchanged: no rebuild" in body else "rebuilt"
+
+
+def _rebuilt_from_scratch(warehouse: Path, as_of: str, **variables: Any) -> list[tuple]:
+    """The reference: a full refresh of the model alone on a copy (the same inputs)."""
+    work_dir = warehouse.parent / "reference"
+    work_dir.mkdir(exist_ok=True)
+    copy = work_dir / "warehouse.duckdb"
+    shutil.copy(warehouse, copy)
+    run_dbt(copy, work_dir, "run", "--select", "user_recommendations", "--full-refresh",
+            "--vars", json.dumps({"as_of": as_of, **variables}))
+    return _rows(copy)
+
+
+def test_a_refresh_rebuilds_recommendations_exactly_when_what_they_read_changed(
+        built: Path, tmp_path: Path) -> None:
+    """Each step changes one thing the model reads, or something it does not read; the
+    expected outcome is worked out from which rows of its inputs the step changes."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built, warehouse)
+    first = _rows(warehouse)
+    probe_1 = [row for row in first if row[1] == "probe-1"]
+    assert probe_1, "probe-1 has recommendations to lose"
+
+    # 1. nothing new: skipped, and the table is the first build's
+    assert _refresh(warehouse, AS_OF) == "skipped"
+    assert _rows(warehouse) == first
+
+    # 2. new events, all after as_of: staged, but nothing the model reads at AS_OF changes
+    later = Raw("late-", loaded_at=LOADED_LATER)
+    revealed_at = datetime(2026, 11, 3, 9, 0)
+    later.track("probe-3", "Product Viewed", revealed_at, {"product_id": "p-lamp"})
+    with duckdb.connect(str(warehouse)) as con:
+        _insert(con, later)
+    assert _refresh(warehouse, AS_OF) == "skipped"
+    assert _rows(warehouse) == first
+
+    # 3. as_of moves on and reveals them: probe-3, who only viewed p-lamp, gets p-bulb
+    assert _refresh(warehouse, AS_OF_LATER) == "rebuilt"
+    revealed = _rows(warehouse)
+    assert ("p-bulb", "p-lamp") in {(row[3], row[5]) for row in revealed if row[1] == "probe-3"}
+
+    # 4. probe-1 withdraws analytics consent: only dim_users changes (the event is not stitched)
+    withdrawn = Raw("consent-", loaded_at=LOADED_LATER + timedelta(days=1))
+    withdrawn.track("probe-1", "Consent Updated", revealed_at + timedelta(hours=1), {},
+                    context={"consent": {"categoryPreferences": {"analytics": False}}})
+    with duckdb.connect(str(warehouse)) as con:
+        _insert(con, withdrawn)
+    assert _refresh(warehouse, AS_OF_LATER) == "rebuilt"
+    assert not [row for row in _rows(warehouse) if row[1] == "probe-1"]
+
+    # 5. a setting the model reads changes: fewer pairs reach 3 shared sessions than 2
+    assert _refresh(warehouse, AS_OF_LATER, "user_recommendations",
+                    recommendation_min_sessions=3) == "rebuilt"
+    stricter = _rows(warehouse)
+    assert stricter != revealed
+    assert stricter == _rebuilt_from_scratch(warehouse, AS_OF_LATER, recommendation_min_sessions=3)
+
+    # 6. as_of moves back: probe-3's view is hidden again
+    assert _refresh(warehouse, AS_OF) == "rebuilt"
+    back = _rows(warehouse)
+    assert not [row for row in back if row[1] == "probe-3"]
+    assert back == _rebuilt_from_scratch(warehouse, AS_OF)
+
+    # 7. an erasure deletes shopper-0's events everywhere: their sessions no longer count in
+    # anyone's co-occurrence, so the next refresh rebuilds
+    settings = Settings(warehouse=warehouse, serving=tmp_path / "serving.duckdb",
+                        landing_dir=tmp_path / "landing", exports_dir=tmp_path / "exports",
+                        erasure_receipts=tmp_path / "erasures", models_dir=tmp_path / "models",
+                        key_store=tmp_path / "keystore")
+    erase_user("shopper-0", settings, warehouse=warehouse, dagster_home=tmp_path / "no-dagster")
+    erased = _rows(warehouse)
+    assert not [row for row in erased if row[1] == "shopper-0"]
+    assert _refresh(warehouse, AS_OF) == "rebuilt"
+    assert _rows(warehouse) != erased, "shopper-0's sessions counted in others' scores"
