@@ -1,0 +1,154 @@
+"""Erasure reaches the Great Expectations project (docs/privacy.md, Erasure).
+
+A real validation of a small real warehouse (tests/integration/quality_warehouse.py) where
+`dim_users.revenue` is negative for two users: the person to erase and someone else. The
+dim_users suite samples a bad row by its `user_key` (SUMMARY format), so GX stores the
+person's id in its validation result (JSON) and in the Data Docs page of that run. Then the
+real `erase_user`: no file of the GX project may hold any of their ids, in any form (raw
+UTF-8, JSON-escaped, HTML-escaped), the other user's sample stays, and so do the counts.
+
+The userId has a non-ASCII letter: JSON written with ensure_ascii spells it `\\u00f6`, which a
+search of the raw id alone would miss.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+from quality_warehouse import AS_OF, SEGMENT, build_warehouse, copy_project, execute
+
+from ewh.common.settings import Settings
+from ewh.privacy.erasure import erase_user, verify
+from ewh.quality.project import data_docs_dir, validations_dir
+from ewh.quality.validate import validate_warehouse
+
+PERSON = "gx-persön-41"
+DEVICE = "gx-device-41"
+OTHER = "gx-keep-42"
+
+
+def forms(value: str) -> set[bytes]:
+    """Every spelling of `value` a JSON or HTML file may hold."""
+    return {value.encode(), json.dumps(value)[1:-1].encode(),
+            json.dumps(value, ensure_ascii=False)[1:-1].encode(),
+            html.escape(value).encode(), value.encode("ascii", "xmlcharrefreplace")}
+
+
+def traces(folder: Path, values: list[str]) -> dict[str, int]:
+    """Files under `folder` whose raw bytes hold any form of any value, with counts."""
+    pattern = re.compile(b"|".join(re.escape(f) for v in values for f in forms(v)))
+    found = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        hits = len(pattern.findall(path.read_bytes()))
+        if hits:
+            found[str(path.relative_to(folder))] = hits
+    return found
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    # The warehouse in its own folder: the GX project is not under it (as in production,
+    # expectations/ is not under data/), so only a scan that names the project reaches it.
+    data = tmp_path / "data"
+    paths = {"EWH_WAREHOUSE": data / "warehouse.duckdb", "EWH_LANDING_DIR": data / "landing",
+             "EWH_SERVING": data / "serving.duckdb", "EWH_EXPORTS_DIR": data / "exports",
+             "EWH_MODELS_DIR": data / "models", "EWH_WEBHOOK_STATE": data / "webhooks.sqlite",
+             "EWH_SPARK_WAREHOUSE": data / "spark-warehouse",
+             "EWH_KEY_STORE": tmp_path / "keys", "EWH_ERASURE_RECEIPTS": tmp_path / "erasures",
+             "EWH_GX_PROJECT_DIR": copy_project(tmp_path / "gx")}
+    for name, value in paths.items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("EWH_LAKE_DIR", raising=False)
+    data.mkdir()
+    (data / "landing").mkdir()
+    return paths
+
+
+def _failing_validation(warehouse: Path, project: Path) -> None:
+    """The person's event in raw; for them and for OTHER a negative revenue in dim_users (the
+    result samples the rows by user_key) and two rows each in the segment (the result samples
+    the duplicated user_keys, and the Data Docs page shows them)."""
+    build_warehouse(warehouse)
+    at = "timestamp '2026-11-01 10:00:00'"
+    execute(warehouse,
+            f"insert into raw.events values ('m41', 'track', 'Product Viewed', '{PERSON}', "
+            f"'{DEVICE}', {at}, {at}, {at}, '{{}}', 'file:events.jsonl:41', 'sha', 'load-1', "
+            f"{at})",
+            *(f"insert into marts.dim_users select * replace ('{user}' as user_key, '{user}' "
+              f"as user_id, -1 as revenue) from marts.dim_users where user_key = 'u0'"
+              for user in (PERSON, OTHER)))
+    execute(warehouse, *(f"insert into segments.seg_test values ('{user}', '{user}', 1)"
+                         for user in (PERSON, PERSON, OTHER, OTHER)))
+    users, members = validate_warehouse(
+        warehouse, suites=["dim_users", SEGMENT.name], build_docs=True, as_of=AS_OF,
+        segments=(SEGMENT,), project_dir=project)
+    (revenue,) = users.errors
+    assert (revenue.column, revenue.unexpected_count) == ("revenue", 2)
+    assert set(revenue.sample_keys) == {PERSON, OTHER}
+    (twice,) = members.errors
+    assert (twice.expectation_type, twice.unexpected_count) == (
+        "expect_column_values_to_be_unique", 4)
+    assert sorted(twice.sample_values) == sorted([PERSON, PERSON, OTHER, OTHER])
+
+
+def _stored_results(project: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(validations_dir(project).rglob("*.json"))]
+
+
+def _revenue_result(stored: dict) -> dict:
+    (found,) = [r["result"] for r in stored["results"]
+                if r["expectation_config"]["kwargs"].get("column") == "revenue"
+                and r["expectation_config"]["type"] == "expect_column_values_to_be_between"]
+    return found
+
+
+def test_erasure_scrubs_validation_results_and_data_docs(env: dict[str, Path]) -> None:
+    project = env["EWH_GX_PROJECT_DIR"]
+    _failing_validation(env["EWH_WAREHOUSE"], project)
+    before = traces(project, [PERSON])
+    # stored in both: the validation result and the run's Data Docs page
+    assert any(p.startswith("gx/uncommitted/validations/") for p in before), before
+    assert any(p.startswith("gx/uncommitted/data_docs/") and p.endswith(".html")
+               for p in before), before
+    pages_before = sorted(p.relative_to(project) for p in data_docs_dir(project).rglob("*.html"))
+
+    result = erase_user(PERSON)
+
+    assert result.clean, result.receipt["verification"]
+    assert traces(project, [PERSON, DEVICE]) == {}
+    gx = result.receipt["files"]["gx"]
+    assert gx["results_rewritten"] == 1  # one suite ran once: one stored result
+    assert gx["results_removed"] == 0
+    assert gx["pages_rebuilt"] + gx["pages_removed"] >= 1
+    # The results stay useful: the same failure, its count, the other user's sample.
+    (stored,) = _stored_results(project)
+    revenue = _revenue_result(stored)
+    assert stored["success"] is False
+    assert revenue["unexpected_count"] == 2
+    keys = sorted(row["user_key"] for row in revenue["partial_unexpected_index_list"])
+    assert keys == sorted([OTHER, "[erased]"])
+    # Rebuilt from the scrubbed result, the run's page is still there and names OTHER.
+    if gx["pages_removed"] == 0:
+        pages_after = sorted(p.relative_to(project)
+                             for p in data_docs_dir(project).rglob("*.html"))
+        assert pages_after == pages_before
+        assert traces(project / "gx" / "uncommitted" / "data_docs", [OTHER])
+
+
+def test_verification_scans_the_gx_project(env: dict[str, Path]) -> None:
+    """A trace left in the GX project (here JSON-escaped) makes the receipt's scan fail."""
+    project = env["EWH_GX_PROJECT_DIR"]
+    _failing_validation(env["EWH_WAREHOUSE"], project)
+    result = erase_user(PERSON)
+    assert result.clean
+    stray = validations_dir(project) / "stray.json"
+    stray.write_text(json.dumps({"user_key": PERSON}))  # ensure_ascii: gx-pers\u00f6n-41
+    assert PERSON.encode() not in stray.read_bytes()
+    found = verify(result.identity, Settings(), None)
+    assert found["clean"] is False
+    assert found["file_hits"] == {str(stray): 1}
