@@ -23,12 +23,14 @@ from quality_warehouse import AS_OF, SEGMENT, build_warehouse, copy_project, exe
 
 from ewh.common.settings import Settings
 from ewh.privacy.erasure import erase_user, verify
+from ewh.quality.docs_assets import remote_loads
 from ewh.quality.project import data_docs_dir, validations_dir
 from ewh.quality.validate import validate_warehouse
 
 PERSON = "gx-persön-41"
 DEVICE = "gx-device-41"
 OTHER = "gx-keep-42"
+ERASED = "[erased]"
 
 
 def forms(value: str) -> set[bytes]:
@@ -96,48 +98,57 @@ def _failing_validation(warehouse: Path, project: Path) -> None:
     assert sorted(twice.sample_values) == sorted([PERSON, PERSON, OTHER, OTHER])
 
 
-def _stored_results(project: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(validations_dir(project).rglob("*.json"))]
+def _stored_result(project: Path, suite: str) -> dict:
+    (path,) = (validations_dir(project) / suite).rglob("*.json")
+    return json.loads(path.read_text())
 
 
-def _revenue_result(stored: dict) -> dict:
+def _result_of(stored: dict, expectation: str, column: str) -> dict:
     (found,) = [r["result"] for r in stored["results"]
-                if r["expectation_config"]["kwargs"].get("column") == "revenue"
-                and r["expectation_config"]["type"] == "expect_column_values_to_be_between"]
+                if r["expectation_config"]["type"] == expectation
+                and r["expectation_config"]["kwargs"].get("column") == column]
     return found
 
 
 def test_erasure_scrubs_validation_results_and_data_docs(env: dict[str, Path]) -> None:
     project = env["EWH_GX_PROJECT_DIR"]
     _failing_validation(env["EWH_WAREHOUSE"], project)
-    before = traces(project, [PERSON])
-    # stored in both: the validation result and the run's Data Docs page
-    assert any(p.startswith("gx/uncommitted/validations/") for p in before), before
-    assert any(p.startswith("gx/uncommitted/data_docs/") and p.endswith(".html")
-               for p in before), before
-    pages_before = sorted(p.relative_to(project) for p in data_docs_dir(project).rglob("*.html"))
+    site = data_docs_dir(project)
+    (segment_page,) = (site / "validations" / SEGMENT.name).rglob("*.html")
+    results = "gx/uncommitted/validations/"
+    # Stored in both results (dim_users: by user_key; the segment: the duplicated values);
+    # the segment run's page shows its sample values (dim_users' page shows revenue only).
+    assert set(traces(project, [PERSON])) == {
+        *(str(p.relative_to(project)) for p in validations_dir(project).rglob("*.json")),
+        str(segment_page.relative_to(project))}
+    assert sum(1 for p in traces(project, [PERSON]) if p.startswith(results)) == 2
+    pages_before = sorted(p.relative_to(site) for p in site.rglob("*.html"))
 
     result = erase_user(PERSON)
 
     assert result.clean, result.receipt["verification"]
     assert traces(project, [PERSON, DEVICE]) == {}
-    gx = result.receipt["files"]["gx"]
-    assert gx["results_rewritten"] == 1  # one suite ran once: one stored result
-    assert gx["results_removed"] == 0
-    assert gx["pages_rebuilt"] + gx["pages_removed"] >= 1
-    # The results stay useful: the same failure, its count, the other user's sample.
-    (stored,) = _stored_results(project)
-    revenue = _revenue_result(stored)
-    assert stored["success"] is False
+    assert result.receipt["files"]["gx"] == {"results_rewritten": 2, "results_removed": 0,
+                                             "pages_rebuilt": 1, "pages_removed": 0}
+    # The results stay useful: the same failures, their counts, the other user's samples.
+    users = _stored_result(project, "dim_users")
+    assert users["success"] is False
+    revenue = _result_of(users, "expect_column_values_to_be_between", "revenue")
     assert revenue["unexpected_count"] == 2
-    keys = sorted(row["user_key"] for row in revenue["partial_unexpected_index_list"])
-    assert keys == sorted([OTHER, "[erased]"])
-    # Rebuilt from the scrubbed result, the run's page is still there and names OTHER.
-    if gx["pages_removed"] == 0:
-        pages_after = sorted(p.relative_to(project)
-                             for p in data_docs_dir(project).rglob("*.html"))
-        assert pages_after == pages_before
-        assert traces(project / "gx" / "uncommitted" / "data_docs", [OTHER])
+    assert sorted(row["user_key"] for row in revenue["partial_unexpected_index_list"]) == [
+        ERASED, OTHER]
+    members = _stored_result(project, SEGMENT.name)
+    twice = _result_of(members, "expect_column_values_to_be_unique", "user_key")
+    assert twice["unexpected_count"] == 4
+    assert sorted(twice["partial_unexpected_list"]) == [ERASED, ERASED, OTHER, OTHER]
+    assert sorted((c["value"], c["count"]) for c in twice["partial_unexpected_counts"]) == [
+        (ERASED, 2), (OTHER, 2)]
+    # Rendered again from the scrubbed result: every page is still there, the segment run's
+    # shows the other user and `[erased]`, and it still loads nothing remote.
+    assert sorted(p.relative_to(site) for p in site.rglob("*.html")) == pages_before
+    page = segment_page.read_text()
+    assert OTHER in page and ERASED in page
+    assert remote_loads(segment_page) == []
 
 
 def test_verification_scans_the_gx_project(env: dict[str, Path]) -> None:
