@@ -151,12 +151,23 @@ def test_erasure_scrubs_validation_results_and_data_docs(env: dict[str, Path]) -
     assert remote_loads(segment_page) == []
 
 
-def test_verification_scans_the_gx_project(env: dict[str, Path]) -> None:
-    """A trace left in the GX project (here JSON-escaped) makes the receipt's scan fail."""
+def test_a_page_without_its_result_is_removed_and_the_scan_covers_gx(
+        env: dict[str, Path]) -> None:
+    """A page whose stored result is gone cannot be rendered again: it is removed. Then a
+    trace left in the GX project (here JSON-escaped only) makes the receipt's scan fail."""
     project = env["EWH_GX_PROJECT_DIR"]
     _failing_validation(env["EWH_WAREHOUSE"], project)
+    (segment_result,) = (validations_dir(project) / SEGMENT.name).rglob("*.json")
+    segment_result.unlink()
+    (segment_page,) = (data_docs_dir(project) / "validations" / SEGMENT.name).rglob("*.html")
+
     result = erase_user(PERSON)
-    assert result.clean
+
+    assert result.clean, result.receipt["verification"]
+    assert result.receipt["files"]["gx"] == {"results_rewritten": 1, "results_removed": 0,
+                                             "pages_rebuilt": 0, "pages_removed": 1}
+    assert not segment_page.exists()
+    assert traces(project, [PERSON, DEVICE]) == {}
     stray = validations_dir(project) / "stray.json"
     stray.write_text(json.dumps({"user_key": PERSON}))  # ensure_ascii: gx-pers\u00f6n-41
     assert PERSON.encode() not in stray.read_bytes()
