@@ -53,7 +53,7 @@ from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.predictions.snapshots import training_work_dir
 from ewh.privacy.compact import compact
 from ewh.privacy.files import private_dir, tighten, write_private
-from ewh.privacy.gx_scrub import gx_folder, scrub_gx, spellings
+from ewh.privacy.gx_scrub import gx_data_files, gx_folder, scrub_gx, spellings
 from ewh.privacy.keys import DataKeys, PrivacyKeys, SuppressionList
 from ewh.privacy.parquet_scrub import parquet_files, parquet_hits, scrub_parquet
 from ewh.privacy.scan import files_in, needle_pattern, scan_bytes, scan_tables
@@ -515,7 +515,7 @@ def verify(identity: Identity, settings: Settings, dagster_home: Path | None) ->
     spelling of them): where any is still found (hit counts; never the needle itself)."""
     needles = sorted(identity.ids | identity.emails)
     tables: dict[str, dict[str, int]] = {}
-    gx_files = files_in(gx_folder(settings))
+    gx_files = gx_data_files(gx_folder(settings))
     data_files = files_in(settings.warehouse.parent, settings.landing_dir, settings.exports_dir,
                           settings.serving, dagster_home)
     for path in sorted({settings.warehouse, settings.serving,

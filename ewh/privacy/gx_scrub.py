@@ -40,6 +40,15 @@ def gx_folder(settings: Settings) -> Path:
     return (settings.gx_project_dir or PROJECT_ROOT / "expectations") / "gx"
 
 
+def gx_data_files(folder: Path) -> list[Path]:
+    """Every file of the gx/ `folder` but each Data Docs site's static/ assets: GX's images
+    and fonts and the vendored scripts, copied from packages, never data (in their binary
+    bytes a short id like `u1` turns up by chance: they are neither scanned nor touched)."""
+    docs = folder / "uncommitted" / "data_docs"
+    return [p for p in files_in(folder)
+            if not (p.is_relative_to(docs) and p.relative_to(docs).parts[1:2] == ("static",))]
+
+
 def spellings(values: Iterable[str]) -> set[str]:
     """Each value as is, JSON-escaped (ASCII only), and either of those HTML-escaped."""
     found: set[str] = set()
@@ -51,38 +60,34 @@ def spellings(values: Iterable[str]) -> set[str]:
     return found
 
 
-def _scrub_value(value: Any, pattern: re.Pattern[str]) -> tuple[Any, int]:
-    """`value` (parsed JSON) with every match in its strings and keys replaced; count."""
+def _scrub_value(value: Any, pattern: re.Pattern[str]) -> Any:
+    """`value` (parsed JSON) with every match in its strings and keys replaced."""
     if isinstance(value, str):
-        return pattern.subn(ERASED, value)
+        return pattern.sub(ERASED, value)
     if isinstance(value, list):
-        items = [_scrub_value(v, pattern) for v in value]
-        return [v for v, _ in items], sum(n for _, n in items)
+        return [_scrub_value(v, pattern) for v in value]
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        total = 0
-        for key, item in value.items():
-            new_key, n_key = pattern.subn(ERASED, key)
-            new_item, n_item = _scrub_value(item, pattern)
-            out[new_key] = new_item
-            total += n_key + n_item
-        return out, total
-    return value, 0
+        return {pattern.sub(ERASED, k): _scrub_value(v, pattern) for k, v in value.items()}
+    return value
 
 
 def scrub_gx(folder: Path, needles: Iterable[str]) -> dict[str, Any]:
     """Scrub the person from the GX project's gx/ `folder` (see the module doc): the counts
     of result files rewritten or removed and of Data Docs pages rebuilt or removed."""
-    needles = sorted({n for n in needles if n})
+    wanted = sorted({n for n in needles if n})
     report: dict[str, Any] = {"results_rewritten": 0, "results_removed": 0,
                               "pages_rebuilt": 0, "pages_removed": 0}
-    found = needle_pattern(spellings(needles))  # in the bytes, any spelling
-    plain = needle_pattern(needles)  # in parsed JSON strings
+    found = needle_pattern(spellings(wanted))  # in the bytes, any spelling
+    plain = needle_pattern(wanted)  # in parsed JSON strings
     if found is None or plain is None or not folder.exists():
         return report
     text = re.compile(plain.pattern.decode(), re.IGNORECASE)
     results = folder / "uncommitted" / "validations"
-    site = folder / "uncommitted" / "data_docs" / DOCS_SITE
+    docs = folder / "uncommitted" / "data_docs"
+    site = docs / DOCS_SITE
+
+    def docs_files() -> list[Path]:
+        return [p for p in gx_data_files(folder) if p.is_relative_to(docs)]
 
     def holds(path: Path) -> bool:
         return path.is_file() and bool(found.search(path.read_bytes()))
@@ -97,7 +102,7 @@ def scrub_gx(folder: Path, needles: Iterable[str]) -> dict[str, Any]:
             shred(path)
             report["results_removed"] += 1
             continue
-        scrubbed, _ = _scrub_value(document, text)
+        scrubbed = _scrub_value(document, text)
         replace_contents(path, json.dumps(scrubbed, indent=2).encode())
         rewritten.append(path)
         if holds(path):  # a spelling parsing cannot reach (a number, say): no copy is kept
@@ -106,7 +111,7 @@ def scrub_gx(folder: Path, needles: Iterable[str]) -> dict[str, Any]:
         else:
             report["results_rewritten"] += 1
 
-    pages = [p for p in files_in(site) if holds(p)]
+    pages = [p for p in docs_files() if p.is_relative_to(site) and holds(p)]
     rebuild = [r for r in rewritten if r.exists() and _page_of(r, results, site) in pages]
     if rebuild:
         try:
@@ -121,7 +126,7 @@ def scrub_gx(folder: Path, needles: Iterable[str]) -> dict[str, Any]:
             report["pages_removed"] += 1
         else:
             report["pages_rebuilt"] += 1
-    for path in files_in(site):  # the index, or anything else Data Docs wrote
+    for path in docs_files():  # the index, another site, anything else Data Docs wrote
         if holds(path):
             shred(path)
             report["pages_removed"] += 1
