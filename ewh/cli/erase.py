@@ -44,6 +44,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  landing files rewritten: {len(files['landing_rewritten'])}, shredded: "
           f"{len(files['landing_shredded'])}; export files: {len(files['exports'])}; "
           f"Dagster records: {sum(files['dagster'].values()) if files['dagster'] else 0}")
+    gx = files["gx"]
+    print(f"  GX validation results rewritten: {gx['results_rewritten']}, removed: "
+          f"{gx['results_removed']}; Data Docs pages rebuilt: {gx['pages_rebuilt']}, "
+          f"removed: {gx['pages_removed']}")
+    if "pages_rebuild_error" in gx:
+        print(f"  Data Docs could not be rebuilt ({gx['pages_rebuild_error']}): the pages "
+              "naming them were removed (their scrubbed results are kept)")
     verification = receipt["verification"]
     print(f"verification scan: {'clean' if verification['clean'] else 'TRACES FOUND'} "
           f"({verification['files_scanned']} files)")

@@ -15,7 +15,9 @@
    tables (EWH_SPARK_WAREHOUSE), each file with their rows rewritten without them
    (ewh.privacy.parquet_scrub);
 7. Dagster's storage (DAGSTER_HOME): their ids replaced in run and event records (SQLite,
-   vacuumed) and logs;
+   vacuumed) and logs; the Great Expectations project: the stored validation results that
+   sample their ids rewritten, those runs' Data Docs pages rendered again
+   (ewh.privacy.gx_scrub);
 8. their data keys destroyed (crypto-shredding: any other copy of their encrypted fields,
    a backup or a copied warehouse, is unreadable), and their ids added to the suppression
    list as keyed hashes, so later events for them are dropped at load (`suppressed`);
@@ -51,6 +53,7 @@ from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.predictions.snapshots import training_work_dir
 from ewh.privacy.compact import compact
 from ewh.privacy.files import private_dir, tighten, write_private
+from ewh.privacy.gx_scrub import gx_data_files, gx_folder, scrub_gx, spellings
 from ewh.privacy.keys import DataKeys, PrivacyKeys, SuppressionList
 from ewh.privacy.parquet_scrub import parquet_files, parquet_hits, scrub_parquet
 from ewh.privacy.scan import files_in, needle_pattern, scan_bytes, scan_tables
@@ -90,6 +93,7 @@ class Identity:
     anonymous_ids: set[str]
     user_keys: set[str]
     emails: set[str] = field(default_factory=set)
+    email_digests: set[str] = field(default_factory=set)  # keyed HMAC and SHA-256 of each
 
     @property
     def ids(self) -> set[str]:
@@ -99,6 +103,12 @@ class Identity:
     def keys(self) -> set[str]:
         """Every value an identity column may hold for them."""
         return self.ids | self.user_keys | {f"anonymous:{a}" for a in self.anonymous_ids}
+
+    @property
+    def gx_needles(self) -> set[str]:
+        """What a GX sample of theirs may hold: an identity column's value, an email or its
+        digest (looked for in the GX project only: exports' `deletions` list the SHA-256)."""
+        return self.keys | self.emails | self.email_digests
 
 
 @dataclass
@@ -164,6 +174,13 @@ def _emails(con: duckdb.DuckDBPyConnection, identity: Identity, data_keys: DataK
                 if email:
                     found.add(email)
     return found
+
+
+def _email_digests(emails: set[str], keys: PrivacyKeys) -> set[str]:
+    """The pseudonym stg_events keeps (email_hash) and the exports' SHA-256, of each email."""
+    normal = {e.strip().lower() for e in emails}
+    return ({keys.pseudonym("email", e) for e in normal}
+            | {hashlib.sha256(e.encode()).hexdigest() for e in normal})
 
 
 def _identity_tables(con: duckdb.DuckDBPyConnection,
@@ -411,6 +428,7 @@ def erase_user(user_id: str, settings: Settings | None = None, *,
         _upgrade_erasures(con)
         identity = _identity(con, user_id)
         identity.emails = _emails(con, identity, data_keys)
+        identity.email_digests = _email_digests(identity.emails, keys)
         known = con.execute(
             "select count(*) from raw.events where list_contains(?, user_id)",
             [sorted(identity.user_ids)]).fetchone()[0]
@@ -441,6 +459,7 @@ def erase_user(user_id: str, settings: Settings | None = None, *,
                             user_ids=identity.user_ids, anonymous_ids=identity.anonymous_ids,
                             keys=identity.keys, identity_column=IDENTITY_COLUMN)
     dagster = scrub_dagster(dagster_home, identity)
+    gx = scrub_gx(gx_folder(settings), identity.gx_needles)
     webhooks = scrub_person(settings.webhook_state, identity.ids, identity.keys)
 
     destroyed = sum(data_keys.destroy(s) for s in sorted(identity.ids))
@@ -455,7 +474,7 @@ def erase_user(user_id: str, settings: Settings | None = None, *,
         "tables": {"warehouse": deleted, "serving": serving_deleted},
         "files": {"landing_rewritten": landing.rewritten, "landing_shredded": landing.shredded,
                   "landing_skipped_being_written": busy, "exports": exports,
-                  "parquet_rows_removed": parquet, "dagster": dagster,
+                  "parquet_rows_removed": parquet, "dagster": dagster, "gx": gx,
                   "webhook_bodies": webhooks},
         "compacted": {path: {"bytes_before": b, "bytes_after": a}
                       for path, (b, a) in compacted.items()},
@@ -492,9 +511,11 @@ def _upgrade_erasures(con: duckdb.DuckDBPyConnection) -> None:
 
 def verify(identity: Identity, settings: Settings, dagster_home: Path | None) -> dict[str, Any]:
     """Every table of the DuckDB files and the bytes of every file we keep, for their ids
-    and emails: where any is still found (hit counts; never the needle itself)."""
+    and emails (in the GX project also every user_key, email digest and JSON or HTML
+    spelling of them): where any is still found (hit counts; never the needle itself)."""
     needles = sorted(identity.ids | identity.emails)
     tables: dict[str, dict[str, int]] = {}
+    gx_files = gx_data_files(gx_folder(settings))
     data_files = files_in(settings.warehouse.parent, settings.landing_dir, settings.exports_dir,
                           settings.serving, dagster_home)
     for path in sorted({settings.warehouse, settings.serving,
@@ -502,7 +523,9 @@ def verify(identity: Identity, settings: Settings, dagster_home: Path | None) ->
         found = scan_tables(path, needles)
         if found:
             tables[str(path)] = found
-    files = scan_bytes(data_files, needles)
+    in_gx = set(gx_files)
+    files = scan_bytes([p for p in data_files if p not in in_gx], needles)
+    files |= scan_bytes(gx_files, sorted(spellings(identity.gx_needles)))
     files |= parquet_hits(parquet_files(settings.lake_dir, settings.spark_warehouse), needles)
-    return {"needles": len(needles), "files_scanned": len(data_files),
+    return {"needles": len(needles), "files_scanned": len(in_gx | set(data_files)),
             "table_hits": tables, "file_hits": files, "clean": not tables and not files}

@@ -30,6 +30,22 @@ def write_private(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
+def replace_contents(path: Path, data: bytes) -> None:
+    """Give an existing file new bytes through a temporary file renamed into place, keeping
+    its mode (another program's file: GX reads its own); the old bytes are overwritten."""
+    mode = path.stat().st_mode & 0o777
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(partial, mode)  # os.open's mode is masked by the umask
+    with open(path, "r+b") as old:
+        overwrite_random(old, path.stat().st_size)
+    os.replace(partial, path)
+
+
 def tighten(path: Path) -> None:
     """0600 for a file, 0700 for a folder (and everything under it)."""
     if path.is_dir():

@@ -274,6 +274,24 @@ def prune_runs(project_dir: Path = PROJECT_DIR, keep: int = KEEP_RUNS) -> None:
                 shutil.rmtree(old, ignore_errors=True)
 
 
+def rebuild_result_pages(results: Iterable[Path], project_dir: Path = PROJECT_DIR) -> None:
+    """Render again the Data Docs pages of these stored validation results (files under
+    ``validations_dir``, rewritten since: an erasure), and the index; offline, as after a
+    run. Building docs reads only the stores: the datasource is never opened (its URL points
+    at no file)."""
+    from ewh.quality.docs_assets import bundle_offline
+
+    root = validations_dir(project_dir)
+    wanted = {p.relative_to(root).with_suffix("").parts for p in results}
+    if not wanted:
+        return
+    context = open_context(project_dir / "no-warehouse.duckdb", project_dir)
+    keys = [key for key in context.validation_results_store.list_keys()
+            if tuple(key.to_tuple()) in wanted]
+    context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=keys)
+    bundle_offline(data_docs_dir(project_dir))
+
+
 if __name__ == "__main__":
     from ewh.quality.catalog import all_suites
     from ewh.quality.segment_tables import segment_tables
