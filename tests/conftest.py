@@ -3,13 +3,18 @@
 The privacy keys are set explicitly for the whole session (docs/privacy.md): one HMAC key and
 a key store in a temporary folder, inherited by every subprocess (dbt, the collector, the
 CLI, the pytest-xdist workers), so no test creates a key in the repository's data/ folder.
+Likewise the Great Expectations project: each process gets a private copy of the committed
+one (EWH_GX_PROJECT_DIR), so no test writes validation results or Data Docs into the
+repository, and an erasure in one test never scrubs or scans another test's results.
 """
 
 from __future__ import annotations
 
 import importlib.machinery
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +30,14 @@ if getattr(__main__, "__spec__", None) is None and not hasattr(__main__, "__file
 
 os.environ.setdefault("EWH_PSEUDONYM_KEY", "test-only-pseudonym-key-0123456789abcdef")
 os.environ.setdefault("EWH_KEY_STORE", tempfile.mkdtemp(prefix="ewh-keystore-"))
+if "EWH_GX_PROJECT_DIR" not in os.environ:
+    # only what is committed (ewh.quality.project writes the rest; importing it here would
+    # import Great Expectations into every process)
+    _gx_copy = Path(tempfile.mkdtemp(prefix="ewh-gx-"))
+    shutil.copytree(Path(__file__).resolve().parents[1] / "expectations" / "gx", _gx_copy / "gx",
+                    ignore=shutil.ignore_patterns("uncommitted", "expectations",
+                                                  "validation_definitions", "checkpoints"))
+    os.environ["EWH_GX_PROJECT_DIR"] = str(_gx_copy)
 
 
 def pytest_configure(config: pytest.Config) -> None:
