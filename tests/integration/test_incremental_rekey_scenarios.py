@@ -3,9 +3,10 @@ hand-made identity cases whose new events reach earlier rows only through the id
 
 Warehouse A loads two arrival batches and builds incrementally: batch 1 at T1, batch 2 at T2,
 then (no new load) at T3, which reveals an event of batch 2 that occurred after T2, then at
-T_LOW, an as_of moved back (the event models' pre-hook removes the rows after it). Warehouse B
-loads both batches and runs full refreshes at T3 and T_LOW. A copy of each file is taken at
-T3, so both points are compared: int_events_stitched (every column but the load and stitch
+T_LOW, an as_of moved back (the event models' pre-hook removes the rows after it; the segment
+membership history undoes what the later builds recorded, and its data tests gate the build).
+Warehouse B loads both batches and runs full refreshes at T3 and T_LOW. A copy of each file is
+taken at T3, so both points are compared: int_events_stitched (every column but the load and stitch
 times), int_sessionized_events, int_identity_map and every marts table, EXCEPT ALL both ways.
 
 The cases (ids carry the case's prefix; worked out by hand below):
