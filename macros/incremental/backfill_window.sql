@@ -9,9 +9,8 @@
     pad_days: days added on both sides (for raw client times, before skew correction).
 -#}
 {% macro backfill_window_condition(column, pad_days=0) -%}
-    {%- set start = var('backfill_start', none) -%}
-    {%- set end = var('backfill_end', none) -%}
-    {%- if start and end -%}
+    {%- if backfill_running() -%}
+        {%- set start, end = var('backfill_start'), var('backfill_end') -%}
         {%- set start_at = "cast('" ~ start ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
         {%- set end_at = "cast('" ~ end ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
         ({{ column }} >= {{ dbt.dateadd('day', -pad_days, start_at) }}
@@ -19,4 +18,15 @@
     {%- else -%}
         false
     {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+  backfill_running(): whether this run is a backfill (both vars backfill_start and
+  backfill_end set). A backfill re-stages rows without changing their loaded_at, so what
+  finds changed rows by load time (int_events_stitched's keying, changed_staged_keys_plan)
+  takes every row or key instead.
+-#}
+{% macro backfill_running() -%}
+    {{ return(true if (var('backfill_start', none) and var('backfill_end', none)) else false) }}
 {%- endmacro %}

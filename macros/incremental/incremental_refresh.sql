@@ -160,8 +160,7 @@
     {%- endif -%}
     {%- set run = refresh_run() -%}
     {#- a backfill re-stages rows without changing their loaded_at: refresh every key -#}
-    {%- set backfill = var('backfill_start', none) and var('backfill_end', none) -%}
-    {%- set filtered, since, previous_as_of = run.filtered and not backfill, run.since, run.previous_as_of -%}
+    {%- set filtered, since, previous_as_of = run.filtered and not backfill_running(), run.since, run.previous_as_of -%}
     {%- set keys_sql -%}
         {%- if filtered -%}
         {%- set changed -%}

@@ -269,3 +269,38 @@
     {%- endif -%}
     select 1
 {%- endmacro %}
+
+
+{% macro undo_history_beyond_as_of() -%}
+    {#- segment_membership_history's pre-hook: when as_of moved back, what the later builds
+        recorded is undone (spells entered after as_of removed, exits after it reopened), so
+        this build evaluates the segments on the history as it stood at as_of -#}
+    {{ return(adapter.dispatch('undo_history_beyond_as_of', 'engagement_warehouse')()) }}
+{%- endmacro %}
+
+{% macro duckdb__undo_history_beyond_as_of() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where entered_at > {{ as_of() }};
+        update {{ this }} set exited_at = null, is_current = true
+        where exited_at > {{ as_of() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro default__undo_history_beyond_as_of() -%}
+    {#- Spark: a run rewrites only the segment partitions its new rows fall in, so undone
+        spells could not all be removed (a partition left without rows is not overwritten);
+        stop rather than record exits before entries -#}
+    {%- if is_incremental() and execute -%}
+        {%- set later = run_query(
+            'select count(*) from ' ~ this ~ ' where entered_at > ' ~ as_of()
+            ~ ' or exited_at > ' ~ as_of()
+        ).columns[0].values()[0] -%}
+        {%- if later > 0 -%}
+            {{ exceptions.raise_compiler_error(
+                this ~ ' holds ' ~ later ~ ' spells entered or exited after as_of ' ~ as_of_string()
+                ~ ': as_of moved back, which the spark target cannot undo in the kept history'
+                ~ ' (build at a later as_of, or drop the table to restart the history)') }}
+        {%- endif -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}

@@ -39,8 +39,7 @@
 }}
 {#- every earlier row is keyed again when the identity map may have lost entries: a backfill
     re-stages days, and an as_of moved back (or no recorded as_of yet) drops later links -#}
-{%- set key_every_row = (var('backfill_start', none) and var('backfill_end', none))
-    or (is_incremental() and not refresh_run().filtered) -%}
+{%- set key_every_row = backfill_running() or (is_incremental() and not refresh_run().filtered) -%}
 
 with
 

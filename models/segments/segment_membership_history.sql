@@ -6,13 +6,16 @@
         contract={'enforced': refresh_contract_enforced()},
         unique_key='membership_id',
         on_schema_change='append_new_columns',
-        full_refresh=false
+        full_refresh=false,
+        pre_hook="{{ undo_history_beyond_as_of() }}"
     )
 }}
 
 -- The segments are found in the graph (meta.segment) and their rules rendered inline,
 -- so this model reads what they read. Every segment model reads dim_users.
 -- depends_on: {{ ref('dim_users') }}
+-- An as_of moved back first undoes what later builds recorded (the pre-hook): the history is
+-- then what it would be had those builds never run.
 
 with
 

@@ -19,13 +19,12 @@ The incremental tables must equal the full refresh, EXCEPT ALL both ways.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from dbt_runner import run_dbt
+from incremental_builds import dbt_build, query_rows, write_messages
 
 from ewh.ingest.loader import load_files
 
@@ -87,46 +86,31 @@ BATCH_2 = [
 ]
 
 
-def _write(folder: Path, name: str, messages: list[dict[str, Any]]) -> Path:
-    path = folder / name
-    path.write_text("".join(json.dumps(m) + "\n" for m in messages))
-    return path
-
-
-def _build(warehouse: Path, work: Path, *extra: str) -> None:
-    run_dbt(warehouse, work, "build", "--exclude-resource-type", "unit_test",
-            "--vars", json.dumps({"as_of": AS_OF}), *extra)
-
-
 @pytest.fixture(scope="module")
 def warehouses(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("refresh-keys")
-    first, second = _write(root, "batch-1.ndjson", BATCH_1), _write(root, "batch-2.ndjson", BATCH_2)
+    first = write_messages(root, "batch-1.ndjson", BATCH_1)
+    second = write_messages(root, "batch-2.ndjson", BATCH_2)
     incremental, full = root / "incremental.duckdb", root / "full.duckdb"
     load_files([first], incremental)
-    _build(incremental, root / "inc")
+    dbt_build(incremental, root / "inc", AS_OF)
     load_files([second], incremental)
-    _build(incremental, root / "inc")
+    dbt_build(incremental, root / "inc", AS_OF)
     load_files([first, second], full)
-    _build(full, root / "full", "--full-refresh")
+    dbt_build(full, root / "full", AS_OF, "--full-refresh")
     return {"incremental": incremental, "full": full}
-
-
-def _rows(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.execute(sql).fetchall()
 
 
 def test_the_late_events_changed_keys_they_do_not_carry(warehouses: dict[str, Path]) -> None:
     full = warehouses["full"]
     # usr_two's page view at 10:20 now starts a session (usr_one's came in between)
-    assert _rows(full, "select message_id from intermediate.int_sessionized_events "
-                       "where user_key = 'usr_two' and is_session_start order by 1") == [
+    assert query_rows(full, "select message_id from intermediate.int_sessionized_events "
+                            "where user_key = 'usr_two' and is_session_start order by 1") == [
         ("s-1",), ("s-2",)]
     # a-shared-2: usr_three keeps its identify and the page view at 12:05; usr_four gets its
     # identify and the page view at 12:10
-    assert _rows(full, "select user_key, events from intermediate.int_user_activity "
-                       "where user_key in ('usr_three', 'usr_four') order by 1") == [
+    assert query_rows(full, "select user_key, events from intermediate.int_user_activity "
+                            "where user_key in ('usr_three', 'usr_four') order by 1") == [
         ("usr_four", 2), ("usr_three", 2)]
 
 
@@ -135,12 +119,13 @@ def test_a_late_alias_merges_two_existing_users_retroactively(
 ) -> None:
     for warehouse in warehouses.values():
         # one person, keyed by the smaller userId; usr_six is gone everywhere
-        assert _rows(warehouse, "select message_id, user_key from intermediate.int_events_stitched "
-                                "where message_id like 'm-%' order by 1") == [
+        assert query_rows(warehouse, "select message_id, user_key "
+                                     "from intermediate.int_events_stitched "
+                                     "where message_id like 'm-%' order by 1") == [
             ("m-1", "usr_five"), ("m-2", "usr_five"), ("m-3", "usr_five"), ("m-4", "usr_five"),
             ("m-5", "usr_five")]
-        assert _rows(warehouse, "select user_key, sessions, devices from marts.dim_users "
-                                "where user_key in ('usr_five', 'usr_six')") == [
+        assert query_rows(warehouse, "select user_key, sessions, devices from marts.dim_users "
+                                     "where user_key in ('usr_five', 'usr_six')") == [
             ("usr_five", 2, 2)]
 
 

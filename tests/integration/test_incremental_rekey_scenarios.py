@@ -3,9 +3,10 @@ hand-made identity cases whose new events reach earlier rows only through the id
 
 Warehouse A loads two arrival batches and builds incrementally: batch 1 at T1, batch 2 at T2,
 then (no new load) at T3, which reveals an event of batch 2 that occurred after T2, then at
-T_LOW, an as_of moved back (the event models' pre-hook removes the rows after it). Warehouse B
-loads both batches and runs full refreshes at T3 and T_LOW. A copy of each file is taken at
-T3, so both points are compared: int_events_stitched (every column but the load and stitch
+T_LOW, an as_of moved back (the event models' pre-hook removes the rows after it; the segment
+membership history undoes what the later builds recorded, and its data tests gate the build).
+Warehouse B loads both batches and runs full refreshes at T3 and T_LOW. A copy of each file is
+taken at T3, so both points are compared: int_events_stitched (every column but the load and stitch
 times), int_sessionized_events, int_identity_map and every marts table, EXCEPT ALL both ways.
 
 The cases (ids carry the case's prefix; worked out by hand below):
@@ -31,15 +32,13 @@ gone again: a full refresh keys the earlier rows as before them.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from dbt_runner import run_dbt
-from test_incremental_refresh_keys import _rows, _write
+from incremental_builds import dbt_build, query_rows, write_messages
 
 from ewh.ingest.loader import load_files
 
@@ -51,10 +50,6 @@ COMPARED_INTERMEDIATE = [
     "intermediate.int_identity_map",
 ]
 IGNORED_COLUMNS = ("loaded_at", "load_id", "stitched_at")
-# segment_membership_history keeps what each as_of saw (full_refresh=false): an as_of moved
-# back fails its data test exited_at >= entered_at, so the builds at T_LOW leave segments out
-# (nothing compared here reads them)
-SEGMENTS_LEFT_OUT = ("--exclude", "path:models/segments")
 
 
 def _event(message_id: str, kind: str, at: str, anonymous_id: str | None = None,
@@ -179,33 +174,29 @@ AT_T_LOW = {
 }
 
 
-def _build(warehouse: Path, work: Path, as_of: str, *extra: str) -> None:
-    run_dbt(warehouse, work, "build", "--exclude-resource-type", "unit_test",
-            "--vars", json.dumps({"as_of": as_of}), *extra)
-
-
 @pytest.fixture(scope="module")
 def warehouses(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("rekey-scenarios")
-    first, second = _write(root, "batch-1.ndjson", BATCH_1), _write(root, "batch-2.ndjson", BATCH_2)
+    first = write_messages(root, "batch-1.ndjson", BATCH_1)
+    second = write_messages(root, "batch-2.ndjson", BATCH_2)
     inc, full = root / "inc.duckdb", root / "full.duckdb"
     load_files([first], inc)
-    _build(inc, root / "inc", T1)
+    dbt_build(inc, root / "inc", T1)
     load_files([second], inc)
-    _build(inc, root / "inc", T2)
-    _build(inc, root / "inc", T3)
+    dbt_build(inc, root / "inc", T2)
+    dbt_build(inc, root / "inc", T3)
     shutil.copy(inc, root / "inc-t3.duckdb")
-    _build(inc, root / "inc", T_LOW, *SEGMENTS_LEFT_OUT)
+    dbt_build(inc, root / "inc", T_LOW)
     load_files([first, second], full)
-    _build(full, root / "full", T3, "--full-refresh")
+    dbt_build(full, root / "full", T3, "--full-refresh")
     shutil.copy(full, root / "full-t3.duckdb")
-    _build(full, root / "full", T_LOW, "--full-refresh", *SEGMENTS_LEFT_OUT)
+    dbt_build(full, root / "full", T_LOW, "--full-refresh")
     return {"inc-t3": root / "inc-t3.duckdb", "full-t3": root / "full-t3.duckdb",
             "inc-low": inc, "full-low": full}
 
 
 def _keys(warehouse: Path) -> dict[str, tuple[str, str | None]]:
-    return {message_id: (user_key, user_id) for message_id, user_key, user_id in _rows(
+    return {message_id: (user_key, user_id) for message_id, user_key, user_id in query_rows(
         warehouse, "select message_id, user_key, user_id from intermediate.int_events_stitched")}
 
 
