@@ -21,25 +21,25 @@ def private_dir(folder: Path) -> Path:
 def write_private(path: Path, data: bytes) -> None:
     """Write `path` as 0600 through a temporary file renamed into place."""
     private_dir(path.parent)
-    partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, path)
+    os.replace(_write_partial(path, data, FILE_MODE), path)
 
 
-def replace_contents(path: Path, data: bytes) -> None:
-    """Give an existing file new bytes through a temporary file renamed into place, keeping
-    its mode (another program's file: GX reads its own); the old bytes are overwritten."""
-    mode = path.stat().st_mode & 0o777
+def _write_partial(path: Path, data: bytes, mode: int) -> Path:
+    """`data` fsynced into `.<name>.partial` beside `path`, with `mode`; its path."""
     partial = path.with_name(f".{path.name}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
+    return partial
+
+
+def replace_contents(path: Path, data: bytes) -> None:
+    """Give an existing file new bytes through a temporary file renamed into place, keeping
+    its mode (another program's file: GX reads its own); the old bytes are overwritten."""
+    mode = path.stat().st_mode & 0o777
+    partial = _write_partial(path, data, mode)
     os.chmod(partial, mode)  # os.open's mode is masked by the umask
     with open(path, "r+b") as old:
         overwrite_random(old, path.stat().st_size)
