@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
+import shutil
 import tempfile
 
+import dbt_parse_cache
 import pytest
 
 import __main__
@@ -26,6 +28,12 @@ if getattr(__main__, "__spec__", None) is None and not hasattr(__main__, "__file
 os.environ.setdefault("EWH_PSEUDONYM_KEY", "test-only-pseudonym-key-0123456789abcdef")
 os.environ.setdefault("EWH_KEY_STORE", tempfile.mkdtemp(prefix="ewh-keystore-"))
 
+# dbt's saved parses, shared by the whole session (dbt_parse_cache.py): made by the first
+# process (the workers inherit it) and removed by that process at the end.
+_OWN_PARSE_CACHE = dbt_parse_cache.CACHE_ENV not in os.environ
+if _OWN_PARSE_CACHE:
+    os.environ[dbt_parse_cache.CACHE_ENV] = tempfile.mkdtemp(prefix="ewh-dbt-parse-")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # `make test` runs the tests in parallel workers (pytest-xdist) that share the project's
@@ -36,6 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from orchestration.project import dbt_project
 
     dbt_project.prepare_if_dev()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_PARSE_CACHE:
+        shutil.rmtree(os.environ[dbt_parse_cache.CACHE_ENV], ignore_errors=True)
 
 
 # The longest files, started first (longest processing time first): pytest-xdist
