@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from dbt_runner import run_dbt
+from dbt_runner import run_dbt, warehouse_in
 
 from ewh.ingest.loader import load_files
 
@@ -102,7 +102,8 @@ def _build(warehouse: Path, work: Path, *extra: str) -> None:
 def warehouses(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("refresh-keys")
     first, second = _write(root, "batch-1.ndjson", BATCH_1), _write(root, "batch-2.ndjson", BATCH_2)
-    incremental, full = root / "incremental.duckdb", root / "full.duckdb"
+    # one file name, two folders: the full build reuses dbt's parse of the incremental one
+    incremental, full = warehouse_in(root / "inc"), warehouse_in(root / "full")
     load_files([first], incremental)
     _build(incremental, root / "inc")
     load_files([second], incremental)

@@ -38,7 +38,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from dbt_runner import run_dbt
+from dbt_runner import run_dbt, warehouse_in
 from test_incremental_refresh_keys import _rows, _write
 
 from ewh.ingest.loader import load_files
@@ -188,7 +188,9 @@ def _build(warehouse: Path, work: Path, as_of: str, *extra: str) -> None:
 def warehouses(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("rekey-scenarios")
     first, second = _write(root, "batch-1.ndjson", BATCH_1), _write(root, "batch-2.ndjson", BATCH_2)
-    inc, full = root / "inc.duckdb", root / "full.duckdb"
+    # one file name, two folders: a full build reuses dbt's parse of the incremental build at
+    # the same as_of (dbt_parse_cache.py)
+    inc, full = warehouse_in(root / "inc"), warehouse_in(root / "full")
     load_files([first], inc)
     _build(inc, root / "inc", T1)
     load_files([second], inc)
