@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import dbt_parse_cache
 import pytest
 
 import __main__
@@ -39,6 +40,12 @@ if "EWH_GX_PROJECT_DIR" not in os.environ:
                                                   "validation_definitions", "checkpoints"))
     os.environ["EWH_GX_PROJECT_DIR"] = str(_gx_copy)
 
+# dbt's saved parses, shared by the whole session (dbt_parse_cache.py): made by the first
+# process (the workers inherit it) and removed by that process at the end.
+_OWN_PARSE_CACHE = dbt_parse_cache.CACHE_ENV not in os.environ
+if _OWN_PARSE_CACHE:
+    os.environ[dbt_parse_cache.CACHE_ENV] = tempfile.mkdtemp(prefix="ewh-dbt-parse-")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # `make test` runs the tests in parallel workers (pytest-xdist) that share the project's
@@ -49,6 +56,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from orchestration.project import dbt_project
 
     dbt_project.prepare_if_dev()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_PARSE_CACHE:
+        shutil.rmtree(os.environ[dbt_parse_cache.CACHE_ENV], ignore_errors=True)
 
 
 # The longest files, started first (longest processing time first): pytest-xdist

@@ -23,7 +23,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from dbt_runner import run_dbt
+from dbt_runner import run_dbt, warehouse_in
 
 from ewh.ingest.raw_tables import ensure_raw_tables
 
@@ -94,12 +94,13 @@ def _query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("email_rules")
-    inc = _warehouse(work / "inc.duckdb")
+    # one file name, two folders: the full build reuses dbt's parse of the last incremental one
+    inc = _warehouse(warehouse_in(work / "inc"))
     fatigue = {}
     for as_of in AS_OFS:
         _build(inc, work / "inc", as_of)
         fatigue[as_of] = _query(inc, FATIGUE)
-    full = _warehouse(work / "full.duckdb")
+    full = _warehouse(warehouse_in(work / "full"))
     _build(full, work / "full", AS_OFS[-1], "--full-refresh")
     return {"inc": inc, "full": full, "fatigue": fatigue}
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from dbt_runner import warehouse_in
 from incremental_builds import dbt_build, query_rows, write_messages
 
 from ewh.ingest.loader import load_files
@@ -91,7 +92,8 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("refresh-keys")
     first = write_messages(root, "batch-1.ndjson", BATCH_1)
     second = write_messages(root, "batch-2.ndjson", BATCH_2)
-    incremental, full = root / "incremental.duckdb", root / "full.duckdb"
+    # one file name, two folders: the full build reuses dbt's parse of the incremental one
+    incremental, full = warehouse_in(root / "inc"), warehouse_in(root / "full")
     load_files([first], incremental)
     dbt_build(incremental, root / "inc", AS_OF)
     load_files([second], incremental)

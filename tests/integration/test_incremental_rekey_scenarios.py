@@ -38,6 +38,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from dbt_runner import warehouse_in
 from incremental_builds import dbt_build, query_rows, write_messages
 
 from ewh.ingest.loader import load_files
@@ -179,7 +180,9 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("rekey-scenarios")
     first = write_messages(root, "batch-1.ndjson", BATCH_1)
     second = write_messages(root, "batch-2.ndjson", BATCH_2)
-    inc, full = root / "inc.duckdb", root / "full.duckdb"
+    # one file name, two folders: a full build reuses dbt's parse of the incremental build at
+    # the same as_of (dbt_parse_cache.py)
+    inc, full = warehouse_in(root / "inc"), warehouse_in(root / "full")
     load_files([first], inc)
     dbt_build(inc, root / "inc", T1)
     load_files([second], inc)

@@ -8,10 +8,6 @@ events (compact) and both answers.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from dbt_runner import dbt_command, warehouse_in
 
 from ewh.ingest.loader import load_files
 
 from . import generator, model
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 AS_OF = datetime(2026, 6, 30, 12, 0, 0)
 AS_OF_VAR = "2026-06-30 12:00:00"
 # Each batch is built twice: a full build at an earlier as_of, then the incremental build at
@@ -73,13 +69,7 @@ class Disagreement:
 
 
 def _dbt(warehouse: Path, work_dir: Path, *args: str) -> tuple[int, str]:
-    local = Path(sys.executable).with_name("dbt")
-    executable = str(local) if local.exists() else (shutil.which("dbt") or "dbt")
-    env = {**os.environ, "EWH_WAREHOUSE": str(warehouse), "EWH_DBT_TARGET": "duckdb"}
-    command = [executable, *args, "--project-dir", str(PROJECT_DIR),
-               "--profiles-dir", str(PROJECT_DIR), "--target-path", str(work_dir / "target"),
-               "--log-path", str(work_dir / "logs")]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    result = dbt_command(warehouse, work_dir, *args)
     return result.returncode, result.stdout
 
 
@@ -101,7 +91,7 @@ def build_batch(seed: int, batch: int, users: int, work_dir: Path,
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / f"events_{seed}_{batch}.ndjson"
     generator.write_ndjson(path, messages, invalid, seed)
-    warehouse = work_dir / f"warehouse_{seed}_{batch}.duckdb"
+    warehouse = warehouse_in(work_dir)  # each batch's own folder, one shared name
     warehouse.unlink(missing_ok=True)
     (result,) = load_files([path], warehouse)
     no_unit_tests = ["--exclude-resource-type", "unit_test"]
