@@ -31,14 +31,17 @@ if getattr(__main__, "__spec__", None) is None and not hasattr(__main__, "__file
 
 os.environ.setdefault("EWH_PSEUDONYM_KEY", "test-only-pseudonym-key-0123456789abcdef")
 os.environ.setdefault("EWH_KEY_STORE", tempfile.mkdtemp(prefix="ewh-keystore-"))
-if "EWH_GX_PROJECT_DIR" not in os.environ:
+# One per process (a pytest-xdist worker inherits the first process's variables: it makes its
+# own copy too), unless the caller chose a GX project.
+_AUTO_GX = "EWH_TEST_GX_COPY"
+if os.environ.get("EWH_GX_PROJECT_DIR", "") in ("", os.environ.get(_AUTO_GX)):
     # only what is committed (ewh.quality.project writes the rest; importing it here would
     # import Great Expectations into every process)
     _gx_copy = Path(tempfile.mkdtemp(prefix="ewh-gx-"))
     shutil.copytree(Path(__file__).resolve().parents[1] / "expectations" / "gx", _gx_copy / "gx",
                     ignore=shutil.ignore_patterns("uncommitted", "expectations",
                                                   "validation_definitions", "checkpoints"))
-    os.environ["EWH_GX_PROJECT_DIR"] = str(_gx_copy)
+    os.environ["EWH_GX_PROJECT_DIR"] = os.environ[_AUTO_GX] = str(_gx_copy)
 
 # dbt's saved parses, shared by the whole session (dbt_parse_cache.py): made by the first
 # process (the workers inherit it) and removed by that process at the end.
