@@ -51,10 +51,12 @@ from ewh.ingest.file_scan import (
     scan_file,
 )
 from ewh.ingest.lake import publish_loads
+from ewh.ingest.prefetch import LinePrefetcher, Prefetched
 from ewh.ingest.quarantine import link_problem, move_to_quarantine
 from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.ingest.readers import LOADABLE_PATTERNS, detect_format
 from ewh.ingest.record_checks import (
+    LINES,
     NDJSON_LINES,
     Counts,
     FileContext,
@@ -188,8 +190,7 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
                     con.execute("rollback")
             ensure_raw_tables(con)
             with _load_settings(con):
-                results = [_one_file(con, path, options, watcher, dry_run=False)
-                           for path in files]
+                results = _load_all(con, files, options, watcher)
         if lake_dir is not None:
             publish_loads(con, lake_dir)
         return results
@@ -197,8 +198,47 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
         con.close()
 
 
+def _load_all(con: duckdb.DuckDBPyConnection, files: list[Path], options: _Options,
+              watcher: _Watcher) -> list[FileLoadResult]:
+    """Each file in its own transaction, in order; from two files on, the next file is read
+    and checked while the current one is inserted and committed (ewh.ingest.prefetch)."""
+    if len(files) < 2 or not options.sql_reader:
+        return [_one_file(con, path, options, watcher, dry_run=False) for path in files]
+    prefetcher = LinePrefetcher(con, options.timestamp_floor,
+                                lambda cursor, path: _prefetchable(cursor, path, options))
+    results = []
+    try:
+        ahead = prefetcher.start(files[0])
+        for i, path in enumerate(files):
+            current = ahead
+            if i + 1 < len(files):
+                ahead = prefetcher.start(files[i + 1])
+            try:
+                results.append(_one_file(con, path, options, watcher, dry_run=False,
+                                         prefetched=current))
+            finally:
+                prefetcher.release(current)
+    finally:
+        prefetcher.close()
+    return results
+
+
+def _prefetchable(con: duckdb.DuckDBPyConnection, path: Path, options: _Options) -> bool:
+    """Whether _load_one would read the whole file with DuckDB while scanning it (the tests of
+    _load_one, asked ahead of its turn; it asks them again when the turn comes)."""
+    if path.name.endswith(".gz") or link_problem(path, options.landing_dir):
+        return False
+    try:
+        if detect_format(path) != "ndjson":
+            return False
+    except (ValueError, *READ_ERRORS):
+        return False
+    return _earlier_part(con, path) is None and _can_overlap(con, path)
+
+
 def _one_file(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
-              watcher: _Watcher, *, dry_run: bool) -> FileLoadResult:
+              watcher: _Watcher, *, dry_run: bool,
+              prefetched: Prefetched | None = None) -> FileLoadResult:
     progress = watcher.progress
     if progress is not None:
         progress.file_started(path, _size(path))
@@ -207,7 +247,7 @@ def _one_file(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
         if dry_run:
             result = _load_one(con, path, options, "dry_run")
         else:
-            result = _load_in_transaction(con, path, options)
+            result = _load_in_transaction(con, path, options, prefetched)
     except FileUnreadable as problem:
         result = _quarantine(con, path, f"{path}: {problem}", options, dry_run)
     watcher.current = None
@@ -288,11 +328,11 @@ def _storage_has_zstd(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(match) and (int(match[1]), int(match[2])) >= (1, 2)
 
 
-def _load_in_transaction(con: duckdb.DuckDBPyConnection, path: Path,
-                         options: _Options) -> FileLoadResult:
+def _load_in_transaction(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
+                         prefetched: Prefetched | None = None) -> FileLoadResult:
     con.execute("begin transaction")
     try:
-        result = _load_one(con, path, options, "loaded")
+        result = _load_one(con, path, options, "loaded", prefetched)
     except BaseException:
         con.execute("rollback")
         raise
@@ -315,9 +355,10 @@ class _Part(NamedTuple):
 
 
 def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
-              status: LoadStatus) -> FileLoadResult:
+              status: LoadStatus, prefetched: Prefetched | None = None) -> FileLoadResult:
     """Load one file on an open transaction: events, rejections and its manifest row.
-    Raises FileUnreadable for a file that cannot be read."""
+    `prefetched`: its lines, read and checked ahead (used when they apply, see
+    ewh.ingest.prefetch). Raises FileUnreadable for a file that cannot be read."""
     load_id, loaded_at = str(uuid.uuid4()), utc_now()
     problem = link_problem(path, options.landing_dir)
     if problem:
@@ -332,8 +373,13 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
     earlier = _earlier_part(con, path) if plain_ndjson else None
     in_sql = options.sql_reader and fmt == "ndjson"
     lines_read = False
+    lines = LINES  # where the checked lines are: the temp table, or the prefetch's
     if in_sql and earlier is None and _can_overlap(con, path):
-        scan, lines_read = _scan_while_reading_lines(con, path, loaded_at, options)
+        ahead = prefetched.result() if prefetched and prefetched.path == path else None
+        if ahead is not None and prefetched is not None:
+            (scan, lines_read), loaded_at, lines = ahead, prefetched.loaded_at, prefetched.table
+        else:
+            scan, lines_read = _scan_while_reading_lines(con, path, loaded_at, options)
     else:
         scan = scan_file(path, look_for_line_breaks=in_sql, text=fmt != "parquet",
                          lines=plain_ndjson, prefix_at=earlier[0] if earlier else None)
@@ -347,10 +393,11 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
     counts = Counts()
     whole = part.start == 0
     if whole and in_sql and scan.plain_lines and not lines_read:
-        lines_read = read_lines(con, path, loaded_at, options.timestamp_floor)
+        lines_read, lines = read_lines(con, path, loaded_at, options.timestamp_floor), LINES
     reader: Reader = "duckdb" if whole and lines_read and scan.plain_lines else "records"
     if reader == "duckdb":
-        insert_lines(con, ctx, counts, drop_last_line=part.pending > 0)
+        insert_lines(con, ctx, counts, drop_last_line=part.pending > 0, table=lines,
+                     settled=lines != LINES)  # a prefetch settles the lines it reads
     else:
         drop_temp(con)
         load_chunks(con, ctx, options.chunk_lines, counts, start=part.start,
