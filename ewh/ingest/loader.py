@@ -56,10 +56,12 @@ from ewh.ingest.quarantine import link_problem, move_to_quarantine
 from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.ingest.readers import LOADABLE_PATTERNS, detect_format
 from ewh.ingest.record_checks import (
+    KNOWN,
     LINES,
     NDJSON_LINES,
     Counts,
     FileContext,
+    create_known_index,
     drop_temp,
     insert_lines,
     load_chunks,
@@ -115,6 +117,7 @@ class _Options(NamedTuple):
     landing_dir: Path
     timestamp_floor: datetime
     protector: Protector
+    known_index: bool = False  # record_checks.KNOWN is kept (loads of several files)
 
 
 def expand_paths(patterns: Iterable[str | Path]) -> list[Path]:
@@ -200,26 +203,34 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
 
 def _load_all(con: duckdb.DuckDBPyConnection, files: list[Path], options: _Options,
               watcher: _Watcher) -> list[FileLoadResult]:
-    """Each file in its own transaction, in order; from two files on, the next file is read
-    and checked while the current one is inserted and committed (ewh.ingest.prefetch)."""
-    if len(files) < 2 or not options.sql_reader:
+    """Each file in its own transaction, in order. From two files on, raw.events' ids are
+    read once into an index (record_checks.KNOWN) rather than once per file, and the next
+    file is read and checked while the current one is inserted and committed
+    (ewh.ingest.prefetch; DuckDB's reader only)."""
+    if len(files) < 2:
         return [_one_file(con, path, options, watcher, dry_run=False) for path in files]
-    prefetcher = LinePrefetcher(con, options.timestamp_floor,
-                                lambda cursor, path: _prefetchable(cursor, path, options))
+    create_known_index(con)
+    options = options._replace(known_index=True)
+    prefetcher = (LinePrefetcher(con, options.timestamp_floor,
+                                 lambda cursor, path: _prefetchable(cursor, path, options))
+                  if options.sql_reader else None)
     results = []
     try:
-        ahead = prefetcher.start(files[0])
+        ahead = prefetcher.start(files[0]) if prefetcher else None
         for i, path in enumerate(files):
             current = ahead
-            if i + 1 < len(files):
+            if prefetcher and i + 1 < len(files):
                 ahead = prefetcher.start(files[i + 1])
             try:
                 results.append(_one_file(con, path, options, watcher, dry_run=False,
                                          prefetched=current))
             finally:
-                prefetcher.release(current)
+                if prefetcher and current:
+                    prefetcher.release(current)
     finally:
-        prefetcher.close()
+        if prefetcher:
+            prefetcher.close()
+        query(con, f"drop table if exists {KNOWN}")
     return results
 
 
@@ -389,7 +400,8 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
         return FileLoadResult(path, scan.checksum, "skipped", file_bytes=scan.size,
                               pending_bytes=part.pending)
     ctx = FileContext(path, part.checksum, load_id, loaded_at, options.timestamp_floor,
-                      suppressing=bool(options.protector.suppressed.hashes()))
+                      suppressing=bool(options.protector.suppressed.hashes()),
+                      known_index=options.known_index)
     counts = Counts()
     whole = part.start == 0
     if whole and in_sql and scan.plain_lines and not lines_read:

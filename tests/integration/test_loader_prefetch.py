@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from ewh.ingest.loader import load_files
 from tests.integration.test_loader_sql_reader import _edge_cases, _msg
@@ -44,22 +45,27 @@ def _tables(warehouse: Path) -> list[list[tuple[Any, ...]]]:
         return [con.execute(sql).fetchall() for sql in (_EVENTS, _REJECTED, _MANIFEST)]
 
 
-def test_files_loaded_together_store_what_files_loaded_one_by_one_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sql_reader", [True, False], ids=["duckdb", "records"])
+def test_files_loaded_together_store_what_files_loaded_one_by_one_store(
+        tmp_path: Path, sql_reader: bool) -> None:
     files = _landing(tmp_path / "landing")
-    together = load_files(files, tmp_path / "together.duckdb", landing_dir=tmp_path / "landing")
+    together = load_files(files, tmp_path / "together.duckdb", landing_dir=tmp_path / "landing",
+                          sql_reader=sql_reader)
     one_by_one = [result for path in files
                   for result in load_files([path], tmp_path / "single.duckdb",
-                                           landing_dir=tmp_path / "landing")]
+                                           landing_dir=tmp_path / "landing",
+                                           sql_reader=sql_reader)]
     assert ([[getattr(r, c) for c in _COUNTS] for r in together]
             == [[getattr(r, c) for c in _COUNTS] for r in one_by_one])
     assert _tables(tmp_path / "together.duckdb") == _tables(tmp_path / "single.duckdb")
     edge, crlf, copy, later, torn = together
+    reader = "duckdb" if sql_reader else "records"
     assert (edge.reader, edge.rows_read, edge.rows_loaded, edge.rows_duplicate) == (
-        "duckdb", 17, 7, 1)
+        reader, 17, 7, 1)
     assert (crlf.reader, crlf.rows_loaded) == ("records", 2)
     assert copy.status == "skipped"
     # e-1 and e-2 came with the first file: duplicates across files are still caught.
-    assert (later.reader, later.rows_loaded, later.rows_duplicate) == ("duckdb", 1, 2)
+    assert (later.reader, later.rows_loaded, later.rows_duplicate) == (reader, 1, 2)
     assert (torn.rows_loaded, torn.pending_bytes) == (1, len(TORN))
 
 
@@ -73,3 +79,19 @@ def test_the_next_file_is_read_while_the_one_before_loads(tmp_path: Path) -> Non
     (_, first_finished), (second_started, _) = rows
     # A file's load starts when its reading does: the second before the first has finished.
     assert second_started < first_finished
+
+
+def test_ids_loaded_by_an_earlier_run_are_duplicates_in_a_load_of_several_files(
+        tmp_path: Path) -> None:
+    files = _landing(tmp_path / "landing")
+    warehouse = tmp_path / "w.duckdb"
+    load_files([files[0]], warehouse, landing_dir=tmp_path / "landing")
+    # Loaded together, the file after "later" sees the ids of both runs.
+    again = tmp_path / "landing" / "6-again.ndjson"
+    again.write_text("\n".join([_msg("e-3"), _msg("l-1"), _msg("n-1")]) + "\n")
+    later, new = load_files([files[3], again], warehouse, landing_dir=tmp_path / "landing")
+    assert (later.rows_loaded, later.rows_duplicate) == (1, 2)  # e-1, e-2 from the first run
+    assert (new.rows_loaded, new.rows_duplicate) == (1, 2)  # e-3 (first run), l-1 (this run)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*), count(distinct message_id) from raw.events"
+                           ).fetchone() == (9, 9)
