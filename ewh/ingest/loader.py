@@ -51,13 +51,11 @@ from ewh.ingest.file_scan import (
     scan_file,
 )
 from ewh.ingest.lake import publish_loads
-from ewh.ingest.prefetch import LinePrefetcher, Prefetched
 from ewh.ingest.quarantine import link_problem, move_to_quarantine
 from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.ingest.readers import LOADABLE_PATTERNS, detect_format
 from ewh.ingest.record_checks import (
     KNOWN,
-    LINES,
     NDJSON_LINES,
     Counts,
     FileContext,
@@ -204,52 +202,19 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
 def _load_all(con: duckdb.DuckDBPyConnection, files: list[Path], options: _Options,
               watcher: _Watcher) -> list[FileLoadResult]:
     """Each file in its own transaction, in order. From two files on, raw.events' ids are
-    read once into an index (record_checks.KNOWN) rather than once per file, and the next
-    file is read and checked while the current one is inserted and committed
-    (ewh.ingest.prefetch; DuckDB's reader only)."""
+    read once into an index (record_checks.KNOWN) rather than once per file."""
     if len(files) < 2:
         return [_one_file(con, path, options, watcher, dry_run=False) for path in files]
     create_known_index(con)
     options = options._replace(known_index=True)
-    prefetcher = (LinePrefetcher(con, options.timestamp_floor,
-                                 lambda cursor, path: _prefetchable(cursor, path, options))
-                  if options.sql_reader else None)
-    results = []
     try:
-        ahead = prefetcher.start(files[0]) if prefetcher else None
-        for i, path in enumerate(files):
-            current = ahead
-            if prefetcher and i + 1 < len(files):
-                ahead = prefetcher.start(files[i + 1])
-            try:
-                results.append(_one_file(con, path, options, watcher, dry_run=False,
-                                         prefetched=current))
-            finally:
-                if prefetcher and current:
-                    prefetcher.release(current)
+        return [_one_file(con, path, options, watcher, dry_run=False) for path in files]
     finally:
-        if prefetcher:
-            prefetcher.close()
         query(con, f"drop table if exists {KNOWN}")
-    return results
-
-
-def _prefetchable(con: duckdb.DuckDBPyConnection, path: Path, options: _Options) -> bool:
-    """Whether _load_one would read the whole file with DuckDB while scanning it (the tests of
-    _load_one, asked ahead of its turn; it asks them again when the turn comes)."""
-    if path.name.endswith(".gz") or link_problem(path, options.landing_dir):
-        return False
-    try:
-        if detect_format(path) != "ndjson":
-            return False
-    except (ValueError, *READ_ERRORS):
-        return False
-    return _earlier_part(con, path) is None and _can_overlap(con, path)
 
 
 def _one_file(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
-              watcher: _Watcher, *, dry_run: bool,
-              prefetched: Prefetched | None = None) -> FileLoadResult:
+              watcher: _Watcher, *, dry_run: bool) -> FileLoadResult:
     progress = watcher.progress
     if progress is not None:
         progress.file_started(path, _size(path))
@@ -258,7 +223,7 @@ def _one_file(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
         if dry_run:
             result = _load_one(con, path, options, "dry_run")
         else:
-            result = _load_in_transaction(con, path, options, prefetched)
+            result = _load_in_transaction(con, path, options)
     except FileUnreadable as problem:
         result = _quarantine(con, path, f"{path}: {problem}", options, dry_run)
     watcher.current = None
@@ -339,11 +304,11 @@ def _storage_has_zstd(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(match) and (int(match[1]), int(match[2])) >= (1, 2)
 
 
-def _load_in_transaction(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
-                         prefetched: Prefetched | None = None) -> FileLoadResult:
+def _load_in_transaction(con: duckdb.DuckDBPyConnection, path: Path,
+                         options: _Options) -> FileLoadResult:
     con.execute("begin transaction")
     try:
-        result = _load_one(con, path, options, "loaded", prefetched)
+        result = _load_one(con, path, options, "loaded")
     except BaseException:
         con.execute("rollback")
         raise
@@ -366,10 +331,9 @@ class _Part(NamedTuple):
 
 
 def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
-              status: LoadStatus, prefetched: Prefetched | None = None) -> FileLoadResult:
+              status: LoadStatus) -> FileLoadResult:
     """Load one file on an open transaction: events, rejections and its manifest row.
-    `prefetched`: its lines, read and checked ahead (used when they apply, see
-    ewh.ingest.prefetch). Raises FileUnreadable for a file that cannot be read."""
+    Raises FileUnreadable for a file that cannot be read."""
     load_id, loaded_at = str(uuid.uuid4()), utc_now()
     problem = link_problem(path, options.landing_dir)
     if problem:
@@ -384,13 +348,8 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
     earlier = _earlier_part(con, path) if plain_ndjson else None
     in_sql = options.sql_reader and fmt == "ndjson"
     lines_read = False
-    lines = LINES  # where the checked lines are: the temp table, or the prefetch's
     if in_sql and earlier is None and _can_overlap(con, path):
-        ahead = prefetched.result() if prefetched and prefetched.path == path else None
-        if ahead is not None and prefetched is not None:
-            (scan, lines_read), loaded_at, lines = ahead, prefetched.loaded_at, prefetched.table
-        else:
-            scan, lines_read = _scan_while_reading_lines(con, path, loaded_at, options)
+        scan, lines_read = _scan_while_reading_lines(con, path, loaded_at, options)
     else:
         scan = scan_file(path, look_for_line_breaks=in_sql, text=fmt != "parquet",
                          lines=plain_ndjson, prefix_at=earlier[0] if earlier else None)
@@ -405,11 +364,10 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
     counts = Counts()
     whole = part.start == 0
     if whole and in_sql and scan.plain_lines and not lines_read:
-        lines_read, lines = read_lines(con, path, loaded_at, options.timestamp_floor), LINES
+        lines_read = read_lines(con, path, loaded_at, options.timestamp_floor)
     reader: Reader = "duckdb" if whole and lines_read and scan.plain_lines else "records"
     if reader == "duckdb":
-        insert_lines(con, ctx, counts, drop_last_line=part.pending > 0, table=lines,
-                     settled=lines != LINES)  # a prefetch settles the lines it reads
+        insert_lines(con, ctx, counts, drop_last_line=part.pending > 0)
     else:
         drop_temp(con)
         load_chunks(con, ctx, options.chunk_lines, counts, start=part.start,

@@ -28,7 +28,6 @@ from ewh.ingest.file_scan import READ_ERRORS, FileUnreadable, describe_read_erro
 from ewh.ingest.readers import read_records
 
 SCAN_BATCH_ROWS = 2048
-LINES = "_ewh_lines"  # the temp table read_lines fills by default
 # (hash(message_id), loaded_at) of every row of raw.events, kept by a load of several files
 # (create_known_index): the dedupe then reads only the row groups of raw.events loaded at the
 # times its hash matches name, not the whole message_id column for every file.
@@ -87,52 +86,40 @@ def query(con: duckdb.DuckDBPyConnection, sql: str,
 
 
 def read_lines(con: duckdb.DuckDBPyConnection, path: Path, loaded_at: datetime,
-               timestamp_floor: datetime, *, table: str = LINES) -> bool:
-    """Check every line of an NDJSON file read by DuckDB into `table` (temp table _ewh_lines,
-    or a qualified name for a table of another database, see ewh.ingest.prefetch); False when
+               timestamp_floor: datetime) -> bool:
+    """Check every line of an NDJSON file read by DuckDB into temp table _ewh_lines; False when
     the reader reported a line it could not take as is (the file must be read the exact way)."""
     drop_temp(con)
-    create = "create temp table" if table == LINES else "create table"
-    query(con, f"{create} {table} as {verdict_query(NDJSON_LINES, ('blank',))}",
+    query(con, f"create temp table _ewh_lines as {verdict_query(NDJSON_LINES, ('blank',))}",
           {"path": str(path), "received_default": loaded_at, "timestamp_floor": timestamp_floor})
     [(rejects,)] = query(con, "select count(*) from _ewh_csv_rejects")
     return not rejects
 
 
-def settle_lines(con: duckdb.DuckDBPyConnection, path: Path, loaded_at: datetime,
-                 timestamp_floor: datetime, *, table: str = LINES) -> None:
-    """Give the lines of `table` flagged `needs_python` the validator's verdict (in place)."""
-    number = f"(rowid - {_first_rowid(con, table)} + 1)"
-    _settle_flagged(con, table, path, loaded_at, timestamp_floor, number, "detail_tail")
-
-
 def insert_lines(con: duckdb.DuckDBPyConnection, ctx: FileContext, counts: Counts, *,
-                 drop_last_line: bool = False, table: str = LINES,
-                 settled: bool = False) -> None:
-    """Insert the checked lines of `table`, numbered by their position in the file.
-    `drop_last_line`: the last line is still being written and waits (see the loader).
-    `settled`: settle_lines ran on the table already."""
-    if not settled:
-        settle_lines(con, ctx.path, ctx.loaded_at, ctx.timestamp_floor, table=table)
-    first = _first_rowid(con, table)
+                 drop_last_line: bool = False) -> None:
+    """Insert the checked lines of _ewh_lines, numbered by their position in the file.
+    `drop_last_line`: the last line is still being written and waits (see the loader)."""
+    first = _first_rowid(con)
     number = f"(rowid - {first} + 1)"
     source = f"{sql_literal(f'file:{ctx.path}:')} || {number}"
+    _settle_flagged(con, "_ewh_lines", ctx, number, "detail_tail")
     values = ", ".join(c for c in VERDICT_COLUMNS if c != "detail_tail")
-    last = f" and rowid < (select max(rowid) from {table})" if drop_last_line else ""
+    last = " and rowid < (select max(rowid) from _ewh_lines)" if drop_last_line else ""
     query(con, "create temp view _ewh_checked as "
                f"select {number} as record_number, {source} as source, "
-               f"{detail_sql(source)} as detail, {values} from {table} where not blank{last}")
+               f"{detail_sql(source)} as detail, {values} from _ewh_lines where not blank{last}")
     _insert_checked(con, "_ewh_checked", ctx, counts)
 
 
-def _first_rowid(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    """The rowid of the file's first line in `table`.
+def _first_rowid(con: duckdb.DuckDBPyConnection) -> int:
+    """The rowid of the file's first line in _ewh_lines.
 
     The table was filled in scan order (preserve_insertion_order), and a table's rows get
     consecutive rowids in insertion order, from 0 or, inside a transaction, from a large base.
     Consecutiveness is checked, as a guard against a DuckDB change numbering lines wrongly.
     """
-    [(first, last, rows)] = query(con, f"select min(rowid), max(rowid), count(*) from {table}")
+    [(first, last, rows)] = query(con, "select min(rowid), max(rowid), count(*) from _ewh_lines")
     if rows and int(last) - int(first) + 1 != rows:  # type: ignore[call-overload]
         raise RuntimeError(f"rowids of the lines are not consecutive ({first}..{last}, {rows} "
                            "rows): cannot number lines")
@@ -160,8 +147,7 @@ def load_chunks(con: duckdb.DuckDBPyConnection, ctx: FileContext, chunk_records:
             query(con, f"create or replace temp table _ewh_chunk_checked as {check}", params)
         finally:
             con.unregister("_ewh_chunk")
-        _settle_flagged(con, "_ewh_chunk_checked", ctx.path, ctx.loaded_at,
-                        ctx.timestamp_floor, "record_number", "detail")
+        _settle_flagged(con, "_ewh_chunk_checked", ctx, "record_number", "detail")
         _insert_checked(con, "_ewh_chunk_checked", ctx, counts)
     query(con, "drop table if exists _ewh_chunk_checked")
 
@@ -178,15 +164,14 @@ def _readable(chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
         yield chunk
 
 
-def _settle_flagged(con: duckdb.DuckDBPyConnection, relation: str, path: Path,
-                    loaded_at: datetime, timestamp_floor: datetime, number: str,
-                    detail_column: str) -> None:
+def _settle_flagged(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileContext,
+                    number: str, detail_column: str) -> None:
     """Give the records flagged `needs_python` the verdict of ewh.contract.validator."""
     flagged = query(con, f"select rowid, {number}, coalesce(payload, raw_text) from {relation} "
                          "where needs_python")
     for rowid, line_number, text in flagged:
-        verdict = validate_text(str(text).encode(), f"file:{path}:{line_number}",
-                                loaded_at, floor=timestamp_floor)
+        verdict = validate_text(str(text).encode(), f"file:{ctx.path}:{line_number}",
+                                ctx.loaded_at, floor=ctx.timestamp_floor)
         if isinstance(verdict, Rejection):
             detail = verdict.tail if detail_column == "detail_tail" else verdict.detail
             values: dict[str, object] = {

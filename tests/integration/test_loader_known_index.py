@@ -1,5 +1,5 @@
-"""Files loaded together (the next one read ahead, ewh.ingest.prefetch) store exactly what the
-same files loaded one call each (nothing read ahead) store.
+"""Files loaded together (the dedupe reading an index of raw.events' ids, record_checks.KNOWN)
+store exactly what the same files loaded one call each (the dedupe reading raw.events) store.
 
 Real DuckDB files; the reference is the loader itself, one file per call, in the same order.
 """
@@ -67,18 +67,6 @@ def test_files_loaded_together_store_what_files_loaded_one_by_one_store(
     # e-1 and e-2 came with the first file: duplicates across files are still caught.
     assert (later.reader, later.rows_loaded, later.rows_duplicate) == (reader, 1, 2)
     assert (torn.rows_loaded, torn.pending_bytes) == (1, len(TORN))
-
-
-def test_the_next_file_is_read_while_the_one_before_loads(tmp_path: Path) -> None:
-    files = _landing(tmp_path / "landing")
-    load_files(files, tmp_path / "w.duckdb", landing_dir=tmp_path / "landing")
-    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
-        rows = con.execute("select started_at, finished_at from raw.load_manifest "
-                           "where file_path in (?, ?) order by file_path",
-                           [str(files[0]), str(files[1])]).fetchall()
-    (_, first_finished), (second_started, _) = rows
-    # A file's load starts when its reading does: the second before the first has finished.
-    assert second_started < first_finished
 
 
 def test_ids_loaded_by_an_earlier_run_are_duplicates_in_a_load_of_several_files(
