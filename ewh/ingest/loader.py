@@ -55,9 +55,11 @@ from ewh.ingest.quarantine import link_problem, move_to_quarantine
 from ewh.ingest.raw_tables import ensure_raw_tables
 from ewh.ingest.readers import LOADABLE_PATTERNS, detect_format
 from ewh.ingest.record_checks import (
+    KNOWN,
     NDJSON_LINES,
     Counts,
     FileContext,
+    create_known_index,
     drop_temp,
     insert_lines,
     load_chunks,
@@ -113,6 +115,7 @@ class _Options(NamedTuple):
     landing_dir: Path
     timestamp_floor: datetime
     protector: Protector
+    known_index: bool = False  # record_checks.KNOWN is kept (loads of several files)
 
 
 def expand_paths(patterns: Iterable[str | Path]) -> list[Path]:
@@ -188,13 +191,26 @@ def load_files(paths: Iterable[str | Path], warehouse_path: str | Path, dry_run:
                     con.execute("rollback")
             ensure_raw_tables(con)
             with _load_settings(con):
-                results = [_one_file(con, path, options, watcher, dry_run=False)
-                           for path in files]
+                results = _load_all(con, files, options, watcher)
         if lake_dir is not None:
             publish_loads(con, lake_dir)
         return results
     finally:
         con.close()
+
+
+def _load_all(con: duckdb.DuckDBPyConnection, files: list[Path], options: _Options,
+              watcher: _Watcher) -> list[FileLoadResult]:
+    """Each file in its own transaction, in order. From two files on, raw.events' ids are
+    read once into an index (record_checks.KNOWN) rather than once per file."""
+    if len(files) < 2:
+        return [_one_file(con, path, options, watcher, dry_run=False) for path in files]
+    create_known_index(con)
+    options = options._replace(known_index=True)
+    try:
+        return [_one_file(con, path, options, watcher, dry_run=False) for path in files]
+    finally:
+        query(con, f"drop table if exists {KNOWN}")
 
 
 def _one_file(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
@@ -343,7 +359,8 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, options: _Options,
         return FileLoadResult(path, scan.checksum, "skipped", file_bytes=scan.size,
                               pending_bytes=part.pending)
     ctx = FileContext(path, part.checksum, load_id, loaded_at, options.timestamp_floor,
-                      suppressing=bool(options.protector.suppressed.hashes()))
+                      suppressing=bool(options.protector.suppressed.hashes()),
+                      known_index=options.known_index)
     counts = Counts()
     whole = part.start == 0
     if whole and in_sql and scan.plain_lines and not lines_read:

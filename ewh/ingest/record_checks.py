@@ -28,6 +28,10 @@ from ewh.ingest.file_scan import READ_ERRORS, FileUnreadable, describe_read_erro
 from ewh.ingest.readers import read_records
 
 SCAN_BATCH_ROWS = 2048
+# (hash(message_id), loaded_at) of every row of raw.events, kept by a load of several files
+# (create_known_index): the dedupe then reads only the row groups of raw.events loaded at the
+# times its hash matches name, not the whole message_id column for every file.
+KNOWN = "_ewh_known"
 _EVENT_COLUMNS = ("message_id, message_type, event_name, user_id, anonymous_id, occurred_at, "
                   "sent_at, received_at, payload, source, file_checksum, load_id, loaded_at")
 _REJECT_COLUMNS = ("source, line_number, message_id, reason, field, detail, raw_text, "
@@ -69,6 +73,7 @@ class FileContext:
     loaded_at: datetime  # also the intake time the contract bounds receivedAt by
     timestamp_floor: datetime
     suppressing: bool = False  # the suppression list is not empty: check every event
+    known_index: bool = False  # temp table KNOWN holds every raw.events id's hash (see below)
 
     def params(self) -> dict[str, object]:
         return {"received_default": self.loaded_at, "timestamp_floor": self.timestamp_floor}
@@ -186,6 +191,21 @@ def _settle_flagged(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileCont
               [*values.values(), rowid])
 
 
+def create_known_index(con: duckdb.DuckDBPyConnection) -> None:
+    query(con, f"create or replace temp table {KNOWN} as "
+               "select hash(message_id) as h, loaded_at from raw.events")
+
+
+def _known_ids(ctx: FileContext) -> str:
+    """SQL: the ids of `accepted` already in raw.events. With the index, only the rows whose
+    loaded_at is that of an index entry with a matching hash are read: every row of raw.events
+    has its entry, so a known id is always among them (a hash collision only reads more)."""
+    when = (f"loaded_at in (select loaded_at from {KNOWN} "
+            "where h in (select h from accepted)) and " if ctx.known_index else "")
+    return (f"select distinct message_id from raw.events where {when}"
+            "message_id in (select message_id from accepted)")
+
+
 def _insert_checked(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileContext,
                     counts: Counts) -> None:
     """Rejections, then accepted rows whose messageId is new: not in raw.events (earlier files
@@ -221,8 +241,7 @@ def _insert_checked(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileCont
         "             where h in (select h from accepted group by h having count(*) > 1) "
         "             group by message_id having count(*) > 1), "
         # raw.events is only probed: the join is built on the ids of this relation.
-        "known as (select distinct message_id from raw.events "
-        "          where message_id in (select message_id from accepted)), "
+        f"known as ({_known_ids(ctx)}), "
         "skipped as (select record_number from accepted join known using (message_id) "
         "            union all "
         "            select record_number from accepted join repeated using (message_id) "
@@ -235,6 +254,9 @@ def _insert_checked(con: duckdb.DuckDBPyConnection, relation: str, ctx: FileCont
         params)[0][0]
     if ctx.suppressing:
         query(con, "drop table if exists _ewh_suppressed")
+    if ctx.known_index:  # every accepted id, a superset of those inserted: still exact
+        query(con, f"insert into {KNOWN} select hash(message_id), $loaded_at::timestamp "
+                   f"from {relation} where reason is null", {"loaded_at": ctx.loaded_at})
     counts.read += int(read)  # type: ignore[call-overload]
     counts.rejected += int(rejected)  # type: ignore[call-overload]
     counts.loaded += int(inserted)  # type: ignore[call-overload]
