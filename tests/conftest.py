@@ -42,6 +42,9 @@ if os.environ.get("EWH_GX_PROJECT_DIR", "") in ("", os.environ.get(_AUTO_GX)):
                     ignore=shutil.ignore_patterns("uncommitted", "expectations",
                                                   "validation_definitions", "checkpoints"))
     os.environ["EWH_GX_PROJECT_DIR"] = os.environ[_AUTO_GX] = str(_gx_copy)
+# The analyst report the Dagster graph writes (default data/report.html, in the repository).
+os.environ.setdefault("EWH_REPORT",
+                      str(Path(tempfile.mkdtemp(prefix="ewh-report-")) / "report.html"))
 
 # dbt's saved parses, shared by the whole session (dbt_parse_cache.py): made by the first
 # process (the workers inherit it) and removed by that process at the end.
