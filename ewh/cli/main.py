@@ -28,13 +28,17 @@ class _Command:
 
 
 COMMANDS: list[_Command] = []
+# commands whose arguments all go to another tool, as `args.passthrough`
+PASSTHROUGH: set[str] = set()
 
 
-def command(name: str, help: str) -> Callable[[Configure], Configure]:
+def command(name: str, help: str, passthrough: bool = False) -> Callable[[Configure], Configure]:
     """Register a subcommand; the decorated function configures the parser, returns the handler."""
 
     def register(configure: Configure) -> Configure:
         COMMANDS.append(_Command(name, help, configure))
+        if passthrough:
+            PASSTHROUGH.add(name)
         return configure
 
     return register
@@ -78,7 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # warns about the pandas version on every command; nothing here uses that path.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
                             category=FutureWarning)
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # a command that hands everything after its name to another tool (`ewh build` to dbt)
+    if argv[:1] and argv[0] in PASSTHROUGH and not {"-h", "--help"} & set(argv[1:]):
+        args = parser.parse_args(argv[:1])
+        args.passthrough = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
     except (OperationalError, OSError) as exc:

@@ -43,7 +43,7 @@
 
 with
 
-events as (
+events as {{ inline_cte(not is_incremental()) }} (
 
     select * from {{ ref('stg_events') }}
     where

@@ -32,7 +32,7 @@ changed_ids as (
 ),
 
 {% endif -%}
-events as (
+events as {{ inline_cte(not refresh.filtered) }} (
 
     select * from {{ ref('stg_events') }}
     where occurred_at <= {{ as_of() }}

@@ -128,7 +128,7 @@ events as (
 
 ),
 {%- else -%}
-events as (
+events as {{ inline_cte() }} (
 
     -- only user-initiated messages form sessions: page, screen, and track from a client
     -- channel (identify, alias, group and server-side messages never do)

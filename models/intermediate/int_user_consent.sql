@@ -44,7 +44,7 @@ changed_anonymous_ids as (
 ),
 
 {% endif -%}
-events as (
+events as {{ inline_cte(not refresh.filtered) }} (
 
     -- every event, including those that deny analytics: they carry the consent state
     select * from {{ ref('stg_events') }}

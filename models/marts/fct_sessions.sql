@@ -26,7 +26,7 @@
 
 with
 
-events as (
+events as {{ inline_cte(not refresh.filtered) }} (
 
     select * from {{ ref('int_sessionized_events') }}
     {%- if refresh.filtered %}

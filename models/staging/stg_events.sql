@@ -84,7 +84,7 @@ events as (
 
 ),
 {%- else -%}
-events as (
+events as {{ inline_cte() }} (
 
     select * from {{ source('raw', 'events') }}
 

@@ -21,7 +21,8 @@ LINE = (b'{"type":"alias","messageId":"m-1","anonymousId":"a-1","previousId":"a-
         b'"traits":{"email":"ana.smith1@example.com"}}\n')
 REQUIRED = ("events", "end_to_end_s", "floor_end_to_end_s", "end_to_end_vs_floor", "load_s",
             "floor_load_s", "load_vs_floor", "full_build_s", "floor_build_s", "build_vs_floor",
-            "incremental_s", "incremental_vs_full", "noop_s", "load_peak_gib", "build_peak_gib")
+            "incremental_s", "incremental_vs_full", "noop_s", "noop_skipped", "noop_dbt_s",
+            "load_peak_gib", "build_peak_gib")
 
 
 def test_copy_zero_is_the_base_and_other_copies_get_every_id_prefixed() -> None:

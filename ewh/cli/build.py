@@ -1,0 +1,67 @@
+"""`ewh build`: `dbt build`, skipped when nothing it reads changed since the last successful one."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ewh.cli.main import Handler, command
+
+
+@command("build", "dbt build of the warehouse, skipped in a few seconds when nothing it reads "
+                  "(raw tables, code, command line with a pinned as_of) changed since the last "
+                  "successful `ewh build` (docs/performance.md)", passthrough=True)
+def _build(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("dbt_args", nargs="*", metavar="DBT_ARGS",
+                        help="passed to dbt build, for example "
+                        "--vars '{as_of: \"2026-10-01\"}' --select marts")
+    return _run
+
+
+def _option(args: list[str], *names: str) -> str | None:
+    value = None
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                value = args[i + 1]
+            elif arg.startswith(name + "="):
+                value = arg.split("=", 1)[1]
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ewh.common.build_inputs import build_inputs, record_key, recorded_key
+    from ewh.common.settings import PROJECT_ROOT, get_settings
+
+    dbt_args = list(args.passthrough)
+    started = time.perf_counter()
+    warehouse = get_settings().warehouse
+    project_dir = Path(_option(dbt_args, "--project-dir") or PROJECT_ROOT)
+    profiles_dir = Path(_option(dbt_args, "--profiles-dir")
+                        or os.environ.get("DBT_PROFILES_DIR") or project_dir)
+    target = _option(dbt_args, "--target", "-t") or os.environ.get("EWH_DBT_TARGET", "duckdb")
+    inputs = build_inputs(warehouse, dbt_args, project_dir, profiles_dir, target)
+    if inputs.skippable and inputs.key(warehouse) == recorded_key(warehouse):
+        print(f"ewh build: skipped, nothing it reads changed since the last successful build "
+              f"(raw tables, code, command line); checked in "
+              f"{time.perf_counter() - started:.1f} s")
+        return 0
+    if inputs.reason:
+        print(f"ewh build: building ({inputs.reason})")
+    dbt = Path(sys.executable).with_name("dbt")
+    command = [str(dbt) if dbt.exists() else "dbt", "build", *dbt_args]
+    if _option(dbt_args, "--project-dir") is None:
+        command += ["--project-dir", str(project_dir)]
+    if _option(dbt_args, "--profiles-dir") is None:
+        command += ["--profiles-dir", str(profiles_dir)]
+    # dbt's profile reads the same warehouse as the settings, wherever dbt is started
+    env = {**os.environ, "EWH_WAREHOUSE": str(warehouse)}
+    code = subprocess.run(command, env=env, check=False).returncode
+    key = inputs.key(warehouse) if code == 0 else None
+    if key is not None:
+        record_key(warehouse, key)
+    return code

@@ -1,0 +1,176 @@
+"""Whether a dbt build would read exactly what the last successful one read: then it can be
+skipped whole (`ewh build`, docs/performance.md).
+
+A build's result is a function of what it reads: the raw layer (every table of the `raw`
+schema: the sources, and what the reconciliation tests read), the project's code (models,
+macros, seeds, tests, dbt_project.yml, the profile), the command line (selection, vars: with
+`as_of` pinned, every time window is fixed) and which tables exist (a dropped model is rebuilt).
+The inputs key is a digest of all of them; per raw table, the row count and an order-free sum
+of row hashes, so an append, a deletion (erasure) or an update in place (re-keying) changes it.
+
+The key of the last successful build is kept in the warehouse, and every dbt invocation clears
+it first (`forget_build_inputs`, an on-run-start hook): a plain `dbt run` of one model, a build
+with other vars or a failed build leaves no key, so the next build runs. Only a build that
+`ewh build` ran to success records one. A build can be skipped only when
+- the target is DuckDB (on Spark the raw layer is a Parquet lake; not fingerprinted here),
+- `as_of` is pinned (unset, it is the build's start time and every window moves), and
+- it is not a full refresh (asked for explicitly; it still records its key, as its tables equal
+  an incremental build's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from ewh.common.duckdb_tables import has_table
+from ewh.common.sql_text import quote_ident
+
+# the rebuild_on_change macro's table (macros/incremental/rebuild_on_change.sql), one row per
+# entry: the models' fingerprints and this whole-build key
+STATE_TABLE = ("intermediate", "incremental_fingerprints")
+BUILD_ENTRY = "__whole_build__"
+# the project's folders and files that decide what dbt builds
+CODE_PATHS = ("models", "macros", "seeds", "tests", "snapshots", "dbt_project.yml")
+# command-line options whose value is where dbt writes or reads its own files, not what it builds
+_PATH_OPTIONS = {"--project-dir", "--profiles-dir", "--target-path", "--log-path"}
+
+
+@dataclass(frozen=True, slots=True)
+class BuildInputs:
+    """What one build reads, or why it cannot be skipped. `parts` is None when no key may be
+    recorded either (the result is not a function of what is fingerprinted)."""
+
+    parts: dict[str, object] | None
+    skippable: bool
+    reason: str
+
+    def key(self, warehouse: Path) -> str | None:
+        """The inputs key with the warehouse's tables as they are now: before a build to
+        compare, after it to record (the build creates its models). The raw layer is the one
+        fingerprinted before the build: a load in between makes the next key differ, so the
+        next build runs."""
+        if self.parts is None or not warehouse.exists():
+            return None
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            tables = _table_columns(con)
+        state = ".".join(STATE_TABLE)
+        parts = {**self.parts, "tables": {k: v for k, v in tables.items() if k != state}}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def build_inputs(warehouse: Path, dbt_args: Sequence[str], project_dir: Path,
+                 profiles_dir: Path, target: str = "duckdb") -> BuildInputs:
+    args = list(dbt_args)
+    if target != "duckdb":
+        return BuildInputs(None, False, f"the {target} target is not fingerprinted")
+    as_of = _vars(args).get("as_of")
+    if as_of is None or str(as_of).strip() == "":
+        return BuildInputs(None, False, "as_of is not pinned: every window moves with the clock")
+    if not warehouse.exists():
+        return BuildInputs(None, False, "the warehouse does not exist yet")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        raw = _raw_digest(con)
+    parts = {"args": _build_args(args), "code": _code_digest(project_dir),
+             "profile": _file_digest(profiles_dir / "profiles.yml"), "raw": raw}
+    if "--full-refresh" in args:
+        return BuildInputs(parts, False, "a full refresh always builds")
+    return BuildInputs(parts, True, "")
+
+
+def recorded_key(warehouse: Path) -> str | None:
+    if not warehouse.exists():
+        return None
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        if not has_table(con, *STATE_TABLE):
+            return None
+        row = con.execute(f"select fingerprint from {_state_relation()} where model_name = ?",
+                          [BUILD_ENTRY]).fetchone()
+    return row[0] if row else None
+
+
+def record_key(warehouse: Path, key: str) -> None:
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("begin transaction")
+        con.execute(f"create schema if not exists {quote_ident(STATE_TABLE[0])}")
+        con.execute(f"create table if not exists {_state_relation()} "
+                    "(model_name varchar, fingerprint varchar)")
+        con.execute(f"delete from {_state_relation()} where model_name = ?", [BUILD_ENTRY])
+        con.execute(f"insert into {_state_relation()} values (?, ?)", [BUILD_ENTRY, key])
+        con.execute("commit")
+
+
+def _state_relation() -> str:
+    return ".".join(quote_ident(part) for part in STATE_TABLE)
+
+
+def _vars(args: list[str]) -> dict:
+    found: dict = {}
+    for i, arg in enumerate(args):
+        text = arg.split("=", 1)[1] if arg.startswith("--vars=") else (
+            args[i + 1] if arg == "--vars" and i + 1 < len(args) else None)
+        if text is not None:
+            loaded = yaml.safe_load(text)
+            found = loaded if isinstance(loaded, dict) else {}
+    return found
+
+
+def _build_args(args: list[str]) -> list[str]:
+    """The command line without where dbt keeps its files, and without --full-refresh."""
+    kept: list[str] = []
+    skip_value = False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+        elif arg in _PATH_OPTIONS:
+            skip_value = True
+        elif arg != "--full-refresh" and arg.split("=", 1)[0] not in _PATH_OPTIONS:
+            kept.append(arg)
+    # vars as data, so the same values in another spelling give the same key
+    return [json.dumps(_vars(args), sort_keys=True, default=str) if i > 0 and kept[i - 1]
+            == "--vars" else arg for i, arg in enumerate(kept)]
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    columns: dict[str, list[str]] = {}
+    for schema, table, column, data_type in con.execute(
+            "select table_schema, table_name, column_name, data_type "
+            "from information_schema.columns order by table_schema, table_name, "
+            "ordinal_position").fetchall():
+        columns.setdefault(f"{schema}.{table}", []).append(f"{column} {data_type}")
+    return columns
+
+
+def _raw_digest(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Per raw table: its row count and order-free sum of row hashes (its columns are in the
+    tables part of the key)."""
+    raw: dict[str, list[str]] = {}
+    for name in sorted(t for t in _table_columns(con) if t.startswith("raw.")):
+        table = name.split(".", 1)[1]
+        rows, hashes = con.execute(
+            f"select count(*), coalesce(sum(hash(t)), 0) "
+            f"from raw.{quote_ident(table)} as t").fetchone()
+        raw[name] = [str(rows), str(hashes)]
+    return raw
+
+
+def _code_digest(project_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for name in CODE_PATHS:
+        root = project_dir / name
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else (
+            [root] if root.is_file() else [])
+        for path in files:
+            digest.update(str(path.relative_to(project_dir)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
