@@ -84,6 +84,7 @@ LONGEST_FIRST = (
     "tests/e2e/test_predictions_flow.py",  # ~160 s
     "tests/integration/test_membership_history_as_of_back.py",  # ~160 s
     "tests/integration/test_incremental_equivalence.py",  # ~150 s
+    "tests/integration/test_build_skip.py",  # ~130 s
     "tests/integration/test_predictions.py",  # ~110 s
     "tests/integration/test_incremental_rekey_scenarios.py",  # ~110 s
     "tests/integration/test_reference_model.py",  # ~100 s
