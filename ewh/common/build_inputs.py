@@ -3,26 +3,30 @@ skipped whole (`ewh build`, docs/performance.md).
 
 A build's result is a function of what it reads: the raw layer (every table of the `raw`
 schema: the sources, and what the reconciliation tests read), the project's code (models,
-macros, seeds, tests, dbt_project.yml, the profile), the command line (selection, vars: with
-`as_of` pinned, every time window is fixed) and which tables exist (a dropped model is rebuilt).
-The inputs key is a digest of all of them; per raw table, the row count and an order-free sum
-of row hashes, so an append, a deletion (erasure) or an update in place (re-keying) changes it.
+macros, seeds, tests, selectors, dbt_project.yml, the profile), the command line and dbt's
+DBT_* settings (selection, vars: with `as_of` pinned, every time window is fixed) and which
+tables exist (a dropped model is rebuilt). The inputs key is a digest of all of them; per raw
+table, the row count and an order-free sum of row hashes, so an append, a deletion (erasure)
+or an update in place (re-keying) changes it.
 
-The key of the last successful build is kept in the warehouse, and every dbt invocation clears
-it first (`forget_build_inputs`, an on-run-start hook): a plain `dbt run` of one model, a build
-with other vars or a failed build leaves no key, so the next build runs. Only a build that
-`ewh build` ran to success records one. A build can be skipped only when
+The key of the last successful build is kept in the warehouse. Every dbt command that runs
+hooks (run, build, seed, snapshot, test, retry) first replaces it with its own invocation id
+(`forget_build_inputs`, an on-run-start hook), and so does the history backfill's rewrite
+(`forget_key`). `ewh build` records its key after dbt succeeded only if the row still holds its
+own invocation's id: a `dbt run` of one model, a build with other vars, a failed build or any
+dbt run that started meanwhile leaves no key, so the next build runs. A build can be skipped
+only when
 - the target is DuckDB (on Spark the raw layer is a Parquet lake; not fingerprinted here),
-- `as_of` is pinned (unset, it is the build's start time and every window moves), and
+- `as_of` is pinned (unset, it is the build's start time and every window moves),
 - it is not a full refresh (asked for explicitly; it still records its key, as its tables equal
-  an incremental build's).
+  an incremental build's), and
+- it reads no dbt artifacts (--state, --defer, result: or source_status: selectors).
 """
-
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +41,19 @@ from ewh.common.sql_text import quote_ident
 STATE_TABLE = ("intermediate", "incremental_fingerprints")
 BUILD_ENTRY = "__whole_build__"
 # the project's folders and files that decide what dbt builds
-CODE_PATHS = ("models", "macros", "seeds", "tests", "snapshots", "dbt_project.yml")
+CODE_PATHS = ("models", "macros", "seeds", "tests", "snapshots", "dbt_project.yml",
+              "selectors.yml")
+# the row of a dbt invocation that started after the last recorded key (forget_build_inputs)
+PENDING = "pending:"
+# DBT_* variables that change how dbt reports or where it keeps its files, not what it builds;
+# every other one (DBT_EMPTY, DBT_SAMPLE, DBT_RESOURCE_TYPES...) is part of the key
+_COSMETIC_ENV = ("DBT_LOG", "DBT_USE_COLORS", "DBT_PRINTER_WIDTH", "DBT_QUIET", "DBT_PRINT",
+                 "DBT_DEBUG", "DBT_SEND_ANONYMOUS_USAGE_STATS", "DBT_PROFILES_DIR",
+                 "DBT_PROJECT_DIR", "DBT_TARGET_PATH", "DBT_PARTIAL_PARSE", "DBT_STATIC_PARSER",
+                 "DBT_VERSION_CHECK", "DBT_INVOCATION_ENV", "DBT_CACHE_SELECTED_ONLY")
+# options and selector methods that read dbt artifacts (run results, state), not in the key
+_ARTIFACT_OPTIONS = ("--state", "--defer", "--favor-state", "--defer-state")
+_ARTIFACT_METHODS = ("state:", "result:", "source_status:")
 # command-line options whose value is where dbt writes or reads its own files, not what it builds
 _PATH_OPTIONS = {"--project-dir", "--profiles-dir", "--target-path", "--log-path"}
 
@@ -66,25 +82,40 @@ class BuildInputs:
 
 
 def build_inputs(warehouse: Path, dbt_args: Sequence[str], project_dir: Path,
-                 profiles_dir: Path, target: str = "duckdb") -> BuildInputs:
+                 profiles_dir: Path, target: str = "duckdb",
+                 environ: Mapping[str, str] | None = None) -> BuildInputs:
     args = list(dbt_args)
+    env = {k: v for k, v in (environ or {}).items() if k.startswith("DBT_")
+           and not k.startswith(_COSMETIC_ENV)}
     if target != "duckdb":
         return BuildInputs(None, False, f"the {target} target is not fingerprinted")
     as_of = _vars(args).get("as_of")
     if as_of is None or str(as_of).strip() == "":
         return BuildInputs(None, False, "as_of is not pinned: every window moves with the clock")
+    if any(a.split("=", 1)[0] in _ARTIFACT_OPTIONS or any(m in a for m in _ARTIFACT_METHODS)
+           for a in args) or {"DBT_STATE", "DBT_DEFER", "DBT_FAVOR_STATE"} & env.keys():
+        return BuildInputs(None, False, "it reads dbt artifacts (state, results)")
     if not warehouse.exists():
         return BuildInputs(None, False, "the warehouse does not exist yet")
     with duckdb.connect(str(warehouse), read_only=True) as con:
         raw = _raw_digest(con)
-    parts = {"args": _build_args(args), "code": _code_digest(project_dir),
+    # like --full-refresh, DBT_FULL_REFRESH is not in the key: a full refresh's tables equal
+    # an incremental build's
+    key_env = {k: v for k, v in env.items() if k != "DBT_FULL_REFRESH"}
+    parts = {"args": _build_args(args), "env": key_env, "code": _code_digest(project_dir),
              "profile": _file_digest(profiles_dir / "profiles.yml"), "raw": raw}
-    if "--full-refresh" in args:
+    if _full_refresh(args, env):
         return BuildInputs(parts, False, "a full refresh always builds")
     return BuildInputs(parts, True, "")
 
 
+def _full_refresh(args: list[str], env: Mapping[str, str]) -> bool:
+    flag = env.get("DBT_FULL_REFRESH", "").strip().lower()
+    return "--full-refresh" in args or "-f" in args or flag in ("1", "true", "yes", "y", "t")
+
+
 def recorded_key(warehouse: Path) -> str | None:
+    """The key of the last successful `ewh build`, if no dbt invocation started since."""
     if not warehouse.exists():
         return None
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -92,18 +123,26 @@ def recorded_key(warehouse: Path) -> str | None:
             return None
         row = con.execute(f"select fingerprint from {_state_relation()} where model_name = ?",
                           [BUILD_ENTRY]).fetchone()
-    return row[0] if row else None
+    return row[0] if row and not row[0].startswith(PENDING) else None
 
 
-def record_key(warehouse: Path, key: str) -> None:
+def record_key(warehouse: Path, key: str, invocation_id: str) -> bool:
+    """Record `key` for the dbt invocation `invocation_id` that just succeeded, only if no
+    other invocation started since (its hook would have replaced the pending row)."""
     with duckdb.connect(str(warehouse)) as con:
-        con.execute("begin transaction")
-        con.execute(f"create schema if not exists {quote_ident(STATE_TABLE[0])}")
-        con.execute(f"create table if not exists {_state_relation()} "
-                    "(model_name varchar, fingerprint varchar)")
+        if not has_table(con, *STATE_TABLE):
+            return False
+        recorded = con.execute(
+            f"update {_state_relation()} set fingerprint = ? "
+            "where model_name = ? and fingerprint = ? returning model_name",
+            [key, BUILD_ENTRY, PENDING + invocation_id]).fetchall()
+    return len(recorded) == 1
+
+
+def forget_key(con: duckdb.DuckDBPyConnection) -> None:
+    """For a writer of dbt's tables other than dbt (in its transaction): the next build runs."""
+    if has_table(con, *STATE_TABLE):
         con.execute(f"delete from {_state_relation()} where model_name = ?", [BUILD_ENTRY])
-        con.execute(f"insert into {_state_relation()} values (?, ?)", [BUILD_ENTRY, key])
-        con.execute("commit")
 
 
 def _state_relation() -> str:
@@ -130,7 +169,7 @@ def _build_args(args: list[str]) -> list[str]:
             skip_value = False
         elif arg in _PATH_OPTIONS:
             skip_value = True
-        elif arg != "--full-refresh" and arg.split("=", 1)[0] not in _PATH_OPTIONS:
+        elif arg not in ("--full-refresh", "-f") and arg.split("=", 1)[0] not in _PATH_OPTIONS:
             kept.append(arg)
     # vars as data, so the same values in another spelling give the same key
     return [json.dumps(_vars(args), sort_keys=True, default=str) if i > 0 and kept[i - 1]

@@ -36,6 +36,7 @@ from typing import Any
 
 import duckdb
 
+from ewh.common.build_inputs import forget_key
 from ewh.common.settings import PROJECT_ROOT
 from ewh.common.sql_text import quote_ident, sql_literal
 
@@ -336,6 +337,7 @@ def merge_history(con: duckdb.DuckDBPyConnection, instants: list[datetime],
     try:
         con.execute(f"delete from {HISTORY}")
         con.execute(f"insert into {HISTORY} by name select * from replay_history")
+        forget_key(con)  # a dbt table rewritten outside dbt: the next `ewh build` runs
         con.execute("commit")
     except Exception:
         con.execute("rollback")

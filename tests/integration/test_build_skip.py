@@ -23,7 +23,14 @@ import duckdb
 import pytest
 from dbt_runner import dbt_command
 
-from ewh.common.build_inputs import _build_args, _code_digest
+from ewh.common.build_inputs import (
+    BUILD_ENTRY,
+    STATE_TABLE,
+    _build_args,
+    _code_digest,
+    record_key,
+    recorded_key,
+)
 from ewh.ingest.raw_tables import ensure_raw_tables
 
 AS_OF = "2026-11-01 00:00:00"
@@ -62,19 +69,22 @@ class Builds:
         return json.loads(results.read_text())["metadata"]["invocation_id"] \
             if results.exists() else None
 
-    def ewh_build(self, *args: str, as_of: str | None = AS_OF) -> bool:
-        """`ewh build`; whether dbt ran. It must succeed unless `fails` is given."""
-        ran, code = self._ewh(*args, as_of=as_of)
+    def ewh_build(self, *args: str, as_of: str | None = AS_OF,
+                  env: dict[str, str] | None = None) -> bool:
+        """`ewh build`, which must succeed; whether dbt ran."""
+        ran, code = self._ewh(*args, as_of=as_of, env=env)
         assert code == 0, self.last_output[-4000:]
         return ran
 
-    def _ewh(self, *args: str, as_of: str | None = AS_OF) -> tuple[bool, int]:
+    def _ewh(self, *args: str, as_of: str | None = AS_OF,
+             env: dict[str, str] | None = None) -> tuple[bool, int]:
         before = self.invocation()
         vars_args = ("--vars", json.dumps({"as_of": as_of})) if as_of else ()
         command = [str(Path(sys.executable).with_name("ewh")), "build", *SELECT, *vars_args,
                    "--target-path", str(self.work / "target"),
                    "--log-path", str(self.work / "logs"), *args]
-        env = {**os.environ, "EWH_WAREHOUSE": str(self.warehouse), "EWH_DBT_TARGET": "duckdb"}
+        env = {**os.environ, "EWH_WAREHOUSE": str(self.warehouse), "EWH_DBT_TARGET": "duckdb",
+               **(env or {})}
         proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         self.last_output = proc.stdout + proc.stderr
         ran = self.invocation() != before
@@ -108,6 +118,7 @@ def test_a_build_is_skipped_exactly_when_nothing_it_reads_changed(builds: Builds
 
     _sql(w, "delete from raw.events where message_id = 'm7'")  # an erasure deletes
     assert builds.ewh_build()
+    assert not builds.ewh_build()
     # another raw table than the sources (what the reconciliation tests read)
     _sql(w, "insert into raw.events_rejected (source, line_number, reason, detail, raw_text, "
             "load_id, rejected_at) values ('test', 1, 'bad', 'bad', '{}', 'l', now())")
@@ -129,6 +140,7 @@ def test_any_other_dbt_invocation_or_a_dropped_table_makes_the_next_build_run(
     plain = dbt_command(w, tmp_path / "plain", "run", "--select", "stg_events",
                         "--vars", json.dumps({"as_of": AS_OF}))
     assert plain.returncode == 0, plain.stdout[-3000:]
+    assert recorded_key(w) is None  # the plain run's hook took the key away
     assert builds.ewh_build()
     assert not builds.ewh_build()
 
@@ -158,6 +170,33 @@ def test_a_full_refresh_always_builds_and_records_and_an_unpinned_as_of_never_sk
     assert builds.ewh_build(as_of=None)
     assert "as_of is not pinned" in builds.last_output
     assert builds.ewh_build(as_of=None)
+    assert builds.ewh_build()
+    assert builds.ewh_build("-f")  # the short flag is a full refresh too
+    assert not builds.ewh_build()
+
+
+def test_dbt_settings_from_the_environment_are_inputs_too(builds: Builds) -> None:
+    assert builds.ewh_build()
+    # DBT_EMPTY reads no rows (an empty build): not the same build as without it, either way
+    assert builds.ewh_build(env={"DBT_EMPTY": "1"})
+    assert builds.ewh_build()
+    assert not builds.ewh_build()
+    assert builds.ewh_build(env={"DBT_FULL_REFRESH": "true"})
+    # how dbt reports is not an input
+    assert not builds.ewh_build(env={"DBT_LOG_LEVEL": "warn", "DBT_USE_COLORS": "false"})
+
+
+def test_a_key_is_recorded_only_for_the_invocation_that_started_last(tmp_path: Path) -> None:
+    """record_key is a compare-and-set on the pending row the on-run-start hook writes."""
+    warehouse = tmp_path / "w.duckdb"
+    relation = ".".join(STATE_TABLE)
+    _sql(warehouse, f"create schema {STATE_TABLE[0]}; create table {relation} "
+                    "(model_name varchar, fingerprint varchar)")
+    _sql(warehouse, f"insert into {relation} values ('{BUILD_ENTRY}', 'pending:second')")
+    assert not record_key(warehouse, "a" * 64, "first")  # another run started after it
+    assert recorded_key(warehouse) is None
+    assert record_key(warehouse, "a" * 64, "second")
+    assert recorded_key(warehouse) == "a" * 64
 
 
 def test_the_key_covers_the_code_and_the_command_line_but_not_dbt_s_own_folders(

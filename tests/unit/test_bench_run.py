@@ -109,6 +109,8 @@ def test_harness_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
     assert doc["events"] == 5000
     assert doc["floor_load_s"] > 0 and doc["floor_build_s"] > 0 and doc["full_build_s"] > 0
     assert 0 < doc["incremental_vs_full"] < 3
+    # the second refresh with nothing new is skipped by `ewh build`; plain dbt cannot skip
+    assert doc["noop_skipped"] is True and doc["noop_dbt_s"] > 0
     assert 0 < doc["build_peak_gib"] < 4
     detail = doc["sizes"]["5000"]
     # the hand-written floor and the dbt models agree: sessions, users, every segment's members
