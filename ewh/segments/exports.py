@@ -27,8 +27,11 @@ instead of losing it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -170,6 +173,24 @@ def export_segment(source: Path, segment: str, out_dir: Path,
         plain_email = settings.export_plain_email if plain_email is None else plain_email
     private_dir(out_dir)
     target = private_dir(out_dir / segment)
+    with _export_lock(target):
+        return _export(source, segment, target, keys, plain_email)
+
+
+@contextlib.contextmanager
+def _export_lock(target: Path) -> Iterator[None]:
+    """One export of a segment at a time (two Dagster runs may export it at once): the
+    second waits, then computes who entered and exited against the first's export."""
+    fd = os.open(target / ".export.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _export(source: Path, segment: str, target: Path, keys: PrivacyKeys,
+            plain_email: bool) -> ExportResult:
     previous, previous_at = _previous_export(target)
     with duckdb.connect(str(source), read_only=True) as con:
         _register_privacy(con, keys)

@@ -4,6 +4,7 @@ formula are escaped (OWASP CSV injection); the Parquet files keep every value ex
 from __future__ import annotations
 
 import csv
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -90,3 +91,18 @@ def test_members_carry_send_time_and_recommendations_for_email_content(tmp_path:
     assert (rows["k2"]["send_time_source"], rows["k2"]["recommended_products"]) == (
         "population", "")
     assert rows["k3"]["send_hour_utc"] == "" and rows["k3"]["user_id"] == "id3"
+
+
+def test_exports_of_one_segment_at_once_take_turns_and_the_second_is_a_delta_of_the_first(
+        tmp_path: Path) -> None:
+    """Two refresh runs may export a segment at once: both succeed, one after the other, and
+    whichever is second finds everyone already exported (nobody entered or exited)."""
+    serving = tmp_path / "serving.duckdb"
+    _serving(serving)
+    out = tmp_path / "exports"
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: export_segment(serving, "seg_demo", out), range(4)))
+    assert sorted(r.entered for r in results) == [0, 0, 0, len(USERS)]
+    assert all(r.rows == len(USERS) and r.exited == 0 for r in results)
+    assert len(_csv_rows(out / "seg_demo" / "members.csv")) == len(USERS)
+    assert not list((out / "seg_demo").glob("*.partial"))
