@@ -27,33 +27,22 @@ def _build(parser: argparse.ArgumentParser) -> Handler:
     return _run
 
 
-def _option(args: list[str], *names: str) -> str | None:
-    value = None
-    for i, arg in enumerate(args):
-        for name in names:
-            if arg == name and i + 1 < len(args):
-                value = args[i + 1]
-            elif arg.startswith(name + "="):
-                value = arg.split("=", 1)[1]
-    return value
-
-
 def _run(args: argparse.Namespace) -> int:
-    from ewh.common.build_inputs import build_inputs, recorded_key
+    from ewh.common.build_inputs import build_inputs, option_value, recorded_key
     from ewh.common.settings import PROJECT_ROOT, get_settings
 
     dbt_args = list(args.passthrough)
     started = time.perf_counter()
     warehouse = get_settings().warehouse
-    project_dir = Path(_option(dbt_args, "--project-dir") or PROJECT_ROOT)
-    profiles_dir = Path(_option(dbt_args, "--profiles-dir")
+    project_dir = Path(option_value(dbt_args, "--project-dir") or PROJECT_ROOT)
+    profiles_dir = Path(option_value(dbt_args, "--profiles-dir")
                         or os.environ.get("DBT_PROFILES_DIR") or project_dir)
-    target_path = Path(_option(dbt_args, "--target-path")
+    target_path = Path(option_value(dbt_args, "--target-path")
                        or os.environ.get("DBT_TARGET_PATH") or project_dir / "target")
-    target = (_option(dbt_args, "--target", "-t") or os.environ.get("DBT_TARGET")
+    target = (option_value(dbt_args, "--target", "-t") or os.environ.get("DBT_TARGET")
               or os.environ.get("EWH_DBT_TARGET", "duckdb"))
     inputs = build_inputs(warehouse, dbt_args, project_dir, profiles_dir, target, os.environ)
-    if inputs.skippable and inputs.key(warehouse) == recorded_key(warehouse):
+    if inputs.skippable and inputs.key() == recorded_key(warehouse):
         print(f"ewh build: skipped, nothing it reads changed since the last successful build "
               f"(raw tables, code, command line); checked in "
               f"{time.perf_counter() - started:.1f} s")
@@ -64,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     command = [str(dbt) if dbt.exists() else "dbt", "build", *dbt_args]
     for option, value in (("--project-dir", project_dir), ("--profiles-dir", profiles_dir),
                           ("--target-path", target_path)):
-        if _option(dbt_args, option) is None:
+        if option_value(dbt_args, option) is None:
             command += [option, str(value)]
     # dbt's profile reads the same warehouse as the settings, wherever dbt is started
     env = {**os.environ, "EWH_WAREHOUSE": str(warehouse)}

@@ -66,16 +66,22 @@ class BuildInputs:
     parts: dict[str, object] | None
     skippable: bool
     reason: str
+    tables: dict[str, list[str]] | None = None  # the warehouse's tables when it was read
 
-    def key(self, warehouse: Path) -> str | None:
-        """The inputs key with the warehouse's tables as they are now: before a build to
-        compare, after it to record (the build creates its models). The raw layer is the one
-        fingerprinted before the build: a load in between makes the next key differ, so the
-        next build runs."""
-        if self.parts is None or not warehouse.exists():
+    def key(self, warehouse: Path | None = None) -> str | None:
+        """The inputs key with the warehouse's tables as they were read (to compare before a
+        build), or as they are now in `warehouse` (to record after it: the build creates its
+        models). The raw layer is the one fingerprinted before the build: a load in between
+        makes the next key differ, so the next build runs."""
+        if self.parts is None:
             return None
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            tables = _table_columns(con)
+        if warehouse is None:
+            tables = self.tables or {}
+        elif warehouse.exists():
+            with duckdb.connect(str(warehouse), read_only=True) as con:
+                tables = _table_columns(con)
+        else:
+            return None
         state = ".".join(STATE_TABLE)
         parts = {**self.parts, "tables": {k: v for k, v in tables.items() if k != state}}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -98,15 +104,16 @@ def build_inputs(warehouse: Path, dbt_args: Sequence[str], project_dir: Path,
     if not warehouse.exists():
         return BuildInputs(None, False, "the warehouse does not exist yet")
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        raw = _raw_digest(con)
+        tables = _table_columns(con)
+        raw = _raw_digest(con, tables)
     # like --full-refresh, DBT_FULL_REFRESH is not in the key: a full refresh's tables equal
     # an incremental build's
     key_env = {k: v for k, v in env.items() if k != "DBT_FULL_REFRESH"}
     parts = {"args": _build_args(args), "env": key_env, "code": _code_digest(project_dir),
              "profile": _file_digest(profiles_dir / "profiles.yml"), "raw": raw}
     if _full_refresh(args, env):
-        return BuildInputs(parts, False, "a full refresh always builds")
-    return BuildInputs(parts, True, "")
+        return BuildInputs(parts, False, "a full refresh always builds", tables)
+    return BuildInputs(parts, True, "", tables)
 
 
 def _full_refresh(args: list[str], env: Mapping[str, str]) -> bool:
@@ -149,31 +156,38 @@ def _state_relation() -> str:
     return ".".join(quote_ident(part) for part in STATE_TABLE)
 
 
-def _vars(args: list[str]) -> dict:
-    found: dict = {}
+def option_value(args: Sequence[str], *names: str) -> str | None:
+    """The value of a command-line option (`--name value` or `--name=value`; the last wins)."""
+    value = None
     for i, arg in enumerate(args):
-        text = arg.split("=", 1)[1] if arg.startswith("--vars=") else (
-            args[i + 1] if arg == "--vars" and i + 1 < len(args) else None)
-        if text is not None:
-            loaded = yaml.safe_load(text)
-            found = loaded if isinstance(loaded, dict) else {}
-    return found
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                value = args[i + 1]
+            elif arg.startswith(name + "="):
+                value = arg.split("=", 1)[1]
+    return value
+
+
+def _vars(args: list[str]) -> dict:
+    text = option_value(args, "--vars")
+    loaded = yaml.safe_load(text) if text is not None else None
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def _build_args(args: list[str]) -> list[str]:
-    """The command line without where dbt keeps its files, and without --full-refresh."""
+    """The command line without where dbt keeps its files and without --full-refresh; the vars
+    once, as data, so that another spelling of the same values gives the same key."""
     kept: list[str] = []
     skip_value = False
     for arg in args:
         if skip_value:
             skip_value = False
-        elif arg in _PATH_OPTIONS:
+        elif arg in _PATH_OPTIONS or arg == "--vars":
             skip_value = True
-        elif arg not in ("--full-refresh", "-f") and arg.split("=", 1)[0] not in _PATH_OPTIONS:
+        elif arg not in ("--full-refresh", "-f") and arg.split("=", 1)[0] not in (
+                *_PATH_OPTIONS, "--vars"):
             kept.append(arg)
-    # vars as data, so the same values in another spelling give the same key
-    return [json.dumps(_vars(args), sort_keys=True, default=str) if i > 0 and kept[i - 1]
-            == "--vars" else arg for i, arg in enumerate(kept)]
+    return [*kept, "--vars", json.dumps(_vars(args), sort_keys=True, default=str)]
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
@@ -186,11 +200,12 @@ def _table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     return columns
 
 
-def _raw_digest(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+def _raw_digest(con: duckdb.DuckDBPyConnection,
+                tables: dict[str, list[str]]) -> dict[str, list[str]]:
     """Per raw table: its row count and order-free sum of row hashes (its columns are in the
     tables part of the key)."""
     raw: dict[str, list[str]] = {}
-    for name in sorted(t for t in _table_columns(con) if t.startswith("raw.")):
+    for name in sorted(t for t in tables if t.startswith("raw.")):
         table = name.split(".", 1)[1]
         rows, hashes = con.execute(
             f"select count(*), coalesce(sum(hash(t)), 0) "

@@ -16,3 +16,20 @@
     arg_max({{ value }}, ({{ order_columns | join(', ') }}))
     filter (where {{ value }} is not null)
 {%- endmacro %}
+
+{#-
+  Aggregate: the value of the latest row (the largest tuple of order_columns), null when
+  that row's value is null (latest_value skips such rows). Order by a unique tuple.
+-#}
+{% macro latest_row_value(value, order_columns) -%}
+    {{ return(adapter.dispatch('latest_row_value', 'engagement_warehouse')(value, order_columns)) }}
+{%- endmacro %}
+
+{% macro default__latest_row_value(value, order_columns) -%}
+    max_by({{ value }}, struct({{ order_columns | join(', ') }}))
+{%- endmacro %}
+
+{% macro duckdb__latest_row_value(value, order_columns) -%}
+    {#- arg_max skips the rows whose value is null; arg_max_null does not -#}
+    arg_max_null({{ value }}, ({{ order_columns | join(', ') }}))
+{%- endmacro %}

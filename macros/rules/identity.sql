@@ -79,10 +79,13 @@
     received_at. A message carrying a userId belongs to that user's person; an anonymous one
     to the person its device maps to at the message's place in event order (shared devices
     are split by period, int_identity_map); a device never identified is its own person
-    (anonymous_user_key). -#}
-{% macro identity_keyed(relation) -%}
+    (anonymous_user_key). `carry`: more columns of the relation, passed through unchanged. -#}
+{% macro identity_keyed(relation, carry=[]) -%}
     select
         to_key.message_id,
+        {%- for column in carry %}
+        to_key.{{ column }},
+        {%- endfor %}
         case
             when to_key.own_user_id is not null then coalesce(user_map.user_key, to_key.own_user_id)
             when device_periods.user_key is not null then device_periods.user_key

@@ -13,6 +13,7 @@
     )
 }}
 {%- set refresh = changed_staged_keys('user_key') %}
+{%- set carried = ['occurred_at', 'received_at', 'has_analytics_consent', 'consent_categories'] %}
 {#- int_events_stitched is not read: the edge only orders the two. Each keys the events of
     its users against the identity map and, at 10M events, fills DuckDB's memory limit on its
     own; run at the same time on dbt's two threads, both ran out of memory. #}
@@ -44,10 +45,18 @@ changed_anonymous_ids as (
 ),
 
 {% endif -%}
-events as {{ inline_cte(not refresh.filtered) }} (
+events as (
 
     -- every event, including those that deny analytics: they carry the consent state
-    select * from {{ ref('stg_events') }}
+    select
+        message_id,
+        user_id,
+        anonymous_id,
+        occurred_at,
+        received_at,
+        has_analytics_consent,
+        consent_categories
+    from {{ ref('stg_events') }}
     where
         occurred_at <= {{ as_of() }}
         and has_analytics_consent is not null
@@ -67,59 +76,36 @@ to_key as (
         user_id as own_user_id,
         anonymous_id,
         occurred_at,
-        received_at
+        received_at,
+        has_analytics_consent,
+        consent_categories
     from events
-
-),
-
-keyed as (
-
-    -- the same stitching as int_events_stitched
-    {{ identity_keyed('to_key') }}
 
 ),
 
 stitched as (
 
-    select
-        keyed.user_key,
-        events.message_id,
-        events.occurred_at,
-        events.received_at,
-        events.has_analytics_consent,
-        events.consent_categories
-    from events
-    inner join keyed
-        on events.message_id = keyed.message_id
-
-),
-
-ranked as (
-
-    select
-        *,
-        row_number() over (
-            partition by user_key
-            order by {{ event_order(descending=true) }}
-        ) as recency_rank
-    from stitched
+    -- the same stitching as int_events_stitched, the consent columns carried along
+    {{ identity_keyed('to_key', carry=carried) }}
 
 ),
 
 final as (
 
+    -- the latest statement per user: an aggregate over the event order (occurred_at,
+    -- received_at, message_id), not a window that would sort every event
+    {%- set order = ['occurred_at', 'received_at', 'message_id'] %}
     select
         user_key,
-        has_analytics_consent,
-        consent_categories,
-        occurred_at as consent_stated_at,
-        message_id as consent_message_id
-    from ranked
-    where
-        recency_rank = 1
-        {%- if refresh.filtered %}
-        and user_key in (select * from changed_keys)
-        {%- endif %}
+        {{ latest_row_value('has_analytics_consent', order) }} as has_analytics_consent,
+        {{ latest_row_value('consent_categories', order) }} as consent_categories,
+        max(occurred_at) as consent_stated_at,
+        {{ latest_row_value('message_id', order) }} as consent_message_id
+    from stitched
+    {%- if refresh.filtered %}
+    where user_key in (select * from changed_keys)
+    {%- endif %}
+    group by user_key
 
 )
 

@@ -180,20 +180,56 @@ user_products as (
 
 ),
 
+user_signatures as (
+
+    -- a user's recommendations depend only on which products they touched and which they
+    -- bought: users with the same signature are scored once (10M events: 176,750 users,
+    -- 13,404 signatures)
+    select
+        user_number,
+        {{ sorted_set_key('product_number * 2 + is_bought') }} as signature
+    from user_products
+    group by user_number
+
+),
+
+signatures as (
+
+    -- each signature is named by the number of one of its users
+    select
+        signature,
+        min(user_number) as signature_number
+    from user_signatures
+    group by signature
+
+),
+
+signature_products as (
+
+    select
+        signatures.signature_number,
+        user_products.product_number,
+        user_products.is_bought
+    from user_products
+    inner join signatures
+        on user_products.user_number = signatures.signature_number
+
+),
+
 candidates as (
 
-    -- each product the user touched votes for its co-occurring products with its sessions
+    -- each product of the signature votes for its co-occurring products with its sessions
     select
-        user_products.user_number,
+        signature_products.signature_number,
         evidence_order.co_product_number as product_number,
         evidence_order.shared_sessions,
         evidence_order.evidence_rank
-    from user_products
+    from signature_products
     inner join evidence_order
-        on user_products.product_number = evidence_order.seen_product_number
-    left join user_products as bought
+        on signature_products.product_number = evidence_order.seen_product_number
+    left join signature_products as bought
         on
-            user_products.user_number = bought.user_number
+            signature_products.signature_number = bought.signature_number
             and evidence_order.co_product_number = bought.product_number
             and bought.is_bought = 1
     where bought.product_number is null
@@ -203,23 +239,30 @@ candidates as (
 scored as (
 
     select
-        user_number,
+        signature_number,
         product_number,
         sum(shared_sessions) as score,
         min(evidence_rank) as evidence_rank
     from candidates
-    group by user_number, product_number
+    group by signature_number, product_number
+
+),
+
+numbered as (
+
+    select
+        *,
+        row_number() over (
+            partition by signature_number order by score desc, product_number asc
+        ) as recommendation_rank
+    from scored
 
 ),
 
 ranked as (
 
-    select
-        *,
-        row_number() over (
-            partition by user_number order by score desc, product_number asc
-        ) as recommendation_rank
-    from scored
+    select * from numbered
+    where recommendation_rank <= {{ per_user }}
 
 ),
 
@@ -235,9 +278,13 @@ final as (
         evidence_order.seen_product_id as evidence_product_id,
         cast(evidence_order.shared_sessions as {{ dbt.type_bigint() }}) as evidence_sessions,
         {{ dbt.concat(["'because you viewed '", 'evidence_order.seen_product_id']) }} as evidence
-    from ranked
+    from user_signatures
+    inner join signatures
+        on user_signatures.signature = signatures.signature
+    inner join ranked
+        on signatures.signature_number = ranked.signature_number
     inner join user_numbers
-        on ranked.user_number = user_numbers.user_number
+        on user_signatures.user_number = user_numbers.user_number
     inner join products
         on ranked.product_number = products.product_number
     inner join evidence_order
@@ -246,9 +293,7 @@ final as (
             and ranked.evidence_rank = evidence_order.evidence_rank
     inner join users
         on user_numbers.user_key = users.user_key
-    where
-        ranked.recommendation_rank <= {{ per_user }}
-        and users.has_analytics_consent
+    where users.has_analytics_consent
 
 )
 

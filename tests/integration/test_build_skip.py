@@ -28,6 +28,7 @@ from ewh.common.build_inputs import (
     STATE_TABLE,
     _build_args,
     _code_digest,
+    option_value,
     record_key,
     recorded_key,
 )
@@ -219,3 +220,16 @@ def test_the_key_covers_the_code_and_the_command_line_but_not_dbt_s_own_folders(
     assert _build_args(["--select", "x", "--vars", "{as_of: '2026-11-01'}"]) == _build_args(base)
     assert _build_args(["--select", "y", *base[2:]]) != _build_args(base)
     assert _build_args([*base[:2], "--vars", '{"as_of": "2026-11-02"}']) != _build_args(base)
+    # --vars=... is the same as --vars ..., and the last --vars wins, as in dbt
+    assert _build_args(["--select", "x", '--vars={"as_of": "2026-11-01"}']) == _build_args(base)
+    assert _build_args([*base, "--vars", '{"as_of": "2026-11-02"}']) != _build_args(base)
+    assert _build_args([*base[:2], "--vars", "{}", *base[2:]]) == _build_args(base)
+
+
+def test_option_values_are_read_as_dbt_reads_them() -> None:
+    args = ["--target", "a", "-t", "b", "--profiles-dir=/p", "--select", "--target-path"]
+    assert option_value(args, "--target", "-t") == "b"  # the last one wins
+    assert option_value(args, "--profiles-dir") == "/p"
+    assert option_value(args, "--target-path") is None  # no value after it
+    assert option_value(args, "--log-path") is None
+    assert option_value(["--vars", "{a: 1}"], "--vars") == "{a: 1}"

@@ -29,6 +29,7 @@ from ewh.privacy.erasure import erase_user
 AS_OF = "2026-11-01 00:00:00"
 START = datetime(2026, 9, 1, 8, 0, 0)
 PLANTED = 40
+TWIN_PRODUCTS = ("p01", "p02", "p03")
 
 
 class Raw:
@@ -63,6 +64,16 @@ def generated() -> Raw:
             products += ["p-lamp", "p-bulb"]
         for k, product in enumerate(products):
             raw.track(user, "Product Viewed", at + timedelta(minutes=k), {"product_id": product})
+    # twins: the same products touched (and twin-3 bought one), so the model's grouping of
+    # users by signature is exercised
+    twin_at = START + timedelta(days=20)
+    for twin in ("twin-1", "twin-2", "twin-3"):
+        for k, product in enumerate(TWIN_PRODUCTS):
+            raw.track(twin, "Product Viewed", twin_at + timedelta(minutes=k),
+                      {"product_id": product})
+    raw.track("twin-3", "Order Completed", twin_at + timedelta(minutes=5),
+              {"order_id": "o-twin-3", "revenue": 5.0, "currency": "USD",
+               "products": [{"product_id": TWIN_PRODUCTS[-1], "price": 5.0, "quantity": 1}]})
     probe_at = START + timedelta(days=30)
     raw.track("probe-1", "Product Viewed", probe_at, {"product_id": "p-lamp"})
     raw.track("probe-2", "Product Viewed", probe_at, {"product_id": "p-lamp"})
@@ -120,6 +131,76 @@ def test_bought_products_are_not_recommended(recommendations: dict[str, list[tup
 
 def test_at_most_five_per_user(recommendations: dict[str, list[tuple]]) -> None:
     assert max(len(rows) for rows in recommendations.values()) == 5
+
+
+def _reference(warehouse: Path) -> set[tuple]:
+    """The rule's words, in Python, from the model's inputs: products that shared at least
+    recommendation_min_sessions sessions with a product the user interacted with (viewed,
+    added to a cart, bought; an order names its products in properties.products), scored by
+    the sessions shared summed over the user's products, bought ones left out, best first
+    (ties: product id), five per user, with the user's product that shared the most sessions
+    as evidence (ties: lowest id); users with analytics consent only."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        events = con.execute(
+            "select s.session_id, s.user_key, s.product_id, s.event_type, e.properties "
+            "from intermediate.int_sessionized_events as s "
+            "left join staging.stg_events as e on s.message_id = e.message_id "
+            "where s.occurred_at <= ? and s.event_type in "
+            "('product_view', 'add_to_cart', 'purchase')", [AS_OF]).fetchall()
+        users = {key: (user_id, consent) for key, user_id, consent in con.execute(
+            "select user_key, user_id, has_analytics_consent from marts.dim_users").fetchall()}
+    touched: dict[str, set[str]] = {}
+    bought: dict[str, set[str]] = {}
+    sessions: dict[str, set[str]] = {}
+    for session, user, product, event_type, properties in events:
+        products = [product] if product is not None else []
+        if event_type == "purchase":
+            products += [item.get("product_id") for item in
+                         json.loads(properties or "{}").get("products", [])]
+        for item in filter(None, products):
+            touched.setdefault(user, set()).add(item)
+            sessions.setdefault(session, set()).add(item)
+            if event_type == "purchase":
+                bought.setdefault(user, set()).add(item)
+    shared: dict[tuple[str, str], int] = {}
+    for items in sessions.values():
+        for seen in items:
+            for other in items - {seen}:
+                shared[seen, other] = shared.get((seen, other), 0) + 1
+    shared = {pair: n for pair, n in shared.items() if n >= 2}
+    rows = set()
+    for user, items in touched.items():
+        if user not in users or not users[user][1]:
+            continue
+        scores: dict[str, int] = {}
+        evidence: dict[str, tuple[int, str]] = {}
+        for (seen, other), n in shared.items():
+            if seen in items and other not in bought.get(user, set()):
+                scores[other] = scores.get(other, 0) + n
+                best = evidence.get(other)
+                if best is None or (-n, seen) < (-best[0], best[1]):
+                    evidence[other] = (n, seen)
+        ranked = sorted(scores, key=lambda product: (-scores[product], product))[:5]
+        for rank, product in enumerate(ranked, start=1):
+            n, seen = evidence[product]
+            rows.add((user, users[user][0], rank, product, scores[product], seen, n,
+                      f"because you viewed {seen}"))
+    return rows
+
+
+def test_every_row_matches_a_reference_written_from_the_rule(built: Path) -> None:
+    with duckdb.connect(str(built), read_only=True) as con:
+        rows = set(con.execute(
+            "select user_key, user_id, recommendation_rank, product_id, score, "
+            "evidence_product_id, evidence_sessions, evidence "
+            "from marts.user_recommendations").fetchall())
+    expected = _reference(built)
+    assert len(expected) > 500
+    assert rows == expected
+    twins = {user: {(r[2], r[3], r[4]) for r in expected if r[0] == user}
+             for user in ("twin-1", "twin-2", "twin-3")}
+    assert twins["twin-1"] == twins["twin-2"] != twins["twin-3"]
+    assert TWIN_PRODUCTS[-1] not in {product for _, product, _ in twins["twin-3"]}
 
 
 # --- rebuilt only when an input changed (rebuild_on_change) ------------------------------------
