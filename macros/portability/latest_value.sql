@@ -33,3 +33,17 @@
     {#- arg_max skips the rows whose value is null; arg_max_null does not -#}
     arg_max_null({{ value }}, ({{ order_columns | join(', ') }}))
 {%- endmacro %}
+
+{#- Aggregate: the value of the earliest row (the smallest tuple of order_columns), null when
+    that row's value is null. -#}
+{% macro earliest_row_value(value, order_columns) -%}
+    {{ return(adapter.dispatch('earliest_row_value', 'engagement_warehouse')(value, order_columns)) }}
+{%- endmacro %}
+
+{% macro default__earliest_row_value(value, order_columns) -%}
+    min_by({{ value }}, struct({{ order_columns | join(', ') }}))
+{%- endmacro %}
+
+{% macro duckdb__earliest_row_value(value, order_columns) -%}
+    arg_min_null({{ value }}, ({{ order_columns | join(', ') }}))
+{%- endmacro %}

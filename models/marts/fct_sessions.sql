@@ -28,35 +28,42 @@ with
 
 events as {{ inline_cte(not refresh.filtered) }} (
 
-    select * from {{ ref('int_sessionized_events') }}
+    select
+        session_id,
+        device_id,
+        user_key,
+        user_id,
+        message_id,
+        event_type,
+        occurred_at,
+        received_at,
+        session_event_number,
+        page_path,
+        page_name,
+        page_referrer,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        channel,
+        device_type
+    from {{ ref('int_sessionized_events') }}
     {%- if refresh.filtered %}
     where device_id in ({{ refresh.keys_sql }})
     {%- endif %}
 
 ),
 
-page_views_ranked as (
-
-    -- page views, and screen views for apps (a screen has a name, not a path)
-    select
-        session_id,
-        coalesce(page_path, page_name) as page_path,
-        row_number() over (partition by session_id order by {{ event_order() }}) as first_rank,
-        row_number() over (
-            partition by session_id order by {{ event_order(descending=true) }}
-        ) as last_rank
-    from events
-    where event_type in ('page_view', 'screen_view')
-
-),
-
 landing_and_exit as (
 
+    -- the first and the last page view of the session, and screen views for apps (a screen
+    -- has a name, not a path): aggregates over the event order, not windows sorting each event
+    {%- set order = ['occurred_at', 'received_at', 'message_id'] %}
     select
         session_id,
-        max(case when first_rank = 1 then page_path end) as landing_page,
-        max(case when last_rank = 1 then page_path end) as exit_page
-    from page_views_ranked
+        {{ earliest_row_value('coalesce(page_path, page_name)', order) }} as landing_page,
+        {{ latest_row_value('coalesce(page_path, page_name)', order) }} as exit_page
+    from events
+    where event_type in ('page_view', 'screen_view')
     group by session_id
 
 ),
