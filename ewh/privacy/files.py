@@ -24,9 +24,36 @@ def write_private(path: Path, data: bytes) -> None:
     os.replace(_write_partial(path, data, FILE_MODE), path)
 
 
-def _write_partial(path: Path, data: bytes, mode: int) -> Path:
-    """`data` fsynced into `.<name>.partial` beside `path`, with `mode`; its path."""
-    partial = path.with_name(f".{path.name}.partial")
+def create_private_once(path: Path, data: bytes) -> bytes:
+    """Create `path` (0600) holding `data` unless it exists; the bytes it holds after. Several
+    processes or threads may race to create one key: each writes a whole file of its own and
+    links it into place (atomic, fails when the name exists), so a reader never sees a file
+    still being written, and every racer gets the winner's bytes."""
+    private_dir(path.parent)
+    partial = _write_partial(path, data, FILE_MODE, unique=True)
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        return path.read_bytes()
+    finally:
+        partial.unlink()
+    _sync_folder(path.parent)  # the new name survives a crash: data was encrypted under it
+    return data
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_partial(path: Path, data: bytes, mode: int, unique: bool = False) -> Path:
+    """`data` fsynced into `.<name>.partial` beside `path` (`.<name>.<random>.partial` when
+    `unique`: for writers that may race), with `mode`; its path."""
+    suffix = f".{secrets.token_hex(8)}" if unique else ""
+    partial = path.with_name(f".{path.name}{suffix}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as out:
         out.write(data)

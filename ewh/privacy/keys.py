@@ -26,21 +26,16 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ewh.common.settings import Settings, get_settings
-from ewh.privacy.files import private_dir, write_private
+from ewh.privacy.files import create_private_once, private_dir, write_private
 
 TOKEN_PREFIX = "ewh1:"
+DATA_KEY_BYTES = 32  # AES-256
 _AAD = b"ewh personal field v1"
 
 
 def _load_or_create_key(path: Path) -> bytes:
-    if not path.exists():
-        private_dir(path.parent)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "wb") as out:
-            out.write(secrets.token_hex(32).encode())
+    if not path.exists():  # another process may create it at the same time: theirs or ours
+        create_private_once(path, secrets.token_hex(32).encode())
     key = path.read_bytes().strip()
     if len(key) < 32:
         raise ValueError(f"the pseudonym key file {path} holds fewer than 32 bytes")
@@ -105,26 +100,22 @@ class DataKeys:
         path = self.path_for(subject)
         if not path.exists():
             return None
-        key = path.read_bytes()
-        self._cache[subject] = key
-        return key
+        return self._checked(path, path.read_bytes(), subject)
 
     def get_or_create(self, subject: str) -> bytes:
         key = self.get(subject)
         if key is not None:
             return key
         private_dir(self.keys.key_store)
-        private_dir(self.folder)
         path = self.path_for(subject)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes()
-        key = AESGCM.generate_key(bit_length=256)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key)
-            out.flush()
-            os.fsync(out.fileno())
+        # loaders, the collector and the stream consumer may create one subject's key at once
+        key = create_private_once(path, AESGCM.generate_key(bit_length=256))
+        return self._checked(path, key, subject)
+
+    def _checked(self, path: Path, key: bytes, subject: str) -> bytes:
+        if len(key) != DATA_KEY_BYTES:
+            raise ValueError(f"the data key file {path} holds {len(key)} bytes, not "
+                             f"{DATA_KEY_BYTES}: it is damaged (key store {self.keys.key_store})")
         self._cache[subject] = key
         return key
 
