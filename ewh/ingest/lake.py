@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ewh.common.sql_text import sql_literal
-from ewh.ingest.landing import fsync_path
+from ewh.privacy.files import fsync_path
 
 EVENTS_DIR = Path("raw") / "events"
 SCORES_FILE = Path("raw") / "prediction_scores" / "scores.parquet"

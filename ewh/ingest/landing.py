@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ewh.privacy.files import private_dir
+from ewh.privacy.files import fsync_path, private_dir
 
 OPEN_SUFFIX = ".open"
 CLOSED_SUFFIX = ".ndjson"
@@ -35,15 +35,6 @@ class Recovered:
     path: Path  # the closed file (or the removed .open file, when nothing was left)
     dropped_bytes: int  # the torn tail that was cut off
     kept: bool
-
-
-def fsync_path(path: Path) -> None:
-    """Sync a file or a folder (a folder: its entries, so a rename survives a crash)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def closed_name(open_path: Path) -> Path:

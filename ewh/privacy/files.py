@@ -37,12 +37,13 @@ def create_private_once(path: Path, data: bytes) -> bytes:
         return path.read_bytes()
     finally:
         partial.unlink()
-    _sync_folder(path.parent)  # the new name survives a crash: data was encrypted under it
+    fsync_path(path.parent)  # the new name survives a crash: data was encrypted under it
     return data
 
 
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Sync a file or a folder (a folder: its entries, so a rename survives a crash)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
