@@ -157,7 +157,8 @@ def _state_relation() -> str:
 
 
 def option_value(args: Sequence[str], *names: str) -> str | None:
-    """The value of a command-line option (`--name value` or `--name=value`; the last wins)."""
+    """The value of a command-line option as dbt's parser (click) reads it: `--name value`,
+    `--name=value`, and for a short option also `-nvalue`; the last one wins."""
     value = None
     for i, arg in enumerate(args):
         for name in names:
@@ -165,6 +166,8 @@ def option_value(args: Sequence[str], *names: str) -> str | None:
                 value = args[i + 1]
             elif arg.startswith(name + "="):
                 value = arg.split("=", 1)[1]
+            elif not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):
+                value = arg[len(name):]
     return value
 
 

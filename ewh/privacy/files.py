@@ -34,10 +34,10 @@ def create_private_once(path: Path, data: bytes) -> bytes:
     try:
         os.link(partial, path)
     except FileExistsError:
-        return path.read_bytes()
+        data = path.read_bytes()
     finally:
         partial.unlink()
-    fsync_path(path.parent)  # the new name survives a crash: data was encrypted under it
+    fsync_path(path.parent)  # the name survives a crash: data is encrypted under it from now
     return data
 
 
@@ -56,10 +56,14 @@ def _write_partial(path: Path, data: bytes, mode: int, unique: bool = False) -> 
     suffix = f".{secrets.token_hex(8)}" if unique else ""
     partial = path.with_name(f".{path.name}{suffix}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:  # a full disk: no partial copy of a key (or of anything) is left
+        partial.unlink(missing_ok=True)
+        raise
     return partial
 
 

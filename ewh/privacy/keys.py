@@ -28,6 +28,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ewh.common.settings import Settings, get_settings
 from ewh.privacy.files import create_private_once, private_dir, write_private
 
+
+class DamagedKeyError(RuntimeError):
+    """A key file that cannot be a key. Not a ValueError: the payload policy treats those as
+    a message it cannot parse, and a message must never be kept unencrypted because of it."""
+
+
 TOKEN_PREFIX = "ewh1:"
 DATA_KEY_BYTES = 32  # AES-256
 _AAD = b"ewh personal field v1"
@@ -114,8 +120,9 @@ class DataKeys:
 
     def _checked(self, path: Path, key: bytes, subject: str) -> bytes:
         if len(key) != DATA_KEY_BYTES:
-            raise ValueError(f"the data key file {path} holds {len(key)} bytes, not "
-                             f"{DATA_KEY_BYTES}: it is damaged (key store {self.keys.key_store})")
+            raise DamagedKeyError(
+                f"the data key file {path} holds {len(key)} bytes, not {DATA_KEY_BYTES}: it is "
+                f"damaged (key store {self.keys.key_store}); nothing is encrypted under it")
         self._cache[subject] = key
         return key
 
@@ -143,8 +150,12 @@ class DataKeys:
         return TOKEN_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
 
     def decrypt(self, subject: str, token: str) -> str | None:
-        """The clear text, or None when the key is gone (erased) or the token is not ours."""
-        key = self.get(subject)
+        """The clear text, or None when the key is gone (erased), damaged, or the token is not
+        ours: erasure, exports and re-keying go on without what it would have decrypted."""
+        try:
+            key = self.get(subject)
+        except DamagedKeyError:
+            return None
         if key is None or not token.startswith(TOKEN_PREFIX):
             return None
         try:

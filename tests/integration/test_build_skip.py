@@ -233,3 +233,5 @@ def test_option_values_are_read_as_dbt_reads_them() -> None:
     assert option_value(args, "--target-path") is None  # no value after it
     assert option_value(args, "--log-path") is None
     assert option_value(["--vars", "{a: 1}"], "--vars") == "{a: 1}"
+    assert option_value(["-tspark"], "--target", "-t") == "spark"  # click reads -tVALUE too
+    assert option_value(["--target", "duckdb", "-tspark"], "--target", "-t") == "spark"

@@ -8,10 +8,25 @@ bytes), so that message's e-mail was masked instead of pseudonymised and encrypt
 
 from __future__ import annotations
 
+import errno
+import json
 import multiprocessing
+import re
+import resource
+import signal
 from pathlib import Path
 
-from ewh.privacy.keys import DATA_KEY_BYTES, DataKeys, PrivacyKeys, _load_or_create_key
+import pytest
+
+from ewh.privacy.files import create_private_once
+from ewh.privacy.keys import (
+    DATA_KEY_BYTES,
+    DamagedKeyError,
+    DataKeys,
+    PrivacyKeys,
+    _load_or_create_key,
+)
+from ewh.privacy.policy import Protector
 
 RACERS = 8
 ROUNDS = 12
@@ -78,14 +93,44 @@ def test_racers_for_the_pseudonym_key_get_one_whole_key(tmp_path: Path) -> None:
         assert [p.name for p in path.parent.iterdir()] == ["pseudonym.key"]
 
 
-def test_a_damaged_data_key_is_an_error_naming_the_file(tmp_path: Path) -> None:
-    keys = DataKeys(PrivacyKeys(tmp_path, b"k" * 32))
-    path = keys.path_for("someone")
-    path.parent.mkdir(parents=True)
+def test_a_damaged_data_key_stops_encryption_but_not_decryption(tmp_path: Path) -> None:
+    """Nothing is encrypted under a damaged key, and no message is let through unencrypted
+    because of it (the load stops, naming the file); reading old ciphertext (erasure, exports,
+    re-keying) treats it as a key that is gone."""
+    keys = PrivacyKeys(tmp_path, b"k" * 32)
+    data_keys = DataKeys(keys)
+    token = data_keys.encrypt("someone", "jane@example.com")
+    path = data_keys.path_for("someone")
     path.write_bytes(b"")
+    fresh = DataKeys(keys)
+    with pytest.raises(DamagedKeyError, match=re.escape(str(path)) + ".* 0 bytes"):
+        fresh.get_or_create("someone")
+    assert fresh.decrypt("someone", token) is None
+    message = {"type": "identify", "userId": "someone",
+               "traits": {"email": "jane@example.com", "phone": "+1 555 0100"}}
+    with pytest.raises(DamagedKeyError):
+        Protector(keys).payload(json.dumps(message))
+
+
+def _create_under_a_file_size_limit(path: str, out: multiprocessing.Queue) -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8, 8))
     try:
-        keys.get_or_create("someone")
-    except ValueError as exc:
-        assert str(path) in str(exc) and "0 bytes" in str(exc)
-    else:
-        raise AssertionError("an empty key file was used as a key")
+        create_private_once(Path(path), b"k" * 32)
+        out.put("created")
+    except OSError as exc:
+        out.put(f"failed: {exc.errno}")
+
+
+def test_a_key_that_cannot_be_written_leaves_no_file(tmp_path: Path) -> None:
+    """A real write failure (the file size limit, as a full disk would): no key, and no
+    partial copy of one, is left behind, however often it is retried."""
+    context = multiprocessing.get_context("fork")
+    path = tmp_path / "data_keys" / "k"
+    for _ in range(3):
+        out = context.Queue()
+        child = context.Process(target=_create_under_a_file_size_limit, args=(str(path), out))
+        child.start()
+        assert out.get(timeout=30) == f"failed: {errno.EFBIG}"
+        child.join(timeout=30)
+    assert list(path.parent.iterdir()) == []
